@@ -1,0 +1,118 @@
+"""Every figure of the book, in one style.
+
+This package holds the shared style (:func:`apply_style`, :data:`COLORS`,
+:func:`new_figure`, :func:`finish`); the figures of each chapter live in a submodule
+named after the chapter's module (``rnncourse.plots.gradients`` for ``rnncourse.gradients``).
+
+Conventions: axes carry labels with units, a figure has a title that states what it
+shows, colours come from :data:`COLORS` (readable on light and dark backgrounds), and
+every plotting function returns the ``matplotlib.figure.Figure`` so a test can inspect it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+if matplotlib.get_backend().lower() in ("", "agg") or not matplotlib.rcParams.get("backend"):
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+#: Colours by role, from the colour-blind-safe Okabe-Ito palette.
+COLORS = {
+    "lstm": "#0072B2",
+    "gru": "#009E73",
+    "simple_rnn": "#D55E00",
+    "baseline": "#7f7f7f",
+    "accent": "#CC79A7",
+    "highlight": "#E69F00",
+    "other": "#56B4E9",
+}
+
+STYLE = {
+    "figure.figsize": (7.0, 4.0),
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "font.size": 10,
+}
+
+
+def apply_style() -> None:
+    """Set the book's matplotlib defaults (white background survives the dark theme)."""
+    plt.rcParams.update(STYLE)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
+               height: float | None = None, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` in the book's style, sized per panel (3.6 x 3.2 in by default)."""
+    apply_style()
+    width = width if width is not None else max(7.0, 3.6 * ncols)
+    height = height if height is not None else 3.2 * nrows + 0.6
+    return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=True, **kwargs)
+
+
+def finish(fig: Figure, title: str | None = None) -> Figure:
+    """Add an overall title, tighten the layout, and return the figure."""
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def has_data(fig: Figure) -> bool:
+    """True when some axes of ``fig`` draw at least one finite data point (no empty figure)."""
+    import numpy as np
+
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any():
+                return True
+        if ax.patches or ax.collections or ax.images:
+            return True
+    return False
+
+
+def markdown_table(rows, headers=None):
+    """A Markdown table for notebooks: ``rows`` of dicts (keys become headers) or sequences.
+
+    Returns an ``IPython.display.Markdown`` object (renders as a table in Jupyter and on the
+    website); ``str(result.data)`` is the Markdown text.
+    """
+    from IPython.display import Markdown
+
+    rows = list(rows)
+    if rows and isinstance(rows[0], dict):
+        headers = headers or list(rows[0])
+        rows = [[row[h] for h in headers] for row in rows]
+    if not headers:
+        raise ValueError("markdown_table needs headers when rows are not dicts")
+
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, headers)) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))
+
+
+apply_style()

@@ -1,0 +1,26 @@
+"""Progress bars for long work: downloads, extraction, training epochs.
+
+``RNNCOURSE_PROGRESS=0`` turns every bar off (the book build sets nothing; bars go to
+stderr, which the rendered website leaves out).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+def enabled() -> bool:
+    """Whether progress bars are shown (``RNNCOURSE_PROGRESS`` is not ``0``)."""
+    return os.environ.get("RNNCOURSE_PROGRESS", "1").strip() not in ("0", "false", "no")
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> tqdm:
+    """``tqdm`` with the package's defaults; hidden by ``disable=True`` or RNNCOURSE_PROGRESS=0."""
+    kwargs["disable"] = kwargs.get("disable", False) or not enabled()
+    kwargs.setdefault("leave", False)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
+

@@ -1,0 +1,81 @@
+"""pyproject.toml and environment.yml must list the same dependencies; the Makefile wiring."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    from pip._vendor import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _normalise(requirement: str) -> str:
+    return re.sub(r"\s+", "", requirement).lower()
+
+
+def pyproject_requirements() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["book"] + extras["test"]
+    return {_normalise(r) for r in wanted}
+
+
+def environment_requirements() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    return {_normalise(r) for r in pip}
+
+
+def test_environment_yml_mirrors_pyproject():
+    in_pyproject, in_environment = pyproject_requirements(), environment_requirements()
+    assert in_pyproject == in_environment, (
+        f"only in pyproject.toml: {sorted(in_pyproject - in_environment)}; "
+        f"only in environment.yml: {sorted(in_environment - in_pyproject)}")
+
+
+def test_environment_python_satisfies_requires_python():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    major, minor = (int(p) for p in python.split("=")[1].split(".")[:2])
+    floor = tuple(int(p) for p in required.lstrip(">=").split("."))
+    assert (major, minor) >= floor
+
+
+def test_book_and_test_toolchain_is_pinned():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert all("==" in r for r in extras["book"] + extras["test"])
+    assert any(r.startswith("tensorflow[and-cuda]") for r in extras["gpu"])
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text().splitlines()[:15]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert any("make test" in line for line in readme)
+    assert any("make book" in line for line in readme)
+    assert re.search(r"^\s*make test\b", ci, re.M)
+
+
+def test_every_toc_entry_exists_and_every_notebook_is_in_the_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {toc["root"]} | {c["file"] for part in toc["parts"] for c in part["chapters"]}
+    for name in files:
+        assert any((ROOT / f"{name}{ext}").exists() for ext in (".md", ".ipynb")), name
+    notebooks = {str(p.relative_to(ROOT).with_suffix("")) for p in (ROOT / "book").glob("*.ipynb")}
+    assert notebooks <= files, f"notebooks missing from _toc.yml: {sorted(notebooks - files)}"
+
+
+def test_notebooks_are_committed_without_outputs():
+    import json
+
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" not in "".join(cell["source"]):
+                assert not cell.get("outputs"), f"{path.name}: a code cell has outputs"
+                assert cell.get("execution_count") is None, f"{path.name}: execution count set"
