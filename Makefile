@@ -7,13 +7,13 @@ STAMP  := $(VENV)/.rnncourse-installed
 NBVAL  := -o norecursedirs="_build .* .venv" --nbval-lax --nbval-current-env -p no:cacheprovider
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test venv data lint unit notebooks strict benchmarks clean
+.PHONY: book test venv data lint unit notebooks strict site-test benchmarks clean
 
 book: data
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "Website: _build/html/index.html"
 
-test: lint unit notebooks strict
+test: lint unit notebooks strict site-test
 
 venv: $(STAMP)
 
@@ -30,18 +30,35 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: data
-	RNNCOURSE_SCALE=ci $(BIN)/python -m pytest tests
+	RNNCOURSE_SCALE=ci $(BIN)/python -m pytest tests --ignore=tests/site
 
+# nbval runs every notebook at CI scale; the root conftest.py keeps the executed copies.
 notebooks: data
-	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python -m pytest $(NBVAL) book
+	rm -rf _build/executed
+	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 RNNCOURSE_EXECUTED_DIR=_build/executed \
+		$(BIN)/python -m pytest $(NBVAL) book
 
-# Strict build without execution: broken references, citations or toc entries fail it.
+# Strict build without execution (-W -n: a broken reference, citation or toc entry fails it).
+# It renders the notebooks nbval just executed (else the sources), so the CI-scale site in
+# _build/site/_build/html shows real outputs without running any notebook twice.
+SITE := _build/site
 strict: $(STAMP)
-	mkdir -p _build
-	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > _build/_config_noexec.yml
-	grep -q 'execute_notebooks: "off"' _build/_config_noexec.yml
-	$(BIN)/jupyter-book build . -W -n --keep-going --config _build/_config_noexec.yml \
-		--path-output _build/strict
+	rm -rf $(SITE) && mkdir -p $(SITE)/src/book
+	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > $(SITE)/src/_config.yml
+	grep -q 'execute_notebooks: "off"' $(SITE)/src/_config.yml
+	cp _toc.yml $(SITE)/src/ && cp -r book/*.md book/*.svg book/references.bib book/_ext $(SITE)/src/book/
+	for nb in book/*.ipynb; do \
+		if [ _build/executed/$$nb -nt $$nb ]; then cp _build/executed/$$nb $(SITE)/src/$$nb; \
+		else cp $$nb $(SITE)/src/$$nb; fi; done
+	$(BIN)/jupyter-book build $(SITE)/src -W -n --keep-going --path-output $(SITE)
+
+# The CI-scale site in a real browser (headless Chromium); skipped with the reason printed
+# when Chromium is not installed (.ci/run installs it). After `make book`, check the full
+# site with: RNNCOURSE_SITE=_build/html .venv/bin/python -m pytest tests/site
+site-test: $(STAMP)
+	RNNCOURSE_SITE=$(SITE)/_build/html \
+	RNNCOURSE_SITE_REQUIRED=$$(command -v chromium >/dev/null && echo 1 || echo 0) \
+		$(BIN)/python -m pytest tests/site -rs
 
 benchmarks: data
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -104,16 +104,21 @@ def quiet_tensorflow() -> None:
 
 @contextmanager
 def _stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 (and ``sys.stderr``'s own descriptor, which differs inside
+    a Jupyter kernel) at ``/dev/null`` for the duration of the block."""
+    descriptors = {2}
     try:
-        fd = sys.stderr.fileno() if hasattr(sys.stderr, "fileno") else 2
-    except (OSError, ValueError):  # a notebook's stream without a real descriptor
-        fd = 2
+        descriptors.add(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream without a real descriptor
+        pass
     sys.stderr.flush()
-    saved = os.dup(fd)
+    saved = {fd: os.dup(fd) for fd in descriptors}
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
+            for fd in descriptors:
+                os.dup2(devnull.fileno(), fd)
             yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)

@@ -1,4 +1,5 @@
-"""Progress bars for long work: downloads, extraction, training epochs.
+"""Progress bars for long work: downloads, extraction, training epochs (plain-text tqdm,
+which needs no notebook widgets).
 
 ``RNNCOURSE_PROGRESS=0`` turns every bar off (the book build sets nothing; bars go to
 stderr, which the rendered website leaves out).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def enabled() -> bool:

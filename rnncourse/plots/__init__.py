@@ -67,10 +67,15 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
 
 
 def finish(fig: Figure, title: str | None = None) -> Figure:
-    """Add an overall title, tighten the layout, and return the figure."""
+    """Add an overall title, tighten the layout, and return the figure.
+
+    The figure is closed in pyplot's registry, so a notebook shows it once: as the value
+    the cell returns, not a second time through the inline backend.
+    """
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()
+    plt.close(fig)
     return fig
 
 

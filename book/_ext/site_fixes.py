@@ -1,0 +1,38 @@
+"""Sphinx extension: fixes for a clean browser console on the built website.
+
+sphinx-thebe and sphinx-togglebutton add their inline configuration scripts each time the
+environment is read, and Jupyter Book adds them again (once with an empty file name, once with
+``None``), so every page declared
+``const THEBE_JS_URL`` twice and the browser reported "Identifier 'THEBE_JS_URL' has
+already been declared". This keeps one copy of each script.
+"""
+
+
+def _unique(scripts):
+    seen, unique = set(), []
+    for script in scripts:
+        attributes = getattr(script, "attributes", {}) or {}
+        filename = getattr(script, "filename", script) or ""  # None and "" both mean inline
+        key = (str(filename), tuple(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    return unique
+
+
+def _dedupe_builder(app, env):
+    builder = app.builder
+    if hasattr(builder, "_js_files"):
+        builder._js_files[:] = _unique(builder._js_files)
+    return []
+
+
+def _dedupe_page(app, pagename, templatename, context, doctree):
+    if context.get("script_files"):
+        context["script_files"] = _unique(context["script_files"])
+
+
+def setup(app):
+    app.connect("env-updated", _dedupe_builder)
+    app.connect("html-page-context", _dedupe_page, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
