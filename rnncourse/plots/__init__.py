@@ -120,4 +120,14 @@ def markdown_table(rows, headers=None):
     return Markdown("\n".join(lines))
 
 
+def __getattr__(name: str):
+    """Import a chapter's figure module on first use: ``plots.gradients.plot_...``."""
+    import importlib
+    import importlib.util
+
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 apply_style()
