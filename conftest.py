@@ -1,4 +1,4 @@
-"""pytest plugin for ``make notebooks``: keep what nbval executed.
+"""pytest plugin for ``make notebooks``: keep what nbval executed, report how long it took.
 
 When ``RNNCOURSE_EXECUTED_DIR`` is set, every notebook that nbval ran is written there with
 the outputs nbval collected (figures, tables, printed numbers), under its path relative to
@@ -18,12 +18,23 @@ ROOT = Path(__file__).resolve().parent
 
 
 _ran: set[int] = set()
+_seconds: dict[str, float] = {}
 
 
 def pytest_runtest_makereport(item, call):
     if call.when == "call" and getattr(item, "test_outputs", None) is not None:
         item.cell.outputs = item.test_outputs
         _ran.add(id(item.cell))
+        name = Path(str(item.parent.path)).name
+        _seconds[name] = _seconds.get(name, 0.0) + call.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Seconds spent executing each notebook's cells (kernel start-up not included)."""
+    if _seconds:
+        terminalreporter.section("notebook execution time")
+        for name, seconds in sorted(_seconds.items()):
+            terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
 
 
 def pytest_sessionfinish(session, exitstatus):
