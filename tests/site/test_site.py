@@ -2,8 +2,9 @@
 
 Run by ``make site-test`` after ``make strict`` (CI) or ``make book`` (full site). The site
 is served on 127.0.0.1; every page of the table of contents must load without console
-errors, show every image, contain no traceback or TensorFlow log line in any output, and
-every internal link and anchor must resolve. Two screenshots are written for review.
+errors, show every image (each figure with alt text and a caption), contain no traceback
+or TensorFlow log line in any output, and every internal link and anchor must resolve.
+Two screenshots are written for review.
 
 ``RNNCOURSE_SITE`` names the HTML directory (default: ``_build/html`` when ``make book``
 built it, else the CI-scale ``_build/site/_build/html``). ``RNNCOURSE_SITE_REQUIRED=1``
@@ -150,6 +151,11 @@ def test_page_loads_clean_with_images_and_no_noise(site, browser, page_path):
         broken = page.eval_on_selector_all(
             "img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
         assert broken == [], f"{page_path}: images that did not load: {broken}"
+        uncaptioned = page.eval_on_selector_all(
+            ".cell_output img",
+            "els => els.filter(i => !(i.alt || '').trim() || !i.closest('figure')"
+            " || !i.closest('figure').querySelector('figcaption')).map(i => i.src)")
+        assert uncaptioned == [], f"{page_path}: figures without alt text or caption: {uncaptioned}"
         outputs = page.eval_on_selector_all(".cell_output", "els => els.map(e => e.innerText)")
         noisy = [text[:200] for text in outputs if NOISE.search(text)]
         assert noisy == [], f"{page_path}: outputs with tracebacks or log lines: {noisy}"
