@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -97,6 +96,8 @@ def settings() -> Settings:
 def build_vocabulary(texts: Iterable[str], max_words: int | None = None) -> dict[str, int]:
     """Ids by frequency: the most frequent word gets id 2 (0 is padding, 1 is OOV).
 
+    The ``{word: id}`` view of :class:`rnncourse.embeddings.Vocabulary`, same ids.
+
     Args:
         texts: space-tokenised strings.
         max_words: size of the id range including the two reserved ids (``None``: all words).
@@ -104,13 +105,15 @@ def build_vocabulary(texts: Iterable[str], max_words: int | None = None) -> dict
     Returns:
         ``{word: id}`` with ids ``2 .. max_words-1``; ties broken by first appearance.
     """
-    counts = Counter(word for text in texts for word in text.split())
-    if not counts:
+    from rnncourse.embeddings import Vocabulary
+
+    tokens = [text.split() for text in texts]
+    if not any(tokens):
         raise ValueError("build_vocabulary got no words; pass a non-empty list of texts")
     if max_words is not None and max_words < 3:
         raise ValueError(f"max_words={max_words} leaves no room for words; use at least 3")
-    words = [word for word, _ in counts.most_common(None if max_words is None else max_words - 2)]
-    return {word: index + 2 for index, word in enumerate(words)}
+    vocabulary = Vocabulary.from_tokens(tokens, max_size=max_words)
+    return {word: index for index, word in enumerate(vocabulary.words) if index >= 2}
 
 
 def texts_to_ids(texts: Iterable[str], vocabulary: dict[str, int]) -> list[np.ndarray]:

@@ -857,15 +857,15 @@ def review_ids(texts: Sequence[str], num_words: int = 5000, maxlen: int = 40
                ) -> np.ndarray:
     """Space-tokenised texts -> ``(len(texts), maxlen)`` int32 ids, for a quick Embedding model.
 
-    Id 0 is padding, 1 is a word outside the ``num_words - 2`` most frequent ones; sequences
-    are cut (at the end) or padded (at the end) with ``keras.utils.pad_sequences``.
+    Id 0 is padding, 1 is a word outside the ``num_words - 2`` most frequent ones (the
+    vocabulary is :class:`rnncourse.embeddings.Vocabulary`); sequences are cut (at the end)
+    or padded (at the end) with ``keras.utils.pad_sequences``.
     """
-    from collections import Counter
+    from rnncourse.embeddings import Vocabulary
 
     if num_words < 3:
         raise ValueError(f"num_words must be >= 3 (padding, OOV, one word), got {num_words}")
-    counts = Counter(word for text in texts for word in text.split())
-    vocabulary = {word: i + 2 for i, (word, _) in enumerate(counts.most_common(num_words - 2))}
-    sequences = [[vocabulary.get(word, 1) for word in text.split()] for text in texts]
-    return keras.utils.pad_sequences(sequences, maxlen=maxlen, padding="post",
-                                      truncating="post").astype(np.int32)
+    tokens = [text.split() for text in texts]
+    vocabulary = Vocabulary.from_tokens(tokens, max_size=num_words)
+    return keras.utils.pad_sequences(vocabulary.encode_batch(tokens), maxlen=maxlen,
+                                      padding="post", truncating="post").astype(np.int32)

@@ -99,24 +99,6 @@ class EpochProgress(keras.callbacks.Callback):
             self.bar = None
 
 
-def text_to_ids(texts, max_tokens: int = 20_000, maxlen: int | None = None):
-    """Word ids for space-tokenised texts with ``keras.layers.TextVectorization``.
-
-    Index 0 is padding, 1 is out-of-vocabulary, then words by descending frequency.
-
-    Returns:
-        ``(ids, vectorizer)``: ids of shape ``(len(texts), maxlen or longest)`` int32,
-        post-padded with 0, and the adapted layer (``vectorizer.get_vocabulary()``).
-    """
-    import numpy as np
-
-    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, standardize=None,
-                                                split="whitespace",
-                                                output_sequence_length=maxlen)
-    vectorizer.adapt(list(texts))
-    return np.asarray(vectorizer(list(texts))).astype("int32"), vectorizer
-
-
 def smoke_run(texts, labels, epochs: int = 1, batch_size: int = 32, units: int = 32,
               seed: int = 0) -> dict:
     """Train a small LSTM classifier for ``epochs`` and report whether training works.
@@ -135,14 +117,17 @@ def smoke_run(texts, labels, epochs: int = 1, batch_size: int = 32, units: int =
 
     from rnncourse.config import set_seed
     from rnncourse.devices import gpus
+    from rnncourse.embeddings import Vocabulary
 
     set_seed(seed)
-    ids, vectorizer = text_to_ids(texts)
+    tokens = [text.split() for text in texts]
+    vocabulary = Vocabulary.from_tokens(tokens, max_size=20_000)
+    ids = keras.utils.pad_sequences(vocabulary.encode_batch(tokens), padding="post")
     labels = np.asarray(labels, dtype="float32")
     order = np.random.default_rng(seed).permutation(len(ids))
     split = int(0.8 * len(ids))
     train, test = order[:split], order[split:]
-    model = sequence_classifier(vectorizer.vocabulary_size(), units=units)
+    model = sequence_classifier(len(vocabulary), units=units)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     loss_before = model.evaluate(ids[train], labels[train], batch_size=256, verbose=0)[0]
     start = time.perf_counter()
