@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnncourse.config import by_scale, quiet_tensorflow
+from rnncourse.devices import mask_layout
 
 quiet_tensorflow()
 
@@ -208,14 +209,12 @@ def is_right_padded(mask: np.ndarray) -> bool:
     This is the layout the cuDNN kernels accept (Keras checks the same condition before
     using cuDNN on a GPU); pre-padding and gaps inside a row break it.
     """
-    mask = np.asarray(mask, dtype=bool)
-    counts = mask.sum(axis=1)
-    return bool((mask == (np.arange(mask.shape[1])[None, :] < counts[:, None])).all())
+    return mask_layout(mask)[0]
 
 
 def has_all_padding_row(mask: np.ndarray) -> bool:
     """Whether some row of a ``(batch, timesteps)`` mask has no real token (cuDNN rejects it)."""
-    return bool((~np.asarray(mask, dtype=bool)).all(axis=1).any())
+    return mask_layout(mask)[1]
 
 
 # --------------------------------------------------------------------------- statistics

@@ -86,8 +86,12 @@ def strategy():
     return tf.distribute.get_strategy()
 
 
-def _is_right_padded(mask) -> tuple[bool, bool]:
-    """``(right_padded, has_empty_row)`` for a ``(batch, timesteps)`` boolean mask."""
+def mask_layout(mask) -> tuple[bool, bool]:
+    """``(right_padded, has_empty_row)`` for a ``(batch, timesteps)`` boolean mask.
+
+    The two conditions Keras checks before running cuDNN: every row is
+    ``True...True False...False``, and no row is all ``False``.
+    """
     import numpy as np
 
     mask = np.asarray(mask).astype(bool)
@@ -164,7 +168,7 @@ def cudnn_eligibility(layer, mask=None) -> tuple[bool, list[str]]:
         reasons.append("reset_after=False: cuDNN's GRU applies the reset gate after the "
                        "matrix product; use reset_after=True")
     if mask is not None:
-        right_padded, has_empty_row = _is_right_padded(mask)
+        right_padded, has_empty_row = mask_layout(mask)
         if not right_padded:
             reasons.append("mask is not right-padded: pad at the end "
                            "(keras.utils.pad_sequences(..., padding='post')) or pass "

@@ -432,14 +432,13 @@ def cudnn_eligible(layer: keras.layers.Layer) -> bool:
 
     cuDNN implements only ``tanh`` cell activation, ``sigmoid`` gates, a bias, no
     recurrent dropout and no unrolling; other settings fall back to the generic loop.
+    The yes/no of :func:`rnncourse.devices.cudnn_eligibility`, which also says why.
     """
-    cell = getattr(layer, "cell", None)
-    if cell is None:
+    from rnncourse.devices import cudnn_eligibility
+
+    if getattr(layer, "cell", None) is None:
         raise ValueError(f"{layer.name!r} is not a recurrent layer (no .cell)")
-    act = keras.activations.serialize(cell.activation)
-    rec = keras.activations.serialize(cell.recurrent_activation)
-    return (act == "tanh" and rec == "sigmoid" and cell.use_bias and not layer.unroll
-            and not getattr(cell, "recurrent_dropout", 0.0))
+    return cudnn_eligibility(layer)[0]
 
 
 # --------------------------------------------------------------------------- explicit loop

@@ -64,24 +64,19 @@ LSTM_CASES = [
 GRU_CASES = LSTM_CASES + [({"reset_after": False}, False, "reset_after=False")]
 
 
-@pytest.mark.parametrize("kwargs,eligible,reason", LSTM_CASES)
-def test_lstm_rules_match_the_path_keras_takes(cudnn_probe, kwargs, eligible, reason):
-    layer = keras.layers.LSTM(4, **kwargs)
+RULE_CASES = ([(keras.layers.LSTM, *case) for case in LSTM_CASES]
+              + [(keras.layers.GRU, *case) for case in GRU_CASES])
+
+
+@pytest.mark.parametrize("layer_class,kwargs,eligible,reason", RULE_CASES)
+def test_rules_match_the_path_keras_takes(cudnn_probe, layer_class, kwargs, eligible, reason):
+    layer = layer_class(4, **kwargs)
     ok, reasons = devices.cudnn_eligibility(layer)
     assert ok is eligible and takes_cudnn_path(layer, cudnn_probe) is eligible
     if reason:
         assert len(reasons) == 1 and reason in reasons[0], reasons
     else:
         assert reasons == []
-
-
-@pytest.mark.parametrize("kwargs,eligible,reason", GRU_CASES)
-def test_gru_rules_match_the_path_keras_takes(cudnn_probe, kwargs, eligible, reason):
-    layer = keras.layers.GRU(4, **kwargs)
-    ok, reasons = devices.cudnn_eligibility(layer)
-    assert ok is eligible and takes_cudnn_path(layer, cudnn_probe) is eligible
-    if reason:
-        assert len(reasons) == 1 and reason in reasons[0], reasons
 
 
 def test_every_broken_rule_is_named(cudnn_probe):
@@ -123,7 +118,7 @@ EMPTY = np.array([[0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)
 
 @pytest.mark.parametrize("mask", [RIGHT, LEFT, HOLE, EMPTY])
 def test_mask_rule_matches_keras_check(mask):
-    right_padded, has_empty_row = devices._is_right_padded(mask)
+    right_padded, has_empty_row = devices.mask_layout(mask)
     assert right_padded == bool(tf_rnn._is_sequence_right_padded(tf.constant(mask)))
     assert has_empty_row == bool(tf_rnn._has_fully_masked_sequence(tf.constant(mask)))
     ok, reasons = devices.cudnn_eligibility(keras.layers.LSTM(4), mask=mask)
