@@ -7,13 +7,13 @@ STAMP  := $(VENV)/.rnncourse-installed
 NBVAL  := -o norecursedirs="_build .* .venv" --nbval-lax --nbval-current-env -p no:cacheprovider
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test venv data lint unit notebooks strict site-test benchmarks clean
+.PHONY: book test venv data lint unit notebooks strict site-test wheel-check benchmarks robustness clean
 
 book: data
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "Website: _build/html/index.html"
 
-test: lint unit notebooks strict site-test
+test: lint unit notebooks strict site-test wheel-check
 
 venv: $(STAMP)
 
@@ -46,7 +46,8 @@ strict: $(STAMP)
 	rm -rf $(SITE) && mkdir -p $(SITE)/src/book
 	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > $(SITE)/src/_config.yml
 	grep -q 'execute_notebooks: "off"' $(SITE)/src/_config.yml
-	cp _toc.yml $(SITE)/src/ && cp -r book/*.md book/*.svg book/references.bib book/_ext $(SITE)/src/book/
+	cp _toc.yml $(SITE)/src/ && cp -r book/*.md book/*.svg book/references.bib book/_ext book/_static $(SITE)/src/book/
+	cp -r rnncourse $(SITE)/src/  # the chapters literalinclude ../rnncourse/*.py
 	for nb in book/*.ipynb; do \
 		if [ _build/executed/$$nb -nt $$nb ]; then cp _build/executed/$$nb $(SITE)/src/$$nb; \
 		else cp $$nb $(SITE)/src/$$nb; fi; done
@@ -59,6 +60,32 @@ site-test: $(STAMP)
 	RNNCOURSE_SITE=$(SITE)/_build/html \
 	RNNCOURSE_SITE_REQUIRED=$$(command -v chromium >/dev/null && echo 1 || echo 0) \
 		$(BIN)/python -m pytest tests/site -rs
+
+# Where the launch buttons send a reader, the package is installed, not checked out: build the
+# wheel, install it (not editable) into a fresh venv that borrows only the dependencies of
+# .venv (no second TensorFlow download), and run the setup chapter from an empty directory
+# outside the repository, so `import rnncourse` can only find the wheel.
+WHEEL := _build/wheel
+wheel-check: data
+	rm -rf $(WHEEL) && mkdir -p $(WHEEL)
+	$(BIN)/python -m pip wheel -q --no-deps -w $(WHEEL) .
+	$(PYTHON) -m venv $(WHEEL)/venv
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> "$$($(WHEEL)/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/rnncourse-deps.pth"
+	$(WHEEL)/venv/bin/python -m pip install -q --no-deps $(WHEEL)/rnncourse-*.whl
+	run=$$(mktemp -d) && cp book/00_setup.ipynb $$run/ && cd $$run && \
+		$(CURDIR)/$(WHEEL)/venv/bin/python -c "import rnncourse, sys; \
+		assert '/$(WHEEL)/venv/' in rnncourse.__file__, rnncourse.__file__" && \
+		RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(CURDIR)/$(WHEEL)/venv/bin/python -m pytest \
+		-p no:cacheprovider --nbval-lax --nbval-current-env -q 00_setup.ipynb; \
+		status=$$?; rm -rf $$run; exit $$status
+
+# Every notebook for RNNCOURSE_SEED=0..4 at CI scale (SCALE=full SEEDS="0 1 2" for the full
+# scale): a notebook x seed table and the spread of each chapter's headline numbers.
+SCALE ?= ci
+SEEDS ?= 0 1 2 3 4
+robustness: data
+	$(BIN)/python tests/robustness.py --scale $(SCALE) --seeds $(SEEDS)
 
 benchmarks: data
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

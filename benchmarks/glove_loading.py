@@ -4,8 +4,9 @@ On the full ``glove.6B.50d.txt`` (400,000 lines, 171 MB) it times and measures t
 memory growth of
 
 * the dictionary loop of many tutorials (all 400,000 vectors in a ``dict``),
-* ``rnncourse.embeddings.read_glove(path, vocabulary=words, cache=False)`` (streaming),
-* ``read_glove(path, vocabulary=words)`` once its binary cache exists (second load),
+* ``rnncourse.glove.read_glove(path, vocabulary=words, cache=False)`` (streaming),
+* ``read_glove(path, vocabulary=words)`` once its binary cache exists (second load; the
+  cache lives under ``rnncourse.config.cache_dir() / "glove-cache"``),
 
 for 15,000 frequent words plus 5,000 rare ones spread over the file, and prints the
 ratios side by side. Time is the best of ``--repeats`` runs (the loaders alternate);
@@ -28,26 +29,27 @@ import tracemalloc
 
 import numpy as np
 
-from rnncourse import data, embeddings
+from rnncourse import data, glove
+from rnncourse.chapters.ch03_embeddings import dictionary_loader
 
 
 def vocabulary_words(path) -> list[str]:
-    words = embeddings.read_glove(path).words  # all words, from the cache when present
+    words = glove.read_glove(path).words  # all words; builds the cache when missing
     rare = words[15_000::(len(words) - 15_000) // 5_000][:5_000]
     return words[:15_000] + rare
 
 
 def dictionary_way(path, words):
-    table = embeddings.dictionary_loader(path)
+    table = dictionary_loader(path)
     return {w: table[w] for w in words if w in table}
 
 
 def streaming_way(path, words):
-    return embeddings.read_glove(path, vocabulary=words, cache=False)
+    return glove.read_glove(path, vocabulary=words, cache=False, lowercase=False)
 
 
 def cached_way(path, words):
-    return embeddings.read_glove(path, vocabulary=words, cache=True)
+    return glove.read_glove(path, vocabulary=words, cache=True, lowercase=False)
 
 
 def peak_mib(fn, *args) -> float:
@@ -92,7 +94,7 @@ def main() -> None:
     parser.add_argument("--gpu-lstm", action="store_true")
     args = parser.parse_args()
 
-    path = data.load_glove(50)
+    path = data.glove_path(50)
     words = vocabulary_words(path)  # also builds the cache if it is missing
     print(f"file: {path} ({path.stat().st_size / 1e6:.0f} MB); vocabulary: {len(words):,} "
           "words (15,000 frequent + 5,000 rare)")

@@ -3,12 +3,16 @@
 Prints, in one run:
 
 * peak tensor memory of one training pass over ``(batch, L)`` sequences for L = 200 and
-  L = 2,000 at window 25, full BPTT vs TBPTT (target: TBPTT within 1.2x, full BPTT >= 5x);
+  L = 2,000 at window 25, full BPTT vs TBPTT (target: TBPTT within 1.2x, full BPTT >= 5x),
+  measured twice: eagerly on one thread (what the notebook asserts on: the same count on
+  every run) and with the compiled ``tf.function`` steps, repeated, whose peak depends on
+  the order TensorFlow happens to run independent ops in (the spread is printed);
 * characters per second of the explicit-state loop (:class:`rnncourse.tbptt.TBPTTTrainer`)
   vs the stateful-layer ``fit`` at the same batch and window (target: within 1.5x).
 
-Memory is TensorFlow's allocator peak (GPU when present, else CPU with the BFC allocator,
-measured in a child process). Usage: ``python benchmarks/tbptt_memory.py [--quick]``.
+Memory is TensorFlow's allocator peak (GPU when present, else CPU with the BFC allocator),
+measured in a fresh child process per configuration. Usage:
+``python benchmarks/tbptt_memory.py [--quick] [--repeats N]``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import time
 
 import numpy as np
 
-from rnncourse import config, devices, tbptt
+from rnncourse import config, devices, models, tbptt
+from rnncourse.chapters import ch05_tbptt as ch05
 
 
 def throughput(batch_size: int, window: int, length: int, sequences: int, units: int,
@@ -31,11 +36,11 @@ def throughput(batch_size: int, window: int, length: int, sequences: int, units:
     ids = rng.integers(0, vocab, (sequences, length + 1)).astype(np.int32)
     x, y = ids[:, :-1], ids[:, 1:]
     chars = sequences * length
-    stateful = tbptt.compile_char_lm(tbptt.char_lm(vocab, units, embedding_dim,
+    stateful = ch05.compile_char_lm(models.char_lm(vocab, units, embedding_dim,
                                                    batch_size=batch_size, window=window,
                                                    stateful=True))
     layout = tbptt.stateful_batches(x, y, window, batch_size)
-    model = tbptt.state_model(vocab, units, embedding_dim)
+    model = models.state_char_lm(vocab, units, embedding_dim)
     trainer = tbptt.TBPTTTrainer(model, keras.optimizers.Adam(1e-3, clipnorm=1.0), window)
     runs = {"stateful_fit": lambda: tbptt.fit_stateful(stateful, layout, epochs=1),
             "explicit_loop": lambda: trainer.fit(x, y, batch_size, epochs=1)}
@@ -50,9 +55,30 @@ def throughput(batch_size: int, window: int, length: int, sequences: int, units:
     return best
 
 
+def memory_table(lengths, batch: int, units: int, window: int, eager: bool,
+                 repeats: int) -> None:
+    mode = "eager, one thread" if eager else "compiled tf.function"
+    results = [ch05.measure_memory(lengths, window=window, batch_size=batch, units=units,
+                                   eager=eager) for _ in range(repeats)]
+    print(f"\npeak tensor memory of one training pass (MiB), {mode}, {repeats} run(s)")
+    print(f"{'L':>6} {'full BPTT':>18} {'TBPTT':>14} {'estimate full':>14}")
+    for i, length in enumerate(lengths):
+        full = [r.full_bptt[i] / 2**20 for r in results]
+        trunc = [r.tbptt[i] / 2**20 for r in results]
+        print(f"{length:>6} {min(full):>8.1f}-{max(full):<8.1f} {min(trunc):>6.2f}-"
+              f"{max(trunc):<6.2f} {results[0].estimate[i] / 2**20:>14.1f}")
+    tb = [r.tbptt[-1] / r.tbptt[0] for r in results]
+    full = [r.full_bptt[-1] / r.full_bptt[0] for r in results]
+    every = [x / 2**20 for r in results for x in r.tbptt]
+    print(f"ratio L={lengths[-1]} / L={lengths[0]}: full BPTT {min(full):.2f}-{max(full):.2f}x "
+          f"(target >= 5), TBPTT {min(tb):.2f}-{max(tb):.2f}x (target <= 1.2); TBPTT peaks "
+          f"over all runs and lengths {min(every):.2f}-{max(every):.2f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller model and data")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the compiled pass")
     args = parser.parse_args()
     config.set_seed(0)
     batch, units, window = (16, 64, 25) if args.quick else (32, 128, 25)
@@ -62,17 +88,8 @@ def main() -> None:
           f"window {window}")
 
     lengths = (200, 2000)
-    mem = tbptt.measure_memory(lengths, window=window, batch_size=batch, units=units)
-    print("\npeak tensor memory of one training pass (MiB)")
-    print(f"{'L':>6} {'full BPTT':>10} {'TBPTT':>8} {'estimate full':>14}")
-    for i, length in enumerate(lengths):
-        est = tbptt.lstm_activation_bytes(batch, length, units, 32, 64)
-        print(f"{length:>6} {mem['full_bptt'][i] / 2**20:>10.1f} {mem['tbptt'][i] / 2**20:>8.2f}"
-              f" {est / 2**20:>14.1f}")
-    full_ratio = mem["full_bptt"][1] / mem["full_bptt"][0]
-    tb_ratio = mem["tbptt"][1] / mem["tbptt"][0]
-    print(f"ratio L=2000 / L=200: full BPTT {full_ratio:.2f}x (target >= 5), "
-          f"TBPTT {tb_ratio:.2f}x (target <= 1.2)")
+    memory_table(lengths, batch, units, window, eager=True, repeats=1)
+    memory_table(lengths, batch, units, window, eager=False, repeats=args.repeats)
 
     length, sequences = (200, 64) if args.quick else (200, 256)
     cps = throughput(batch, window, length, sequences, units)
@@ -82,8 +99,8 @@ def main() -> None:
     ratio = max(cps.values()) / min(cps.values())
     print(f"faster / slower: {ratio:.2f}x (target <= 1.5)")
 
-    reader = tbptt.lstm_activation_bytes(125_973, 25, 512, 200, 60)
-    per_40 = tbptt.lstm_activation_bytes(40, 25, 512, 200, 60)
+    reader = ch05.activation_bytes(125_973, 25, 512, 200, 60)
+    per_40 = ch05.activation_bytes(40, 25, 512, 200, 60)
     print(f"\nreader's case, LSTM(512), window 25: batch 125,973 needs ~{reader / 2**30:.1f} GiB "
           f"of activations per window; batch 40 needs ~{per_40 / 2**20:.1f} MiB")
 

@@ -1,20 +1,20 @@
 """rnncourse: the runnable code of the book *Training recurrent networks in practice*.
 
-Modules, one per concern (each chapter of the book calls into one of them):
+The library, one module per concept (each imports only the ones above it):
 
-* :mod:`rnncourse.config` - scale (``RNNCOURSE_SCALE``), seeds, cache directory, quiet TF
+* :mod:`rnncourse.config` - scale (``RNNCOURSE_SCALE``), seeds (``RNNCOURSE_SEED``), cache
 * :mod:`rnncourse.data` - real corpora fetched offline-safe from PyPI, synthetic tasks
-* :mod:`rnncourse.devices` - GPU/cuDNN detection, distribution strategy
-* :mod:`rnncourse.models` - model builders shared by the chapters
+* :mod:`rnncourse.text` - vocabularies, the reserved ids (0 padding, 1 unknown), splits
+* :mod:`rnncourse.glove` - the GloVe reader, embedding matrix with OOV rows, neighbours
+* :mod:`rnncourse.devices` - GPU/cuDNN detection and the cuDNN rules
+* :mod:`rnncourse.models` - one cell registry, one builder per model family
+* :mod:`rnncourse.cells`, :mod:`rnncourse.gradients`, :mod:`rnncourse.batching`,
+  :mod:`rnncourse.tbptt`, :mod:`rnncourse.training` - the tools each chapter teaches
 * :mod:`rnncourse.plots` - the book's figures, in one style
 
-Import the package before TensorFlow: its modules import TensorFlow without the
-start-up log lines (see :func:`rnncourse.config.quiet_tensorflow`).
+The chapters' experiments live apart, in :mod:`rnncourse.chapters`; the library never
+imports them. Importing ``rnncourse`` changes no setting of yours (environment, loggers,
+random state).
 """
-
-import os as _os
-
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"

@@ -2,164 +2,122 @@
 
 A recurrent layer takes ``(batch, timesteps, features)`` tensors, so every sequence in one
 batch must have the same number of timesteps. Between batches the number may change: a model
-built with ``keras.Input(shape=(None,))`` accepts any length. This module holds the tools the
-chapter *Variable-length batching* measures:
+built with ``keras.Input(shape=(None,))`` accepts any length. This module holds the tools
+for that, for your own id sequences (build them with :class:`rnncourse.text.Vocabulary`;
+id 0 is padding, id 1 out-of-vocabulary):
 
-* words to ids (:func:`build_vocabulary`, :func:`texts_to_ids`; id 0 is padding, id 1 is
-  out-of-vocabulary), input checks (:func:`validate_sequences`) and padding
-  (:func:`pad`, a checked wrapper of ``keras.utils.pad_sequences``);
-* padding statistics (:func:`padding_stats`) and bucket boundaries from the length
-  distribution (:func:`choose_boundaries`);
+* input checks (:func:`validate_sequences`: ids, labels, an optional ``vocab_size``) and
+  padding (:func:`pad`, a checked wrapper of ``keras.utils.pad_sequences``), masks
+  (:func:`mask_of`) and the two mask conditions of the cuDNN kernels
+  (:func:`is_right_padded`, :func:`has_all_padding_row`);
+* padding statistics (:func:`padding_stats`, :func:`count_padding`) and bucket boundaries
+  from the length distribution (:func:`choose_boundaries`);
 * ``tf.data`` pipelines: pad-to-global-max, pad-per-batch and bucketed
-  (:func:`bucketed_dataset`, a wrapper of ``Dataset.bucket_by_sequence_length``), and
-  batches of exactly equal length that need no mask (:func:`length_grouped_batches`);
-* checks of Keras behaviour: masked outputs equal unpadded outputs
-  (:func:`mask_exactness`), which layers pass a mask on (:func:`mask_propagation`),
-  loss normalisation with a mask vs a 2-D ``sample_weight`` (:func:`loss_normalisations`),
-  gradients of length-grouped vs masked padded batches (:func:`grouped_vs_padded_gradients`),
-  moving weights between fixed- and free-length models (:func:`fixed_to_free_length`),
-  the cuDNN right-padding rule (:func:`is_right_padded`);
-* epoch timing of the three batching strategies (:func:`epoch_times`).
+  (:func:`padded_dataset`; :func:`bucketed_dataset`, a wrapper of
+  ``Dataset.bucket_by_sequence_length``), and batches of exactly equal length that need no
+  mask (:func:`length_grouped_batches`); labels may be one per sequence (scalars, ``(n, 1)``,
+  one-hot ``(n, classes)``) or one per token (a list of arrays, padded with 0 like the ids);
+* :func:`ragged_to_padded` for ``tf.RaggedTensor`` inputs, which Keras' LSTM does not take.
+
+The chapter's experiments (mask exactness, loss normalisation, timing) live in
+:mod:`rnncourse.chapters.ch04_batching`.
 """
 
 from __future__ import annotations
 
-import re
-import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse.config import by_scale, quiet_tensorflow
+from rnncourse.config import quiet_tensorflow
 from rnncourse.devices import mask_layout
+from rnncourse.text import PAD
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-PAD = 0
-OOV = 1
+__all__ = ["STRATEGIES", "validate_sequences", "validate_labels", "lengths_of", "pad",
+           "mask_of", "is_right_padded", "has_all_padding_row", "choose_boundaries",
+           "PaddingCount", "count_padding", "padding_fraction", "padding_stats",
+           "padded_dataset", "bucketed_dataset", "length_grouped_batches", "ragged_to_padded"]
+
 STRATEGIES = ("global_max", "per_batch", "bucketed")
+"""Batching strategies of :func:`padded_dataset`: pad every batch to the longest sequence of
+the data set, pad each random batch to its own longest, or bucket by length."""
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Sizes of the chapter's experiments at the current scale (see :func:`settings`).
-
-    Attributes:
-        timing_examples: full reviews the timing experiment trains on (no length cap: every
-            strategy sees the same full sequences).
-        timing_strategies: batching strategies timed (CI scale skips ``per_batch``).
-        timing_repeats: epochs timed per strategy (the fastest counts).
-        sentences: sentences used by the gradient, loss and inference experiments.
-        vocab_size: ids kept by the vocabulary (including 0 = padding and 1 = OOV).
-        batch_size: examples per batch.
-        units: recurrent units of the models trained here.
-        embedding_dim: width of the embeddings.
-        epochs: epochs of the fixed-length model of the inference experiment.
-        train_length: timesteps of that fixed-length model.
-    """
-
-    timing_examples: int
-    timing_strategies: tuple[str, ...]
-    timing_repeats: int
-    sentences: int
-    vocab_size: int
-    batch_size: int
-    units: int
-    embedding_dim: int
-    epochs: int
-    train_length: int
-
-
-def settings() -> Settings:
-    """The chapter's sizes: small at ``RNNCOURSE_SCALE=ci``, the real thing otherwise."""
-    return Settings(
-        timing_examples=by_scale(ci=128, full=480),
-        timing_strategies=by_scale(ci=("global_max", "bucketed"), full=STRATEGIES),
-        timing_repeats=2,
-        sentences=by_scale(ci=256, full=2048),
-        vocab_size=by_scale(ci=5000, full=20000),
-        batch_size=32,
-        units=by_scale(ci=16, full=32),
-        embedding_dim=by_scale(ci=16, full=32),
-        epochs=by_scale(ci=2, full=4),
-        train_length=20,
-    )
-
-
-# --------------------------------------------------------------------------- words -> ids
-
-
-def build_vocabulary(texts: Iterable[str], max_words: int | None = None) -> dict[str, int]:
-    """Ids by frequency: the most frequent word gets id 2 (0 is padding, 1 is OOV).
-
-    The ``{word: id}`` view of :class:`rnncourse.embeddings.Vocabulary`, same ids.
-
-    Args:
-        texts: space-tokenised strings.
-        max_words: size of the id range including the two reserved ids (``None``: all words).
-
-    Returns:
-        ``{word: id}`` with ids ``2 .. max_words-1``; ties broken by first appearance.
-    """
-    from rnncourse.embeddings import Vocabulary
-
-    tokens = [text.split() for text in texts]
-    if not any(tokens):
-        raise ValueError("build_vocabulary got no words; pass a non-empty list of texts")
-    if max_words is not None and max_words < 3:
-        raise ValueError(f"max_words={max_words} leaves no room for words; use at least 3")
-    vocabulary = Vocabulary.from_tokens(tokens, max_size=max_words)
-    return {word: index for index, word in enumerate(vocabulary.words) if index >= 2}
-
-
-def texts_to_ids(texts: Iterable[str], vocabulary: dict[str, int]) -> list[np.ndarray]:
-    """Map each space-tokenised text to an int32 array of ids (unknown words become 1)."""
-    return [np.array([vocabulary.get(word, OOV) for word in text.split()], dtype="int32")
-            for text in texts]
-
-
-def load_review_ids(kind: str = "reviews", max_words: int | None = None, limit: int | None = None,
-                    seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """Pang & Lee movie reviews as id sequences, shuffled (the corpus is sorted by label).
-
-    Args:
-        kind: ``"reviews"`` (1,500 full reviews) or ``"sentences"`` (4,000 sentences).
-        max_words: vocabulary size including ids 0 and 1.
-        limit: keep the first ``limit`` examples after shuffling.
-        seed: shuffling seed.
-
-    Returns:
-        ``(sequences, labels)``: a list of int32 id arrays, labels int32 ``(n,)`` with 1 = positive.
-    """
-    from rnncourse.data import load_movie_reviews
-
-    texts, labels = load_movie_reviews(kind)
-    order = np.random.default_rng(seed).permutation(len(texts))[:limit]
-    texts = [texts[i] for i in order]
-    vocabulary = build_vocabulary(texts, max_words)
-    return texts_to_ids(texts, vocabulary), np.asarray(labels)[order].astype("int32")
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 # --------------------------------------------------------------------------- checks, padding
 
 
-def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None = None
-                       ) -> list[np.ndarray]:
+def _check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _as_ids(index: int, sequence) -> np.ndarray:
+    """One sequence as an int32 ``(timesteps,)`` array, refusing what would be silently wrong."""
+    if isinstance(sequence, (str, bytes)):
+        raise TypeError(f"sequence {index} is the string {sequence[:30]!r}; pass id sequences "
+                        "(e.g. Vocabulary.encode(text.split())), not text")
+    try:
+        array = np.asarray(sequence)
+    except ValueError as err:
+        raise ValueError(f"sequence {index} is not a flat list of ids ({err}); pass one 1-D "
+                         "id list per sequence") from None
+    if array.dtype == object:
+        try:
+            array = np.asarray(sequence, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError):
+            raise ValueError(f"sequence {index} holds values that are not integers in int64 "
+                             "range; ids must be ints from 1 to 2**31 - 1") from None
+    if array.ndim != 1:
+        raise ValueError(f"sequence {index} has shape {array.shape}; pass one 1-D id sequence "
+                         "per example, (timesteps,)")
+    if array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"sequence {index} has dtype {array.dtype}; ids must be integers "
+                        "(a float or bool id would be silently cut to an int). Convert with "
+                        ".astype('int32') once you know the values are whole ids")
+    if array.size and int(array.min()) < 0:
+        raise ValueError(f"sequence {index} contains the negative id {int(array.min())}; "
+                         "ids are row numbers of an embedding: 1 for OOV, 2.. for words")
+    if array.size and int(array.max()) > _INT32_MAX:
+        raise ValueError(f"sequence {index} contains the id {int(array.max())}, beyond int32 "
+                         "(2**31 - 1); ids are row numbers of an embedding, re-number them")
+    return array.astype("int32")
+
+
+def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None = None, *,
+                       vocab_size: int | None = None) -> list[np.ndarray]:
     """Check a list of id sequences (and labels) and return them as int32 arrays.
 
+    Args:
+        sequences: ``n`` id sequences, each ``(timesteps_i,)`` integers ``>= 1``
+            (0 is reserved for padding).
+        labels: optional; only their number is checked here (see :func:`validate_labels`).
+        vocab_size: optional; every id must then be ``< vocab_size`` (an id beyond the
+            embedding's rows otherwise fails only inside ``fit``).
+
+    Returns:
+        ``n`` int32 arrays of shape ``(timesteps_i,)``.
+
     Raises:
-        ValueError: on an empty list, an empty sequence (it would become an all-padding row),
-            an id 0 inside a sequence (0 is reserved for padding), or a label count that
-            differs from the sequence count.
+        ValueError: an empty list, an empty sequence (it would become an all-padding row),
+            an id 0 inside a sequence, a negative id, an id beyond int32 or ``vocab_size``,
+            a sequence that is not 1-D, or a label count that differs from the sequence count.
+        TypeError: non-integer ids (floats, booleans, strings).
     """
-    if len(sequences) == 0:
+    if isinstance(sequences, (str, bytes)):
+        raise TypeError("sequences must be a list of id sequences, not a string")
+    if sequences is None or len(sequences) == 0:
         raise ValueError("no sequences given; pass a non-empty list of id sequences")
-    arrays = [np.asarray(s, dtype="int32").reshape(-1) for s in sequences]
+    arrays = [_as_ids(i, s) for i, s in enumerate(sequences)]
     empty = [i for i, s in enumerate(arrays) if s.size == 0]
     if empty:
         raise ValueError(
@@ -171,15 +129,100 @@ def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None
         raise ValueError(
             f"sequence {zeros[0]} contains id 0, which is reserved for padding; shift your ids "
             "so real tokens start at 1 (e.g. 1 for OOV, 2.. for words)")
-    if labels is not None and len(labels) != len(arrays):
-        raise ValueError(
-            f"{len(arrays)} sequences but {len(labels)} labels; pass one label per sequence "
-            "(check that you filtered both lists the same way)")
+    if vocab_size is not None:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
+                or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an int >= 2 (ids 0 and 1 are reserved), "
+                             f"got {vocab_size!r}")
+        beyond = [i for i, s in enumerate(arrays) if int(s.max()) >= vocab_size]
+        if beyond:
+            i = beyond[0]
+            raise ValueError(
+                f"sequence {i} contains the id {int(arrays[i].max())} but vocab_size is "
+                f"{vocab_size} (ids 0..{vocab_size - 1}); {len(beyond)} sequence(s) are out of "
+                "range. Encode with the same Vocabulary as the model's Embedding, or build "
+                "the Embedding with more rows")
+    if labels is not None:
+        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or (
+                isinstance(labels, np.ndarray) and labels.ndim == 0):
+            raise ValueError(f"labels must hold one label per sequence, got {labels!r}")
+        if len(labels) != len(arrays):
+            raise ValueError(
+                f"{len(arrays)} sequences but {len(labels)} labels; pass one label per "
+                "sequence (check that you filtered both lists the same way)")
     return arrays
 
 
+def _is_per_token(arrays: list[np.ndarray], labels) -> bool:
+    if isinstance(labels, np.ndarray) and labels.dtype != object:
+        return False
+    try:
+        return all(np.ndim(label) >= 1 and len(label) == len(seq)
+                   for seq, label in zip(arrays, labels, strict=True))
+    except TypeError:
+        return False
+
+
+def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = None
+                    ) -> tuple[bool, list[np.ndarray] | np.ndarray]:
+    """Check labels against validated sequences; say whether they are per token.
+
+    Accepted layouts (``n`` sequences):
+
+    * one label per sequence: ``(n,)`` scalars, ``(n, 1)``, one-hot ``(n, classes)``,
+      any numeric ``(n, ...)`` array;
+    * one label per token: a list of ``n`` arrays, the ``i``-th ``(timesteps_i,)`` or
+      ``(timesteps_i, classes)``; batches pad them with 0, like the ids.
+
+    Args:
+        arrays: the output of :func:`validate_sequences`.
+        labels: the labels.
+        per_token: ``None`` infers the layout (a list whose items have the lengths of the
+            sequences is per token); ``True``/``False`` forces it.
+
+    Returns:
+        ``(per_token, labels)``: a numeric ndarray ``(n, ...)``, or a list of ``n`` arrays.
+    """
+    if labels is None:
+        raise ValueError("labels are missing; pass one label per sequence or per token "
+                         "(e.g. np.zeros(len(sequences)) when you only need the ids)")
+    if len(labels) != len(arrays):
+        raise ValueError(f"{len(arrays)} sequences but {len(labels)} labels; pass one label "
+                         "per sequence (check that you filtered both lists the same way)")
+    if per_token is None:
+        per_token = _is_per_token(arrays, labels)
+    if per_token:
+        out = []
+        for i, (seq, label) in enumerate(zip(arrays, labels, strict=True)):
+            label = np.asarray(label)
+            if label.ndim == 0 or len(label) != len(seq):
+                raise ValueError(
+                    f"per-token labels: sequence {i} has {len(seq)} tokens but "
+                    f"{1 if label.ndim == 0 else len(label)} labels; pass one label per token")
+            if label.dtype.kind not in "biuf":
+                raise TypeError(f"per-token labels of sequence {i} have dtype {label.dtype}; "
+                                "encode tags as numbers (e.g. rnncourse.text.encode_tagging)")
+            out.append(label)
+        if len({o.shape[1:] for o in out}) > 1 or len({o.dtype for o in out}) > 1:
+            raise ValueError("per-token labels differ in trailing shape or dtype between "
+                             "sequences; give every token the same kind of label")
+        return True, out
+    try:
+        array = np.asarray(labels)
+    except ValueError:
+        array = np.asarray(labels, dtype=object)
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        lengths = {np.size(label) for label in labels}
+        hint = (" They look like per-token labels of other lengths than the sequences: "
+                "give sequence i exactly len(sequences[i]) labels"
+                if len(lengths) > 1 else "")
+        raise ValueError(f"labels must be numbers, one per sequence ((n,), (n, 1) or one-hot "
+                         f"(n, classes)) or one array per sequence's tokens.{hint}")
+    return False, array
+
+
 def lengths_of(sequences: Sequence) -> np.ndarray:
-    """Lengths of a list of sequences, int ``(n,)``."""
+    """Lengths of a list of sequences, int64 ``(n,)``."""
     return np.array([len(s) for s in sequences], dtype="int64")
 
 
@@ -189,10 +232,14 @@ def pad(sequences: Sequence, maxlen: int | None = None, padding: str = "post",
 
     ``padding="post"`` puts zeros after the tokens (the layout cuDNN accepts);
     ``truncating="post"`` keeps the first ``maxlen`` tokens, ``"pre"`` keeps the last ones.
+    ``maxlen=None`` pads to the longest sequence.
     """
     for name, value in (("padding", padding), ("truncating", truncating)):
         if value not in ("pre", "post"):
             raise ValueError(f"{name} must be 'pre' or 'post', not {value!r}")
+    if maxlen is not None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 1:
+            raise ValueError(f"maxlen must be a positive int or None, got {maxlen!r}")
     arrays = validate_sequences(sequences)
     return keras.utils.pad_sequences(arrays, maxlen=maxlen, dtype="int32", padding=padding,
                                      truncating=truncating, value=PAD)
@@ -230,14 +277,22 @@ def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int |
     convention of ``tf.data.Dataset.bucket_by_sequence_length``: bucket ``i`` holds lengths
     in ``[boundaries[i-1], boundaries[i])``.
 
+    Args:
+        lengths: ``(n,)`` positive sequence lengths.
+        batch_size: examples per batch.
+        per_bucket: examples per bucket (default ``1.5 * batch_size``).
+
     Returns:
         Strictly increasing ints, all ``> min(lengths)`` and ``<= max(lengths)``.
     """
-    lengths = np.sort(np.asarray(lengths))
+    lengths = np.sort(np.asarray(lengths).reshape(-1))
     if lengths.size == 0:
-        raise ValueError("choose_boundaries got no lengths")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ValueError("choose_boundaries got no lengths; pass lengths_of(sequences)")
+    if lengths.dtype.kind not in "iu" or lengths[0] < 1:
+        raise ValueError("lengths must be positive ints; drop empty sequences first")
+    batch_size = _check_batch_size(batch_size)
+    if per_bucket is not None and (isinstance(per_bucket, bool) or per_bucket < 1):
+        raise ValueError(f"per_bucket must be a positive int or None, got {per_bucket!r}")
     per_bucket = per_bucket or max(1, (3 * batch_size) // 2)
     cuts = lengths[per_bucket::per_bucket]
     return sorted({int(c) for c in cuts if lengths[0] < c <= lengths[-1]})
@@ -248,16 +303,53 @@ def _random_batches(n: int, batch_size: int, seed: int) -> list[np.ndarray]:
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+@dataclass(frozen=True)
+class PaddingCount:
+    """What one pass over a batched data set computes, counted from its ``x`` batches.
+
+    Attributes:
+        batches: number of batches.
+        timesteps: sum over batches of the padded width ``T_b``: the steps an RNN runs one
+            after another in an epoch.
+        positions: sum over batches of ``|b| * T_b``: the cells the RNN computes.
+        tokens: real (non-zero) ids among them.
+    """
+
+    batches: int
+    timesteps: int
+    positions: int
+    tokens: int
+
+    @property
+    def padded(self) -> float:
+        """Fraction of the positions that are padding."""
+        return 1.0 - self.tokens / self.positions
+
+
+def count_padding(batches: Iterable) -> PaddingCount:
+    """Count batches, padded timesteps and positions over ``(x, ...)`` or ``x`` batches.
+
+    ``x`` is ``(batch, timesteps)`` ids with 0 as padding (a ``tf.data`` dataset from
+    :func:`padded_dataset` works). Load-independent: the cost of an epoch in RNN steps.
+    """
+    count = timesteps = positions = tokens = 0
+    for batch in batches:
+        x = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        if x.ndim != 2:
+            raise ValueError(f"batch {count} has ids of shape {x.shape}; expected "
+                             "(batch, timesteps)")
+        count += 1
+        timesteps += int(x.shape[1])
+        positions += int(x.size)
+        tokens += int((x != PAD).sum())
+    if count == 0 or positions == 0:
+        raise ValueError("count_padding got no batches (or only empty ones)")
+    return PaddingCount(count, timesteps, positions, tokens)
+
+
 def padding_fraction(batches: Iterable) -> float:
     """Fraction of positions that are padding (id 0) over an iterable of ``(x, ...)`` batches."""
-    padded = total = 0
-    for batch in batches:
-        x = np.asarray(batch[0] if isinstance(batch, tuple) else batch)
-        padded += int((x == PAD).sum())
-        total += x.size
-    if total == 0:
-        raise ValueError("padding_fraction got no batches")
-    return padded / total
+    return count_padding(batches).padded
 
 
 def padding_stats(lengths: Sequence[int], batch_size: int = 32,
@@ -276,9 +368,11 @@ def padding_stats(lengths: Sequence[int], batch_size: int = 32,
         boundaries: bucket boundaries (default :func:`choose_boundaries`).
         seed: seed of the random batches.
     """
-    lengths = np.asarray(lengths, dtype="int64")
-    if lengths.size == 0 or (lengths <= 0).any():
-        raise ValueError("padding_stats needs positive lengths; drop empty sequences first")
+    lengths = np.asarray(lengths).reshape(-1)
+    if lengths.size == 0 or lengths.dtype.kind not in "iu" or (lengths <= 0).any():
+        raise ValueError("padding_stats needs positive int lengths; drop empty sequences first")
+    lengths = lengths.astype("int64")
+    batch_size = _check_batch_size(batch_size)
     real = lengths.sum()
     batches = _random_batches(len(lengths), batch_size, seed)
     per_batch = sum(lengths[b].max() * len(b) for b in batches)
@@ -299,47 +393,82 @@ def padding_stats(lengths: Sequence[int], batch_size: int = 32,
 # --------------------------------------------------------------------------- tf.data pipelines
 
 
-def _ragged_dataset(sequences: Sequence, labels) -> tf.data.Dataset:
-    arrays = validate_sequences(sequences, labels)
-    flat = np.concatenate(arrays)
-    ragged = tf.RaggedTensor.from_row_lengths(flat, lengths_of(arrays))
-    labels = np.asarray(labels)
-    return tf.data.Dataset.from_tensor_slices((ragged, labels)).map(
-        lambda x, y: (tf.ensure_shape(tf.convert_to_tensor(x), [None]), y))
+def _ragged_dataset(arrays: list[np.ndarray], labels, per_token: bool
+                    ) -> tuple[tf.data.Dataset, list, tuple]:
+    """``(ids, label)`` examples of variable length, and the label's padded shape and value."""
+    ids = tf.RaggedTensor.from_row_lengths(np.concatenate(arrays), lengths_of(arrays))
+    if per_token:
+        dtype = labels[0].dtype
+        tags = tf.RaggedTensor.from_row_lengths(np.concatenate(labels).astype(dtype),
+                                                lengths_of(labels))
+        label_shape = [None, *labels[0].shape[1:]]
+
+        def dense(x, y):
+            return (tf.ensure_shape(tf.convert_to_tensor(x), [None]),
+                    tf.ensure_shape(y.to_tensor() if isinstance(y, tf.RaggedTensor)
+                                    else tf.convert_to_tensor(y), label_shape))
+
+        ds = tf.data.Dataset.from_tensor_slices((ids, tags)).map(dense)
+    else:
+        dtype = labels.dtype
+        label_shape = list(labels.shape[1:])
+        ds = tf.data.Dataset.from_tensor_slices((ids, labels)).map(
+            lambda x, y: (tf.ensure_shape(tf.convert_to_tensor(x), [None]), y))
+    return ds, label_shape, tf.constant(0, dtype=tf.as_dtype(dtype))
+
+
+def _prepare(sequences, labels, batch_size, per_token, vocab_size):
+    batch_size = _check_batch_size(batch_size)
+    arrays = validate_sequences(sequences, labels, vocab_size=vocab_size)
+    per_token, labels = validate_labels(arrays, labels, per_token)
+    return batch_size, arrays, per_token, labels
 
 
 def padded_dataset(sequences: Sequence, labels, batch_size: int = 32, strategy: str = "per_batch",
                    shuffle: bool = True, seed: int = 0, maxlen: int | None = None,
-                   boundaries: Sequence[int] | None = None) -> tf.data.Dataset:
+                   boundaries: Sequence[int] | None = None, *, per_token: bool | None = None,
+                   vocab_size: int | None = None) -> tf.data.Dataset:
     """A ``tf.data`` pipeline of padded ``(x, y)`` batches, by batching strategy.
 
     Args:
-        sequences: list of int id arrays (ids >= 1).
-        labels: ``(n, ...)`` targets, one per sequence.
+        sequences: ``n`` int id arrays ``(timesteps_i,)``, ids >= 1.
+        labels: one per sequence (``(n,)``, ``(n, 1)``, one-hot ``(n, classes)``) or one per
+            token (a list of ``(timesteps_i, ...)`` arrays); see :func:`validate_labels`.
         batch_size: examples per batch.
         strategy: ``"global_max"`` (pad every batch to the longest sequence),
             ``"per_batch"`` (pad each random batch to its own longest sequence) or
             ``"bucketed"`` (see :func:`bucketed_dataset`).
         shuffle: reshuffle the examples every epoch.
         seed: shuffling seed.
-        maxlen: truncate longer sequences to their first ``maxlen`` ids first.
+        maxlen: truncate longer sequences (and per-token labels) to their first ``maxlen``.
         boundaries: bucket boundaries for ``"bucketed"``.
+        per_token: force the label layout (``None``: inferred).
+        vocab_size: if given, refuse ids ``>= vocab_size``.
 
     Returns:
-        Dataset of ``x: (batch, timesteps) int32`` (post-padded with 0) and ``y: (batch, ...)``.
+        Dataset of ``x: (batch, timesteps) int32`` (post-padded with 0) and ``y: (batch, ...)``
+        (per-token labels: ``(batch, timesteps, ...)``, padded with 0).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    arrays = validate_sequences(sequences, labels)
+    batch_size, arrays, per_token, labels = _prepare(sequences, labels, batch_size, per_token,
+                                                     vocab_size)
     if maxlen is not None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 1:
+            raise ValueError(f"maxlen must be a positive int or None, got {maxlen!r}")
         arrays = [s[:maxlen] for s in arrays]
+        if per_token:
+            labels = [label[:maxlen] for label in labels]
     if strategy == "bucketed":
-        return bucketed_dataset(arrays, labels, batch_size, boundaries, shuffle, seed)
-    ds = _ragged_dataset(arrays, labels)
+        return bucketed_dataset(arrays, labels, batch_size, boundaries, shuffle, seed,
+                                per_token=per_token)
+    ds, label_shape, _ = _ragged_dataset(arrays, labels, per_token)
     if shuffle:
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
     longest = int(lengths_of(arrays).max()) if strategy == "global_max" else None
-    ds = ds.padded_batch(batch_size, padded_shapes=([longest], []))
+    if per_token:
+        label_shape = [longest, *label_shape[1:]]
+    ds = ds.padded_batch(batch_size, padded_shapes=([longest], label_shape))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -352,7 +481,8 @@ def _bucket_batch_count(lengths: np.ndarray, boundaries: Sequence[int], batch_si
 
 def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
                      boundaries: Sequence[int] | None = None, shuffle: bool = True,
-                     seed: int = 0) -> tf.data.Dataset:
+                     seed: int = 0, *, per_token: bool | None = None,
+                     vocab_size: int | None = None) -> tf.data.Dataset:
     """Batches of similar length, each padded to its own maximum (``bucket_by_sequence_length``).
 
     The examples are shuffled first (anew each epoch), then each goes to the bucket of its
@@ -362,32 +492,38 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
     between lengths in one bucket.
 
     Args:
-        sequences: list of int id arrays (ids >= 1).
-        labels: ``(n, ...)`` targets.
+        sequences: ``n`` int id arrays ``(timesteps_i,)``, ids >= 1.
+        labels: one per sequence (``(n,)``, ``(n, 1)``, one-hot ``(n, classes)``) or one per
+            token (a list of ``(timesteps_i, ...)`` arrays, e.g. a tagger's tag ids);
+            see :func:`validate_labels`.
         batch_size: examples per batch.
         boundaries: bucket boundaries (default :func:`choose_boundaries`).
         shuffle: reshuffle every epoch.
         seed: shuffling seed.
+        per_token: force the label layout (``None``: inferred).
+        vocab_size: if given, refuse ids ``>= vocab_size``.
 
     Returns:
-        Dataset of ``x: (batch, timesteps) int32`` post-padded with 0, ``y: (batch, ...)``.
+        Dataset of ``x: (batch, timesteps) int32`` post-padded with 0 and ``y: (batch, ...)``;
+        per-token labels come as ``(batch, timesteps, ...)``, padded with 0 like the ids.
     """
-    arrays = validate_sequences(sequences, labels)
+    batch_size, arrays, per_token, labels = _prepare(sequences, labels, batch_size, per_token,
+                                                     vocab_size)
     if boundaries is None:
         boundaries = choose_boundaries(lengths_of(arrays), batch_size)
     boundaries = [int(b) for b in boundaries]
     if any(b <= a for a, b in zip(boundaries, boundaries[1:], strict=False)) or (
             boundaries and boundaries[0] < 1):
         raise ValueError(f"boundaries must be positive and strictly increasing, got {boundaries}")
-    ds = _ragged_dataset(arrays, labels)
+    ds, label_shape, label_pad = _ragged_dataset(arrays, labels, per_token)
     if shuffle:
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda x, y: tf.shape(x)[0],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padded_shapes=([None], []),
-        padding_values=(PAD, tf.constant(0, dtype=tf.as_dtype(np.asarray(labels).dtype))),
+        padded_shapes=([None], label_shape),
+        padding_values=(PAD, label_pad),
     )
     # The batch count is fixed by the bucket sizes; telling tf.data lets Keras know the
     # epoch length (otherwise fit warns that the input "ran out of data").
@@ -396,7 +532,8 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def length_grouped_batches(sequences: Sequence, labels, batch_size: int = 32, seed: int = 0
+def length_grouped_batches(sequences: Sequence, labels, batch_size: int = 32, seed: int = 0, *,
+                           per_token: bool | None = None
                            ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Batches in which every sequence has exactly the same length: no padding, no mask.
 
@@ -406,10 +543,11 @@ def length_grouped_batches(sequences: Sequence, labels, batch_size: int = 32, se
     bucket per length: ``bucketed_dataset(..., boundaries=sorted(set(lengths))[1:])``.)
 
     Returns:
-        List of ``(x, y)`` with ``x: (batch, length) int32`` (no zeros) and ``y: (batch, ...)``.
+        List of ``(x, y)`` with ``x: (batch, length) int32`` (no zeros) and ``y: (batch, ...)``
+        (per-token labels: ``(batch, length, ...)``).
     """
-    arrays = validate_sequences(sequences, labels)
-    labels = np.asarray(labels)
+    batch_size, arrays, per_token, labels = _prepare(sequences, labels, batch_size, per_token,
+                                                     None)
     rng = np.random.default_rng(seed)
     lengths = lengths_of(arrays)
     batches = []
@@ -417,358 +555,22 @@ def length_grouped_batches(sequences: Sequence, labels, batch_size: int = 32, se
         members = rng.permutation(np.flatnonzero(lengths == length))
         for start in range(0, len(members), batch_size):
             chunk = members[start:start + batch_size]
-            batches.append((np.stack([arrays[i] for i in chunk]), labels[chunk]))
+            y = np.stack([labels[i] for i in chunk]) if per_token else labels[chunk]
+            batches.append((np.stack([arrays[i] for i in chunk]), y))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-# --------------------------------------------------------------------------- Keras behaviour
-
-
-def _recurrent(kind: str, units: int, return_sequences: bool) -> keras.layers.Layer:
-    layers = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-    base = kind.removeprefix("bi_")
-    if base not in layers:
-        raise ValueError(f"kind must be lstm, gru, bi_lstm or bi_gru, not {kind!r}")
-    # Random biases, as after training: with zero biases a zero input leaves a zero LSTM
-    # state at zero, which would hide what zero padding does to a trained layer.
-    layer = layers[base](units, return_sequences=return_sequences, return_state=True,
-                         bias_initializer=keras.initializers.RandomNormal(stddev=0.5))
-    return keras.layers.Bidirectional(layer) if kind.startswith("bi_") else layer
-
-
-def mask_exactness(kind: str = "lstm", padding: str = "post", use_mask: bool = True,
-                   features: str = "ids", sequences: Sequence | None = None, units: int = 8,
-                   seed: int = 0) -> dict[str, float]:
-    """Run a padded batch and each sequence alone; return the largest differences.
-
-    Args:
-        kind: ``"lstm"``, ``"gru"``, ``"bi_lstm"`` or ``"bi_gru"``.
-        padding: ``"pre"`` or ``"post"``.
-        use_mask: ``Embedding(mask_zero=True)`` / a ``Masking`` layer, or no mask.
-        features: ``"ids"`` (``Embedding`` in front) or ``"floats"`` (random float features
-            with zero vectors as padding, and a ``Masking`` layer).
-        sequences: id sequences to test (default: five of lengths 2..9).
-        units: recurrent units.
-        seed: weight and feature seed.
-
-    Returns:
-        ``{"outputs": ..., "states": ...}``: max abs difference between the padded batch and
-        the sequences run alone, over the real timesteps of ``return_sequences`` outputs and
-        over the final states (for ``bi_*`` the forward and backward states).
-    """
-    keras.utils.set_random_seed(seed)
-    if sequences is None:
-        sequences = [np.arange(2, 2 + n) % 50 + 2 for n in (5, 2, 9, 7, 3)]
-    arrays = validate_sequences(sequences)
-    x = pad(arrays, padding=padding)
-    mask = mask_of(x)
-    if features == "ids":
-        front = keras.layers.Embedding(60, 4, mask_zero=use_mask)
-        inputs, alone = x, [a[None, :] for a in arrays]
-    elif features == "floats":
-        table = np.random.default_rng(seed).normal(size=(60, 4)).astype("float32")
-        table[PAD] = 0.0
-        front = keras.layers.Masking(0.0) if use_mask else keras.layers.Identity()
-        inputs, alone = table[x], [table[a][None] for a in arrays]
-    else:
-        raise ValueError(f"features must be 'ids' or 'floats', not {features!r}")
-    rnn = _recurrent(kind, units, return_sequences=True)
-    batch = [np.asarray(t) for t in rnn(front(inputs))]
-    out_diff = state_diff = 0.0
-    for i, single in enumerate(alone):
-        ref = [np.asarray(t) for t in rnn(front(single))]
-        real = batch[0][i][mask[i]]
-        out_diff = max(out_diff, float(np.abs(real - ref[0][0]).max()))
-        for b, r in zip(batch[1:], ref[1:], strict=True):
-            state_diff = max(state_diff, float(np.abs(b[i] - r[0]).max()))
-    return {"outputs": out_diff, "states": state_diff}
-
-
-def mask_propagation() -> dict[str, dict[str, bool]]:
-    """Which layers pass an ``Embedding(mask_zero=True)`` mask on, checked in this Keras.
-
-    Returns:
-        ``{layer description: {"keeps_mask": bool, "warns": bool}}``; ``warns`` tells whether
-        Keras warned that the layer destroys the mask (silent drops are the dangerous ones).
-    """
-
-    class Doubler(keras.layers.Layer):
-        def call(self, x):
-            return x * 2.0
-
-    class MaskedDoubler(Doubler):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.supports_masking = True
-
-    candidates: dict[str, Callable] = {
-        "Dense": lambda t: keras.layers.Dense(4)(t),
-        "Dropout": lambda t: keras.layers.Dropout(0.1)(t),
-        "Activation": lambda t: keras.layers.Activation("relu")(t),
-        "LayerNormalization": lambda t: keras.layers.LayerNormalization()(t),
-        "TimeDistributed(Dense)": lambda t: keras.layers.TimeDistributed(keras.layers.Dense(4))(t),
-        "LSTM(return_sequences=True)": lambda t: keras.layers.LSTM(4, return_sequences=True)(t),
-        "Bidirectional(LSTM, return_sequences=True)": lambda t: keras.layers.Bidirectional(
-            keras.layers.LSTM(4, return_sequences=True))(t),
-        "Add()([x, x])": lambda t: keras.layers.Add()([t, t]),
-        "Concatenate()([x, x])": lambda t: keras.layers.Concatenate()([t, t]),
-        "LSTM(return_sequences=False)": lambda t: keras.layers.LSTM(4)(t),
-        "GlobalAveragePooling1D": lambda t: keras.layers.GlobalAveragePooling1D()(t),
-        "Conv1D": lambda t: keras.layers.Conv1D(4, 3, padding="same")(t),
-        "Lambda(lambda x: 2 * x)": lambda t: keras.layers.Lambda(lambda v: 2.0 * v)(t),
-        "keras.ops.multiply(x, 2)": lambda t: keras.ops.multiply(t, 2.0),
-        "x * 2 (Python operator)": lambda t: t * 2.0,
-        "custom Layer": lambda t: Doubler()(t),
-        "custom Layer, supports_masking=True": lambda t: MaskedDoubler()(t),
-    }
-    table = {}
-    for name, apply in candidates.items():
-        inputs = keras.Input(shape=(None,), dtype="int32")
-        embedded = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = apply(embedded)
-        table[name] = {
-            "keeps_mask": getattr(out, "_keras_mask", None) is not None,
-            "warns": any("mask" in str(w.message) for w in caught),
-        }
-    return table
-
-
-def _tagger(vocab_size: int, units: int, mask_zero: bool, seed: int) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(None,), dtype="int32")
-    x = keras.layers.Embedding(vocab_size, 8, mask_zero=mask_zero)(inputs)
-    x = keras.layers.LSTM(units, return_sequences=True)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def loss_normalisations(x: np.ndarray, y: np.ndarray, units: int = 8, seed: int = 0
-                        ) -> dict[str, float]:
-    """Per-token loss of a padded batch: mask vs 2-D ``sample_weight``, against hand sums.
-
-    A small tagger (Embedding -> LSTM(return_sequences) -> Dense sigmoid) scores every
-    timestep; ``x`` is post- or pre-padded ids ``(batch, timesteps)``, ``y`` the 0/1 targets
-    ``(batch, timesteps)``. The whole batch is evaluated at once, so each normalisation is
-    over the batch.
-
-    Returns:
-        ``mask_loss`` (model with ``mask_zero=True``), ``weight_loss`` (no mask,
-        ``sample_weight`` = 1 at real tokens), ``rescaled_weight_loss`` (the same weights
-        multiplied by ``positions / real tokens``), ``real_mean`` and ``all_mean`` (the per-token
-        losses summed over real tokens divided by the real-token count, or by all positions),
-        ``real_fraction``, ``mask_accuracy`` (Keras accuracy with the mask) and
-        ``real_accuracy`` / ``all_accuracy`` (by hand, over real tokens / all positions).
-    """
-    x = np.asarray(x)
-    if x.shape != np.asarray(y).shape[:2]:
-        raise ValueError(f"x has shape {x.shape} but y has {np.asarray(y).shape}; "
-                         "pass one target per timestep, (batch, timesteps)")
-    y = np.asarray(y, dtype="float32").reshape(x.shape + (1,))
-    vocab = int(x.max()) + 1
-    masked = _tagger(vocab, units, True, seed)
-    unmasked = _tagger(vocab, units, False, seed)
-    unmasked.set_weights(masked.get_weights())
-    weights = mask_of(x).astype("float32")
-    n = len(x)
-    mask_loss, mask_accuracy = masked.evaluate(x, y, batch_size=n, verbose=0)
-    weight_loss = unmasked.evaluate(x, y, sample_weight=weights, batch_size=n, verbose=0)[0]
-    rescaled = weights * weights.size / weights.sum()
-    rescaled_loss = unmasked.evaluate(x, y, sample_weight=rescaled, batch_size=n, verbose=0)[0]
-    p = np.clip(masked.predict(x, batch_size=n, verbose=0)[..., 0], 1e-7, 1 - 1e-7)
-    token_loss = -(y[..., 0] * np.log(p) + (1 - y[..., 0]) * np.log(1 - p))
-    hits = ((p > 0.5) == (y[..., 0] > 0.5)).astype("float64")
-    return {
-        "mask_loss": float(mask_loss),
-        "weight_loss": float(weight_loss),
-        "rescaled_weight_loss": float(rescaled_loss),
-        "real_mean": float((token_loss * weights).sum() / weights.sum()),
-        "all_mean": float((token_loss * weights).sum() / weights.size),
-        "real_fraction": float(weights.mean()),
-        "mask_accuracy": float(mask_accuracy),
-        "real_accuracy": float((hits * weights).sum() / weights.sum()),
-        "all_accuracy": float(hits.mean()),
-    }
-
-
-def grouped_vs_padded_gradients(sequences: Sequence, labels, batch_size: int = 32,
-                                units: int = 8, seed: int = 0) -> dict[str, float]:
-    """Loss and gradients over a data set: length-grouped batches without a mask vs padding.
-
-    Two copies of one classifier (Embedding -> LSTM -> Dense sigmoid) with equal weights:
-    one with ``mask_zero=True`` sees all sequences padded in one batch, the other has no mask
-    at all and sees :func:`length_grouped_batches`. Each batch's mean loss and gradients are
-    weighted by ``batch / n`` and summed, which is the mean over all sequences.
-
-    Returns:
-        ``loss_padded``, ``loss_grouped``, ``max_grad_diff`` (largest absolute difference over
-        all weights), ``max_grad`` (largest absolute gradient, for scale), ``batches``.
-    """
-    from rnncourse.models import sequence_classifier
-
-    arrays = validate_sequences(sequences, labels)
-    labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
-    vocab = int(max(a.max() for a in arrays)) + 1
-    keras.utils.set_random_seed(seed)
-    masked = sequence_classifier(vocab, 8, units, mask_zero=True)
-    plain = sequence_classifier(vocab, 8, units, mask_zero=False)
-    plain.set_weights(masked.get_weights())
-    loss_fn = keras.losses.BinaryCrossentropy()
-
-    def loss_and_grads(model, x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), [tf.convert_to_tensor(g).numpy() for g in grads]
-
-    loss_padded, grads_padded = loss_and_grads(masked, pad(arrays), labels)
-    n = len(arrays)
-    loss_grouped, grads_grouped = 0.0, [np.zeros_like(g) for g in grads_padded]
-    batches = length_grouped_batches(arrays, labels, batch_size, seed)
-    for x, y in batches:
-        loss, grads = loss_and_grads(plain, x, y)
-        loss_grouped += loss * len(x) / n
-        grads_grouped = [a + g * len(x) / n for a, g in zip(grads_grouped, grads, strict=True)]
-    return {
-        "loss_padded": loss_padded,
-        "loss_grouped": loss_grouped,
-        "max_grad_diff": float(max(np.abs(a - b).max()
-                                   for a, b in zip(grads_padded, grads_grouped, strict=True))),
-        "max_grad": float(max(np.abs(g).max() for g in grads_padded)),
-        "batches": len(batches),
-    }
-
-
-def classifier(vocab_size: int, timesteps: int | None, units: int = 16, embedding_dim: int = 16,
-               seed: int = 0) -> keras.Model:
-    """Ids ``(batch, timesteps)`` -> Embedding(mask_zero) -> LSTM -> sigmoid ``(batch, 1)``.
-
-    ``timesteps=None`` accepts any length; an int fixes the input length (the model then
-    rejects other lengths). Same layer names either way, so weights move between the two.
-    """
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(timesteps,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-    x = keras.layers.LSTM(units, name="lstm")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
-    model = keras.Model(inputs, outputs, name=f"classifier_{timesteps or 'any'}_steps")
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def fixed_to_free_length(fixed: keras.Model, vocab_size: int, units: int = 16,
-                         embedding_dim: int = 16) -> keras.Model:
-    """Copy a fixed-timesteps :func:`classifier` into a new ``None``-timesteps one.
-
-    Recurrent weights do not depend on the number of timesteps, so ``set_weights`` works
-    unchanged; the new model predicts on any length.
-    """
-    free = classifier(vocab_size, None, units, embedding_dim)
-    free.set_weights(fixed.get_weights())
-    return free
-
-
-def padded_step_outputs(padding: str = "post", kind: str = "lstm", units: int = 4,
-                        seed: int = 0) -> np.ndarray:
-    """``return_sequences`` outputs of a masked layer for a short row in a padded batch.
-
-    The batch is ``[[3, 4, 5, 6, 7], [8, 9]]`` padded on the given side; the result is the
-    ``(5, units)`` output of the second row. With the mask, padded steps repeat the last
-    real output (post-padding) or stay at the zero initial state (pre-padding).
-    """
-    keras.utils.set_random_seed(seed)
-    embedding = keras.layers.Embedding(10, 4, mask_zero=True)
-    layer = _recurrent(kind, units, return_sequences=True)
-    x = pad([[3, 4, 5, 6, 7], [8, 9]], padding=padding)
-    return np.asarray(layer(embedding(x))[0])[1]
-
-
-def all_padding_row_output(kind: str = "lstm", units: int = 4, seed: int = 0) -> np.ndarray:
-    """What a masked layer returns for a row that is all padding, next to a real row.
-
-    Returns:
-        ``(units,)`` (``(2 * units,)`` for ``bi_*``): the final output of the all-padding row
-        of the batch ``[[3, 4, 5], [0, 0, 0]]`` after ``Embedding(mask_zero=True)``. On CPU
-        Keras returns the initial state (zeros) there; the cuDNN path refuses such a batch.
-    """
-    keras.utils.set_random_seed(seed)
-    embedding = keras.layers.Embedding(10, 4, mask_zero=True)
-    layer = _recurrent(kind, units, return_sequences=False)
-    return np.asarray(layer(embedding(np.array([[3, 4, 5], [0, 0, 0]])))[0])[1]
-
-
-def call_error(model: keras.Model, x: np.ndarray) -> str:
-    """The ``ValueError`` text when calling ``model(x)`` fails (``""`` when it works).
-
-    Calling a model whose ``keras.Input`` fixes the timesteps on another length fails with
-    "incompatible with the layer". (In Keras 3.15 ``model.predict`` skips that check once
-    its predict function has been traced, so do not rely on ``predict`` to catch it.)
-    """
-    try:
-        model(x)
-    except ValueError as error:
-        return str(error).strip().splitlines()[0]
-    return ""
-
-
-def ragged_lstm_error() -> str:
-    """The error this TensorFlow/Keras gives when a ``tf.RaggedTensor`` goes into an LSTM."""
-    ragged = tf.RaggedTensor.from_row_lengths(tf.ones((5, 3)), [3, 2])
-    try:
-        keras.layers.LSTM(2)(ragged)
-    except (ValueError, TypeError) as error:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-        lines = [line.strip() for line in text.splitlines() if line.strip()
-                 and not line.startswith("Exception encountered")]
-        return f"{type(error).__name__}: {lines[0] if lines else text.strip()}"
-    return ""
-
-
 def ragged_to_padded(ragged: tf.RaggedTensor) -> tuple[np.ndarray, np.ndarray]:
-    """A ragged ``(batch, None, features)`` tensor -> post-padded dense tensor and its mask."""
-    dense = ragged.to_tensor(default_value=0.0)
+    """A ragged ``(batch, None, features)`` tensor -> post-padded dense tensor and its mask.
+
+    Returns:
+        ``(dense, mask)``: ``(batch, timesteps, features)`` floats with zeros after each
+        row's end, and the boolean ``(batch, timesteps)`` mask (True at real steps) to pass
+        to a recurrent layer as ``mask=``.
+    """
+    if not isinstance(ragged, tf.RaggedTensor):
+        raise TypeError(f"ragged must be a tf.RaggedTensor, got {type(ragged).__name__}; "
+                        "a dense tensor needs no conversion")
+    dense = ragged.to_tensor(default_value=0)
     mask = tf.sequence_mask(ragged.row_lengths(), maxlen=tf.shape(dense)[1])
     return dense.numpy(), mask.numpy()
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def epoch_times(sequences: Sequence, labels, batch_size: int = 32, units: int = 16,
-                embedding_dim: int = 16, strategies: Sequence[str] = STRATEGIES,
-                maxlen: int | None = None, seed: int = 0, repeats: int = 1
-                ) -> dict[str, dict[str, float]]:
-    """Time one training epoch of the same classifier under each batching strategy.
-
-    One :func:`classifier` (``None`` timesteps) trains on every strategy's dataset: one batch
-    each first (so tracing is not timed), then ``repeats`` rounds of one full epoch per
-    strategy, interleaved so that a burst of load on a shared machine hits all strategies
-    alike; the fastest epoch of each strategy counts. Every strategy sees the same examples
-    with the same ``maxlen`` cap.
-
-    Returns:
-        ``{strategy: {"seconds": epoch time, "padded": padded fraction of the positions,
-        "timesteps": sum over batches of the padded length, "batches": batch count}}``.
-    """
-    arrays = validate_sequences(sequences, labels)
-    labels = np.asarray(labels, dtype="float32")
-    vocab = int(max(a.max() for a in arrays)) + 1
-    model = classifier(vocab, None, units, embedding_dim, seed)
-    datasets = {strategy: padded_dataset(arrays, labels, batch_size, strategy, seed=seed,
-                                         maxlen=maxlen) for strategy in strategies}
-    results = {}
-    for strategy, ds in datasets.items():
-        widths = [int(x.shape[1]) for x, _ in ds]
-        results[strategy] = {"seconds": float("inf"), "padded": padding_fraction(ds),
-                             "timesteps": float(sum(widths)), "batches": float(len(widths))}
-        model.fit(ds.take(1), epochs=1, verbose=0, shuffle=False)
-    for _ in range(repeats):
-        for strategy, ds in datasets.items():
-            start = time.perf_counter()
-            model.fit(ds, epochs=1, verbose=0, shuffle=False)
-            results[strategy]["seconds"] = min(results[strategy]["seconds"],
-                                               time.perf_counter() - start)
-    return results

@@ -1,4 +1,4 @@
-"""Recurrent cells written from scratch with ``keras.ops``, and the long-lag task they solve.
+"""Recurrent cells written from scratch with ``keras.ops``, weight-compatible with Keras.
 
 The three cells below hold their weights exactly as Keras' own cells do (same names,
 shapes and gate order), so a Keras layer's weights load into them unchanged and the
@@ -13,20 +13,20 @@ below are written in):
 * ``LSTMCell``: input ``i``, forget ``f``, cell candidate ``g``, output ``o``.
   ``kernel (input_dim, 4 units)``.
 
-The rest of the module measures the cells on the adding problem of Hochreiter and
-Schmidhuber (1997): :class:`Settings`, :func:`adding_model`, :func:`train_adding`,
-:func:`compare_on_adding`; and the cost of leaving the cuDNN kernel:
-:func:`kernel_speed`.
+Tools around them: :func:`from_keras` builds the scratch twin of a Keras layer,
+:func:`load_keras_weights` copies a Keras layer's weights into a scratch layer,
+:func:`compare_with_keras` measures how far the two are apart (outputs, states, gradients)
+and :func:`parameter_count` gives the parameters from the gate equations. The cell names
+are those of :data:`rnncourse.models.CELLS`.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config
+from rnncourse import config, models
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
@@ -35,7 +35,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-CELL_NAMES = ("simple_rnn", "gru", "lstm")
+__all__ = ["SimpleRNNCell", "GRUCell", "LSTMCell", "SCRATCH_CELLS", "from_keras",
+           "load_keras_weights", "parameter_count", "Equivalence", "random_padded_batch",
+           "compare_with_keras"]
 
 
 class _Cell(keras.layers.Layer):
@@ -195,38 +197,77 @@ class LSTMCell(_Cell):
 
 
 SCRATCH_CELLS = {"simple_rnn": SimpleRNNCell, "gru": GRUCell, "lstm": LSTMCell}
-KERAS_LAYERS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
-                "lstm": keras.layers.LSTM}
+"""The scratch-cell registry, keyed by the names of :data:`rnncourse.models.CELLS`."""
+
+if set(SCRATCH_CELLS) != set(models.CELLS):  # pragma: no cover - a registry out of step
+    raise ImportError(f"SCRATCH_CELLS {sorted(SCRATCH_CELLS)} and models.CELLS "
+                      f"{sorted(models.CELLS)} name different cells; keep them equal")
+
+
+def _check_cell(cell: str) -> None:
+    if not isinstance(cell, str) or cell not in SCRATCH_CELLS:
+        raise ValueError(f"cell must be one of {', '.join(SCRATCH_CELLS)}, not {cell!r}")
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _cell_name(layer) -> str:
-    for name, layer_class in KERAS_LAYERS.items():
+    for name, layer_class in models.CELLS.items():
         if type(layer) is layer_class:
             return name
-    raise ValueError(f"expected a keras.layers.SimpleRNN, GRU or LSTM layer, got "
-                     f"{type(layer).__name__}")
+    raise TypeError(f"expected a keras.layers.SimpleRNN, GRU or LSTM layer, got "
+                    f"{type(layer).__name__}; for Bidirectional pass .forward_layer and "
+                    ".backward_layer one at a time")
 
 
-def copy_weights(source: keras.layers.Layer, target: keras.layers.Layer) -> None:
-    """Copy ``kernel``, ``recurrent_kernel`` and ``bias`` from one built layer to another.
+def load_keras_weights(keras_layer: keras.layers.Layer,
+                       scratch_layer: keras.layers.RNN) -> keras.layers.RNN:
+    """Copy a built Keras layer's ``kernel``, ``recurrent_kernel`` and ``bias`` into its twin.
 
-    Works in both directions between a Keras ``SimpleRNN``/``GRU``/``LSTM`` layer and a
-    ``keras.layers.RNN`` wrapping the matching scratch cell.
+    Not :func:`rnncourse.models.copy_weights_by_name`, which moves whole models' weights
+    layer by layer; this copies one Keras recurrent layer into one scratch layer.
+
+    Args:
+        keras_layer: a built ``keras.layers.SimpleRNN``, ``GRU`` or ``LSTM``.
+        scratch_layer: a built ``keras.layers.RNN`` around the matching scratch cell
+            (:class:`SimpleRNNCell`, :class:`GRUCell` or :class:`LSTMCell`) with the same
+            ``units``, input width and, for a GRU, ``reset_after``.
+
+    Shapes: ``kernel (input_dim, gates * units)``, ``recurrent_kernel (units, gates *
+    units)``, ``bias (gates * units,)`` (``(2, 3 units)`` for a GRU with
+    ``reset_after=True``); ``gates`` is 1, 3 or 4.
+
+    Returns:
+        ``scratch_layer``, holding the Keras layer's weights.
 
     Raises:
-        ValueError: when a layer is not built or the weight shapes differ (a GRU with
-            another ``reset_after``, other ``units``, another input width).
+        TypeError: a layer of another kind, or a scratch cell of another kind.
+        ValueError: a layer is not built, or the weight shapes differ.
     """
-    src, dst = source.get_weights(), target.get_weights()
-    if not src or not dst:
-        raise ValueError("both layers must be built first: call each once on a batch "
-                         "(or on keras.Input) before copying weights")
-    src_shapes = [w.shape for w in src]
-    dst_shapes = [w.shape for w in dst]
-    if src_shapes != dst_shapes:
-        raise ValueError(f"weight shapes differ: source {src_shapes}, target {dst_shapes}; "
-                         "use the same cell, units, input width (and reset_after for a GRU)")
-    target.set_weights(src)
+    name = _cell_name(keras_layer)
+    expected = SCRATCH_CELLS[name]
+    if not isinstance(scratch_layer, keras.layers.RNN) or type(scratch_layer.cell) is not expected:
+        got = (type(scratch_layer.cell).__name__ if isinstance(scratch_layer, keras.layers.RNN)
+               else type(scratch_layer).__name__)
+        raise TypeError(f"scratch_layer must be keras.layers.RNN(cells.{expected.__name__}(...)) "
+                        f"to take the weights of a {type(keras_layer).__name__}, got {got}")
+    if not keras_layer.built or not scratch_layer.built:
+        which = "keras_layer" if not keras_layer.built else "scratch_layer"
+        raise ValueError(f"{which} is not built: call .build((None, None, input_dim)) or call "
+                         "it once on a batch before copying weights")
+    source, target = keras_layer.get_weights(), scratch_layer.get_weights()
+    source_shapes = [w.shape for w in source]
+    target_shapes = [w.shape for w in target]
+    if source_shapes != target_shapes:
+        raise ValueError(f"weight shapes differ: keras_layer {source_shapes}, scratch_layer "
+                         f"{target_shapes}; build the scratch layer with the same units, "
+                         "input width (and reset_after for a GRU), or use from_keras")
+    scratch_layer.set_weights(source)
+    return scratch_layer
 
 
 def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras.layers.RNN:
@@ -240,10 +281,22 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
     Returns:
         A built ``keras.layers.RNN`` around :class:`SimpleRNNCell`, :class:`GRUCell` or
         :class:`LSTMCell` with the same ``return_sequences``, ``return_state`` and
-        ``go_backwards`` and the layer's weights.
+        ``go_backwards`` and the layer's weights (:func:`load_keras_weights`). Like the
+        Keras layer it maps ``(batch, timesteps, input_dim)`` to ``(batch, units)``, or
+        ``(batch, timesteps, units)`` with ``return_sequences``.
+
+    Raises:
+        TypeError: ``layer`` is not a SimpleRNN, GRU or LSTM layer.
+        ValueError: a setting the scratch cells do not implement (activation, bias,
+            dropout), or an unbuilt layer without ``input_dim``.
     """
     name = _cell_name(layer)
     cell = layer.cell
+    if input_dim is not None:
+        _check_positive(input_dim=input_dim)
+    if cell.dropout or cell.recurrent_dropout:
+        raise ValueError(f"{layer.name} uses dropout/recurrent_dropout, which the scratch "
+                         "cells do not implement; build the layer without them")
     if cell.activation is not keras.activations.tanh or not cell.use_bias:
         raise ValueError("the scratch cells implement activation='tanh' with use_bias=True; "
                          f"{layer.name} uses another setting")
@@ -260,8 +313,7 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
                                return_state=layer.return_state,
                                go_backwards=layer.go_backwards, name=f"scratch_{layer.name}")
     scratch.build((None, None, input_dim))
-    copy_weights(layer, scratch)
-    return scratch
+    return load_keras_weights(layer, scratch)
 
 
 def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = True) -> int:
@@ -271,9 +323,15 @@ def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = T
     * GRU: ``3 * (units * (input_dim + units) + units)``, plus ``3 * units`` for the
       second (recurrent) bias when ``reset_after=True``
     * LSTM: ``4 * (units * (input_dim + units) + units)``
+
+    Args:
+        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
+        input_dim: features per step of the layer's input ``(batch, timesteps, input_dim)``.
+        units: width of the state ``(batch, units)``.
+        reset_after: GRU only; ``True`` is Keras' default.
     """
-    if cell not in SCRATCH_CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELL_NAMES)}, not {cell!r}")
+    _check_cell(cell)
+    _check_positive(input_dim=input_dim, units=units)
     block = units * (input_dim + units) + units
     if cell == "simple_rnn":
         return block
@@ -282,7 +340,7 @@ def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = T
     return 4 * block
 
 
-@dataclass
+@dataclass(frozen=True)
 class Equivalence:
     """Largest differences between a Keras layer and its scratch twin.
 
@@ -309,8 +367,7 @@ def random_padded_batch(batch: int, timesteps: int, features: int,
         ``x (batch, timesteps, features)`` float32 with zeros after each length, and
         ``mask (batch, timesteps)`` bool, True on real steps.
     """
-    if batch < 1 or timesteps < 1 or features < 1:
-        raise ValueError("batch, timesteps and features must all be >= 1")
+    _check_positive(batch=batch, timesteps=timesteps, features=features)
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, timesteps + 1, size=batch)
     lengths[0] = timesteps
@@ -324,17 +381,26 @@ def compare_with_keras(cell: str, units: int = 8, features: int = 5, batch: int 
                        seed: int = 0) -> Equivalence:
     """Run a Keras layer and the scratch layer with the same weights on masked random input.
 
-    Both layers return the whole output sequence and the final states; the gradient of
-    ``sum(outputs**2) + sum(states**2)`` with respect to every weight is compared too.
+    Both layers return the whole output sequence ``(batch, timesteps, units)`` and the
+    final states (each ``(batch, units)``); the gradient of ``sum(outputs**2) +
+    sum(states**2)`` with respect to every weight is compared too. The Keras layer gets
+    random ``N(0, 0.5**2)`` weights (seed ``seed + 1``) so that every gate and bias matters;
+    the input is :func:`random_padded_batch` ``(batch, timesteps, features)`` with its mask.
+
+    Args:
+        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
+        units, features, batch, timesteps: the sizes of the test.
+        reset_after: GRU only.
+        seed: seeds the weights and the batch.
 
     Returns:
         :class:`Equivalence` with the largest differences.
     """
-    if cell not in KERAS_LAYERS:
-        raise ValueError(f"cell must be one of {', '.join(CELL_NAMES)}, not {cell!r}")
+    _check_cell(cell)
+    _check_positive(units=units, features=features, batch=batch, timesteps=timesteps)
     config.set_seed(seed)
     kwargs = {"reset_after": reset_after} if cell == "gru" else {}
-    reference = KERAS_LAYERS[cell](units, return_sequences=True, return_state=True, **kwargs)
+    reference = models.CELLS[cell](units, return_sequences=True, return_state=True, **kwargs)
     reference.build((None, None, features))
     # random (not initial) weights so that every gate and bias matters
     rng = np.random.default_rng(seed + 1)
@@ -365,286 +431,3 @@ def compare_with_keras(cell: str, units: int = 8, features: int = 5, batch: int 
                        outputs=float(np.max(np.abs(out_a - out_b))),
                        states=gap(states_a, states_b),
                        gradients=relative_gap(grads_a, grads_b))
-
-
-# --------------------------------------------------------------------------------------
-# The adding problem
-# --------------------------------------------------------------------------------------
-
-#: MSE of the best constant prediction (1.0) on the adding problem: Var(U1 + U2) = 2/12.
-BASELINE_MSE = 1.0 / 6.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Sizes of the adding-problem experiment for the current scale.
-
-    Every cell gets the same budget: ``epochs * ceil(n_train / batch_size)`` Adam steps.
-    """
-
-    timesteps: int
-    n_train: int
-    n_test: int
-    epochs: int
-    batch_size: int
-    units: int
-    learning_rate: float
-
-    @property
-    def steps(self) -> int:
-        return self.epochs * -(-self.n_train // self.batch_size)
-
-    @classmethod
-    def current(cls) -> Settings:
-        """The settings for ``RNNCOURSE_SCALE`` (see :func:`rnncourse.config.by_scale`)."""
-        return config.by_scale(
-            ci=cls(timesteps=20, n_train=3000, n_test=500, epochs=5, batch_size=32,
-                   units=32, learning_rate=1e-2),
-            full=cls(timesteps=100, n_train=10000, n_test=2000, epochs=14, batch_size=50,
-                     units=64, learning_rate=3e-3),
-        )
-
-
-def adding_model(cell: str, units: int, timesteps: int | None = None,
-                 learning_rate: float = 1e-2, clipnorm: float | None = None) -> keras.Model:
-    """``(batch, timesteps, 2)`` -> recurrent layer -> Dense(1), compiled with Adam and MSE.
-
-    Args:
-        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"`` (Keras layers, cuDNN-eligible).
-        units: recurrent units.
-        timesteps: sequence length, or None for any length.
-        learning_rate: Adam's step size.
-        clipnorm: optional per-variable gradient-norm clipping passed to Adam.
-    """
-    if cell not in KERAS_LAYERS:
-        raise ValueError(f"cell must be one of {', '.join(CELL_NAMES)}, not {cell!r}")
-    inputs = keras.Input(shape=(timesteps, 2), name="values_and_markers")
-    hidden = KERAS_LAYERS[cell](units, name=cell)(inputs)
-    outputs = keras.layers.Dense(1, name="sum")(hidden)
-    model = keras.Model(inputs, outputs, name=f"adding_{cell}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
-                  loss="mse")
-    return model
-
-
-@dataclass
-class AddingResult:
-    """One trained cell: test MSE after every epoch, final test MSE, the model."""
-
-    cell: str
-    test_mse: list[float]
-    model: keras.Model = field(repr=False)
-    seconds: float = 0.0
-    gradient_norms: list[float] = field(default_factory=list)
-
-    @property
-    def final_mse(self) -> float:
-        return self.test_mse[-1]
-
-
-class _TestMSE(keras.callbacks.Callback):
-    def __init__(self, x, y):
-        super().__init__()
-        self.x, self.y, self.values = x, y, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.values.append(float(self.model.evaluate(self.x, self.y, verbose=0,
-                                                     batch_size=500)))
-
-
-def train_adding(cell: str, settings: Settings | None = None, seed: int = 0,
-                 clipnorm: float | None = None, log_gradients: bool = False) -> AddingResult:
-    """Train one cell on the adding problem and record the test MSE after each epoch.
-
-    Training and test sets come from :func:`rnncourse.data.adding_problem` with seeds
-    ``seed`` and ``seed + 1``; the weights are seeded with ``seed``.
-
-    Args:
-        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
-        settings: sizes; :meth:`Settings.current` when None.
-        seed: data and weight seed.
-        clipnorm: optional gradient clipping for Adam.
-        log_gradients: record the global gradient norm of every step, before clipping
-            (:class:`rnncourse.gradients.GradientNormLogger`), in
-            ``AddingResult.gradient_norms``.
-    """
-    from rnncourse.data import adding_problem
-
-    settings = settings or Settings.current()
-    x, y = adding_problem(settings.n_train, settings.timesteps, seed=seed)
-    x_test, y_test = adding_problem(settings.n_test, settings.timesteps, seed=seed + 1)
-    config.set_seed(seed)
-    model = adding_model(cell, settings.units, settings.timesteps, settings.learning_rate,
-                         clipnorm=clipnorm)
-    tracker = _TestMSE(x_test, y_test)
-    callbacks = [tracker]
-    logger = None
-    if log_gradients:
-        from rnncourse.gradients import GradientNormLogger
-
-        logger = GradientNormLogger()
-        callbacks.append(logger)
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0,
-              callbacks=callbacks)
-    return AddingResult(cell=cell, test_mse=tracker.values, model=model,
-                        seconds=time.perf_counter() - start,
-                        gradient_norms=logger.step_norms if logger else [])
-
-
-def compare_on_adding(settings: Settings | None = None, seed: int = 0,
-                      cells: tuple[str, ...] = CELL_NAMES,
-                      log_gradients: bool = False) -> dict[str, AddingResult]:
-    """:func:`train_adding` for each cell with the same data, seed and step budget."""
-    return {cell: train_adding(cell, settings, seed=seed, log_gradients=log_gradients)
-            for cell in cells}
-
-
-# --------------------------------------------------------------------------------------
-# cuDNN versus the generic kernel
-# --------------------------------------------------------------------------------------
-
-@dataclass
-class KernelTiming:
-    """Median seconds of one training step (forward + backward) for one layer setting."""
-
-    cell: str
-    kernel: str
-    seconds: float
-
-
-def kernel_speed(cell: str = "lstm", units: int = 128, batch: int = 64, timesteps: int = 100,
-                 features: int = 32, repeats: int = 5, use_cudnn="auto") -> KernelTiming:
-    """Time one compiled forward+backward step of a Keras LSTM/GRU layer.
-
-    ``use_cudnn="auto"`` takes the fused cuDNN kernel when a GPU is visible and the
-    settings allow it (see :func:`rnncourse.devices.cudnn_eligibility`); ``False`` forces
-    the generic kernel (a ``tf.while_loop`` over time steps). On a CPU both are the
-    generic kernel.
-
-    Returns:
-        :class:`KernelTiming` with the median over ``repeats`` timed steps (after one
-        warm-up step that traces and compiles).
-    """
-    if cell not in ("lstm", "gru"):
-        raise ValueError(f"cell must be 'lstm' or 'gru' (cuDNN has no SimpleRNN), not {cell!r}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    layer = KERAS_LAYERS[cell](units, use_cudnn=use_cudnn)
-    x = tf.random.normal((batch, timesteps, features), seed=0)
-    layer.build(x.shape)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer(x, training=True) ** 2)
-        return tape.gradient(loss, layer.trainable_weights)
-
-    def timed() -> float:
-        start = time.perf_counter()
-        grads = step()
-        float(tf.reduce_sum(grads[0]))  # wait for the device
-        return time.perf_counter() - start
-
-    timed()
-    seconds = float(np.median([timed() for _ in range(repeats)]))
-    from rnncourse.devices import gpus
-
-    kernel = "generic"
-    if use_cudnn != False and gpus():  # noqa: E712 -- "auto" and True both allow cuDNN
-        from rnncourse.devices import cudnn_eligibility
-
-        kernel = "cudnn" if cudnn_eligibility(layer)[0] else "generic"
-    return KernelTiming(cell=cell, kernel=kernel, seconds=seconds)
-
-
-def cudnn_speedup(cell: str = "lstm", **shape) -> float | None:
-    """Generic-kernel time divided by cuDNN time for one training step, or None on a CPU.
-
-    ``shape`` goes to :func:`kernel_speed` (``units``, ``batch``, ``timesteps``,
-    ``features``, ``repeats``). Without a visible GPU there is no cuDNN kernel to time,
-    so the function returns None instead of a meaningless ratio of two generic kernels.
-    """
-    from rnncourse.devices import gpus
-
-    if not gpus():
-        return None
-    generic = kernel_speed(cell, use_cudnn=False, **shape)
-    fused = kernel_speed(cell, use_cudnn="auto", **shape)
-    return generic.seconds / fused.seconds
-
-
-#: Layer settings people write, for the chapter's eligibility table: (label, factory).
-EXAMPLE_LAYERS = (
-    ("LSTM(64)", lambda: keras.layers.LSTM(64)),
-    ("LSTM(64, dropout=0.2)", lambda: keras.layers.LSTM(64, dropout=0.2)),
-    ("LSTM(64, go_backwards=True)", lambda: keras.layers.LSTM(64, go_backwards=True)),
-    ("Bidirectional(LSTM(64))", lambda: keras.layers.Bidirectional(keras.layers.LSTM(64))),
-    ("LSTM(64, activation='relu')", lambda: keras.layers.LSTM(64, activation="relu")),
-    ("LSTM(64, recurrent_dropout=0.2)", lambda: keras.layers.LSTM(64, recurrent_dropout=0.2)),
-    ("LSTM(64, unroll=True)", lambda: keras.layers.LSTM(64, unroll=True)),
-    ("LSTM(64, use_bias=False)", lambda: keras.layers.LSTM(64, use_bias=False)),
-    ("LSTM(64, recurrent_activation='hard_sigmoid')",
-     lambda: keras.layers.LSTM(64, recurrent_activation="hard_sigmoid")),
-    ("GRU(64)", lambda: keras.layers.GRU(64)),
-    ("GRU(64, reset_after=False)", lambda: keras.layers.GRU(64, reset_after=False)),
-    ("RNN(LSTMCell(64))", lambda: keras.layers.RNN(keras.layers.LSTMCell(64))),
-)
-
-
-def eligibility_table() -> list[tuple[str, bool, str]]:
-    """``(layer setting, cuDNN eligible, what rules it out)`` for :data:`EXAMPLE_LAYERS`.
-
-    Uses :func:`rnncourse.devices.cudnn_eligibility`; the reasons column is empty for
-    eligible layers.
-    """
-    from rnncourse.devices import cudnn_eligibility
-
-    rows = []
-    for label, factory in EXAMPLE_LAYERS:
-        eligible, reasons = cudnn_eligibility(factory())
-        rows.append((label, eligible, "; ".join(reasons)))
-    return rows
-
-
-def usage_shapes(batch: int = 4, timesteps: int = 7, features: int = 3,
-                 units: int = 5) -> dict[str, tuple[int, ...]]:
-    """Output shapes of the common ways to use a Keras LSTM, on a random batch.
-
-    Keys: ``"last output"`` (default), ``"return_sequences"``, ``"return_state"`` (output,
-    h, c), ``"stacked"`` (LSTM(return_sequences=True) -> LSTM), ``"bidirectional"``
-    (forward and backward outputs concatenated).
-    """
-    x = np.random.default_rng(0).normal(size=(batch, timesteps, features)).astype("float32")
-    lstm = keras.layers.LSTM
-    shapes = {
-        "last output": tuple(lstm(units)(x).shape),
-        "return_sequences": tuple(lstm(units, return_sequences=True)(x).shape),
-        "return_state": tuple(tuple(t.shape) for t in lstm(units, return_state=True)(x)),
-        "stacked": tuple(lstm(units)(lstm(units, return_sequences=True)(x)).shape),
-        "bidirectional": tuple(keras.layers.Bidirectional(lstm(units))(x).shape),
-    }
-    return shapes
-
-
-def dropout_difference(rate: float = 0.5, seed: int = 0) -> dict[str, float]:
-    """How ``dropout`` and ``recurrent_dropout`` act: at training time only.
-
-    Runs one LSTM layer with the given ``dropout``/``recurrent_dropout`` on a fixed batch
-    with ``training=False`` and ``training=True`` and returns the largest absolute change
-    of the output against the same weights without dropout: zero at inference, non-zero
-    in training, for both kinds.
-    """
-    x = np.random.default_rng(seed).normal(size=(4, 6, 3)).astype("float32")
-    config.set_seed(seed)
-    plain = keras.layers.LSTM(5)
-    reference = plain(x).numpy()
-    result = {}
-    for kind in ("dropout", "recurrent_dropout"):
-        layer = keras.layers.LSTM(5, **{kind: rate})
-        layer.build(x.shape)
-        layer.set_weights(plain.get_weights())
-        result[f"{kind}, inference"] = float(np.max(np.abs(layer(x).numpy() - reference)))
-        result[f"{kind}, training"] = float(np.max(np.abs(layer(x, training=True).numpy()
-                                                          - reference)))
-    return result

@@ -1,4 +1,4 @@
-"""Settings shared by every chapter: scale, seeds, cache directory, quiet TensorFlow.
+"""Settings shared by every chapter: scale, seeds, cache directory, TensorFlow import.
 
 The book runs at two scales from one set of notebooks:
 
@@ -6,22 +6,34 @@ The book runs at two scales from one set of notebooks:
 * ``ci``: data and epochs shrunk so each notebook runs in about a minute on two
   CPU cores. ``make test`` sets ``RNNCOURSE_SCALE=ci``.
 
-Sizes are chosen with :func:`by_scale`, never with ``if`` chains in notebook cells.
+The scale changes sizes only (examples, epochs, units, repeats, seeds), never the recipe:
+see :mod:`rnncourse.chapters`.
+
+Every experiment derives its seeds from one knob, ``RNNCOURSE_SEED`` (default 0), through
+:func:`seed` and :func:`seeds`; ``make robustness`` runs the notebooks for several values.
+
+Importing this module (or any of ``rnncourse``) changes no user setting: no environment
+variable, no logger level, no global random state. :func:`quiet_tensorflow` imports
+TensorFlow with its known start-up notices filtered out; anything else it prints (a
+CUDA or cuDNN load error, say) still reaches standard error.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import random
+import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import tempfile
 from pathlib import Path
 from typing import TypeVar
 
+__all__ = ["SCALES", "scale", "by_scale", "base_seed", "seed", "seeds", "set_seed",
+           "cache_dir", "quiet_tensorflow", "is_startup_noise"]
+
 SCALES = ("ci", "full")
-DEFAULT_SEED = 1234
+SEED_STRIDE = 1000
+"""Seeds of two values of ``RNNCOURSE_SEED`` never overlap: ``seed(k) = 1000 * base + k``."""
 
 T = TypeVar("T")
 
@@ -46,31 +58,65 @@ def by_scale(*, ci: T, full: T) -> T:
     return ci if scale() == "ci" else full
 
 
-def set_seed(seed: int = DEFAULT_SEED) -> int:
+def base_seed() -> int:
+    """The seed knob ``RNNCOURSE_SEED`` (default 0): a non-negative int."""
+    raw = os.environ.get("RNNCOURSE_SEED", "").strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"RNNCOURSE_SEED={raw!r} is not a non-negative integer; "
+                         "use e.g. `export RNNCOURSE_SEED=3`, or unset it for 0")
+    return value
+
+
+def seed(offset: int = 0) -> int:
+    """The experiment seed number ``offset`` under the current knob.
+
+    ``seed(k) == 1000 * RNNCOURSE_SEED + k``: a chapter uses ``seed(0)``, ``seed(1)``, ...
+    for its separate random choices (data split, weights, ...), and every one of them
+    changes when the knob does.
+    """
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < SEED_STRIDE:
+        raise ValueError(f"offset must be an int in 0..{SEED_STRIDE - 1}, got {offset!r}")
+    return SEED_STRIDE * base_seed() + offset
+
+
+def seeds(count: int, offset: int = 0) -> tuple[int, ...]:
+    """``count`` consecutive experiment seeds starting at ``seed(offset)``."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    return tuple(seed(offset + i) for i in range(count))
+
+
+def set_seed(value: int | None = None) -> int:
     """Seed Python's ``random``, NumPy and TensorFlow/Keras; return the seed.
 
-    Keras' ``keras.utils.set_random_seed`` seeds all three backends' generators
-    (Python, NumPy, TensorFlow) at once. Call it at the top of every experiment so
-    weights, shuffling and dropout masks repeat from run to run.
+    ``None`` uses :func:`seed` ``()`` (the knob). ``keras.utils.set_random_seed`` seeds
+    Python, NumPy and the backend at once. Call it at the top of an experiment, never at
+    import time, so weights, shuffling and dropout masks repeat from run to run.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    random.seed(seed)
-    import numpy as np
-
-    np.random.seed(seed)
+    if value is None:
+        value = seed()
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"seed must be a non-negative int, got {value!r}")
+    random.seed(value)
     quiet_tensorflow()
     import keras
 
-    keras.utils.set_random_seed(seed)
-    return seed
+    keras.utils.set_random_seed(value)
+    return value
 
 
 def cache_dir() -> Path:
     """Directory for downloaded archives and extracted corpora (created on demand).
 
     ``RNNCOURSE_CACHE`` wins; otherwise ``$XDG_CACHE_HOME/rnncourse`` or
-    ``~/.cache/rnncourse``.
+    ``~/.cache/rnncourse``. A path that exists but is not a directory, or cannot be
+    created, raises ``OSError`` naming it and the variable that fixes it.
     """
     env = os.environ.get("RNNCOURSE_CACHE", "").strip()
     if env:
@@ -78,47 +124,101 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
         path = Path(base).expanduser() / "rnncourse"
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cache directory {path} exists and is not a directory; set "
+                                 "RNNCOURSE_CACHE to a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the cache directory {path} ({err.strerror}); set "
+                      "RNNCOURSE_CACHE to a writable directory") from None
     return path
 
 
+# TensorFlow's start-up notices (TF 2.16-2.21, CPU and GPU builds): printed by C++ logging
+# while `import tensorflow` runs, before any Python setting can lower them. Everything else
+# printed during the import (e.g. "Could not load dynamic library 'libcudnn.so.9'") passes.
+_STARTUP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|oneDNN custom operations are on"
+    r"|This TensorFlow binary is optimized to use available CPU instructions"
+    r"|^To enable the following instructions: .*rebuild TensorFlow"
+    r"|Could not find cuda drivers on your machine, GPU will not be used"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory: Attempting to register factory"
+    r"|computation placer already registered"
+    r"|TF-TRT Warning: Could not find TensorRT"
+)
+
+
+def is_startup_noise(line: str) -> bool:
+    """Whether ``line`` is one of TensorFlow's known start-up notices (hidden at import)."""
+    return bool(_STARTUP_NOISE.search(line))
+
+
 def quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up log lines, and lower its log levels.
+    """Import TensorFlow with its known start-up notices removed; check Keras' backend.
 
-    TensorFlow prints oneDNN and CUDA-probe notices through C++ logging before any
-    setting can silence them, so the import runs with file descriptor 2 pointed at
-    ``/dev/null`` (exceptions still propagate). Idempotent and cheap after the first call.
-    Every ``rnncourse`` module that needs TensorFlow calls it before importing it.
+    While ``import tensorflow`` runs, file descriptor 2 goes to a temporary file; the lines
+    that :func:`is_startup_noise` recognises are dropped and every other line is written
+    back to standard error. No environment variable or logger level is changed.
+    Idempotent and free after the first call.
+
+    Raises:
+        ImportError: Keras is set to another backend (``KERAS_BACKEND`` or
+            ``~/.keras/keras.json``); ``rnncourse`` needs TensorFlow's.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "keras" not in sys.modules:
+        _check_backend(_configured_backend())
     if "tensorflow" not in sys.modules:
-        with _stderr_to_devnull():
-            import tensorflow  # noqa: F401
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    import absl.logging
+        _import_filtered("tensorflow")
+    import keras
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
+    _check_backend(keras.backend.backend())
 
 
-@contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    """Point file descriptor 2 (and ``sys.stderr``'s own descriptor, which differs inside
-    a Jupyter kernel) at ``/dev/null`` for the duration of the block."""
-    descriptors = {2}
+def _configured_backend() -> str:
+    """The backend Keras will pick: ``KERAS_BACKEND``, else ``keras.json``, else tensorflow."""
+    env = os.environ.get("KERAS_BACKEND", "").strip()
+    if env:
+        return env
+    home = os.environ.get("KERAS_HOME", "").strip() or os.path.join(
+        os.path.expanduser("~"), ".keras")
     try:
-        descriptors.add(sys.stderr.fileno())
-    except (AttributeError, OSError, ValueError):  # a stream without a real descriptor
-        pass
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in descriptors}
-    try:
-        with open(os.devnull, "w") as devnull:
-            for fd in descriptors:
-                os.dup2(devnull.fileno(), fd)
-            yield
-    finally:
-        for fd, copy in saved.items():
-            os.dup2(copy, fd)
-            os.close(copy)
+        import json
+
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _check_backend(backend: str) -> None:
+    if backend != "tensorflow":
+        raise ImportError(
+            f"rnncourse needs Keras' TensorFlow backend, but Keras is using {backend!r} "
+            "(from KERAS_BACKEND or ~/.keras/keras.json). Set KERAS_BACKEND=tensorflow in "
+            "the environment before Python starts, or edit keras.json.")
+
+
+def _import_filtered(module: str) -> None:
+    """Import ``module`` with fd 2 captured, then replay the lines that are not noise."""
+    streams = [sys.stderr, sys.__stderr__]
+    for stream in streams:
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            __import__(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines() if line and not is_startup_noise(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+                sys.stderr.flush()

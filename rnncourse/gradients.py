@@ -1,129 +1,57 @@
 """Gradients of recurrent networks: BPTT by hand, gradient norms through time, clipping.
 
-The chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``) calls this module to
-measure, rather than assert, why a plain RNN forgets and why its loss can blow up:
+The library of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``; its
+experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
 
 * :func:`numpy_bptt` - backpropagation through time for ``SimpleRNN(tanh) -> Dense``
   written in NumPy, checked against ``tf.GradientTape`` by :func:`tape_gradients`.
 * :func:`timestep_gradient_norms` - ``||dLoss/dx_t||`` for every input step of any Keras
   model; :func:`state_gradient_norms` - ``||dLoss/dh_t||`` for the hidden state of the
-  model's recurrent layer (SimpleRNN, GRU or LSTM).
-* :func:`recurrent_regressor`, :func:`set_recurrent_spectrum`, :func:`largest_singular_value`,
-  :func:`spectral_radius` - small models whose recurrent matrix has a chosen spectrum.
+  model's recurrent layer (SimpleRNN, GRU or LSTM); :func:`early_to_late_ratio`.
+* :func:`set_recurrent_spectrum`, :func:`largest_singular_value`, :func:`spectral_radius`,
+  :func:`open_gates`, :func:`compare_cells` - recurrent matrices with a chosen spectrum,
+  gates that start open, gradient curves of freshly initialised cells. Models come from
+  :func:`rnncourse.models.sequence_regressor`.
 * :func:`clip_by_global_norm`, :func:`clip_by_value`, :func:`global_norm`,
-  :func:`cosine_similarity` - what the optimizers' ``global_clipnorm`` and ``clipvalue`` do.
+  :func:`cosine_similarity`, :func:`model_gradients` - what the optimizers'
+  ``global_clipnorm`` and ``clipvalue`` do, on real gradients.
 * :class:`GradientNormLogger` - a Keras callback that records the global gradient norm of
-  every training step of ``model.fit``, for any model (Embedding layers included).
-* :func:`fit_regressor` - compile and train with or without clipping, detecting divergence.
+  every optimizer step of ``model.fit``, for any model (Embedding layers included);
+  :class:`StopOnNonFinite` - stop ``fit`` quietly at the first NaN/inf loss.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse.config import by_scale, quiet_tensorflow
+from rnncourse import models
+from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+__all__ = [
+    "FLOOR", "recurrent_layer_of", "recurrent_kernel", "set_recurrent_spectrum",
+    "largest_singular_value", "spectral_radius", "simple_rnn_weights", "BPTTResult",
+    "NUMPY_ACTIVATIONS", "numpy_bptt", "tape_gradients", "timestep_gradient_norms",
+    "state_gradient_norms", "early_to_late_ratio", "open_gates", "compare_cells",
+    "global_norm", "clip_by_global_norm", "clip_by_value", "cosine_similarity",
+    "model_gradients", "GradientNormLogger", "StopOnNonFinite",
+]
+
 #: Smallest norm reported by :func:`compare_cells` (float32 underflows below ~1e-38).
 FLOOR = 1e-38
 
-RECURRENT_CELLS = {
-    "simple_rnn": keras.layers.SimpleRNN,
-    "gru": keras.layers.GRU,
-    "lstm": keras.layers.LSTM,
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Sizes used by the chapter, picked for the current scale (``RNNCOURSE_SCALE``).
-
-    Attributes:
-        timesteps: sequence length of the gradient-through-time measurements.
-        units: recurrent units of the measured models.
-        batch_size: sequences per measurement batch.
-        train_examples: adding-problem sequences used for the clipping experiment.
-        train_timesteps: sequence length of the clipping experiment.
-        train_epochs: epochs of the clipping experiment.
-        seeds: weight seeds averaged over when comparing cells.
-        review_sentences: movie-review sentences of the gradient-logger demo.
-        review_epochs: epochs of the gradient-logger demo.
-    """
-
-    timesteps: int = 100
-    units: int = 32
-    batch_size: int = 32
-    train_examples: int = field(default_factory=lambda: by_scale(ci=512, full=2048))
-    train_timesteps: int = 50
-    train_epochs: int = field(default_factory=lambda: by_scale(ci=4, full=12))
-    seeds: tuple[int, ...] = field(
-        default_factory=lambda: by_scale(ci=(0,), full=(0, 1, 2, 3, 4)))
-    review_sentences: int = field(default_factory=lambda: by_scale(ci=640, full=4000))
-    review_epochs: int = field(default_factory=lambda: by_scale(ci=2, full=4))
-
-
-def settings() -> Settings:
-    """The chapter's sizes at the current scale (see :class:`Settings`)."""
-    return Settings()
-
 
 # ---------------------------------------------------------------------------------------
-# Models with a chosen recurrent spectrum
+# Recurrent matrices with a chosen spectrum
 # ---------------------------------------------------------------------------------------
-
-def recurrent_regressor(cell: str = "simple_rnn", units: int = 32, features: int = 2,
-                        timesteps: int | None = None, activation: str | None = None,
-                        recurrent_initializer: str | keras.initializers.Initializer | None = None,
-                        seed: int = 0, name: str | None = None) -> keras.Model:
-    """``(batch, timesteps, features)`` floats -> one recurrent layer -> ``Dense(1)``.
-
-    The model of the adding problem (:func:`rnncourse.data.adding_problem`) and of the
-    chapter's gradient measurements.
-
-    Args:
-        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
-        units: recurrent units.
-        features: input features per step.
-        timesteps: fixed sequence length, or ``None`` for any length.
-        activation: the cell's activation (``"tanh"``, ``"relu"``, ``"linear"``); ``None``
-            keeps the Keras default (tanh). Only tanh keeps LSTM/GRU cuDNN-eligible.
-        recurrent_initializer: initialiser of the recurrent matrix (Keras default:
-            ``"orthogonal"``); e.g. ``"identity"`` for an IRNN (Le et al., 2015).
-        seed: seed of every initialiser, so two calls build identical weights.
-        name: model name.
-
-    Returns:
-        A built ``keras.Model`` with output ``(batch, 1)``.
-    """
-    if cell not in RECURRENT_CELLS:
-        raise ValueError(f"cell must be one of {', '.join(RECURRENT_CELLS)}, not {cell!r}")
-    if units < 1 or features < 1:
-        raise ValueError(f"units and features must be >= 1, got units={units}, features={features}")
-    kwargs = {
-        "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
-        "recurrent_initializer": keras.initializers.Orthogonal(seed=seed + 1),
-        "name": cell,
-    }
-    if recurrent_initializer is not None:
-        kwargs["recurrent_initializer"] = (keras.initializers.Identity()
-                                           if recurrent_initializer == "identity"
-                                           else recurrent_initializer)
-    if activation is not None:
-        kwargs["activation"] = activation
-    inputs = keras.Input(shape=(timesteps, features), name="sequence")
-    hidden = RECURRENT_CELLS[cell](units, **kwargs)(inputs)
-    head = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2),
-                              name="output")
-    outputs = head(hidden)
-    return keras.Model(inputs, outputs, name=name or f"{cell}_regressor")
-
 
 def recurrent_layer_of(model: keras.Model, layer: str | keras.layers.Layer | None = None
                        ) -> keras.layers.RNN:
@@ -177,8 +105,12 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
 
 
 def largest_singular_value(matrix: np.ndarray) -> float:
-    """Largest singular value ``sigma_1`` of a matrix (its spectral norm)."""
-    return float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), ord=2))
+    """Largest singular value ``sigma_1`` of a 2-D matrix (its spectral norm)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise ValueError(f"largest_singular_value needs a 2-D matrix, got shape {matrix.shape}; "
+                         "pass e.g. recurrent_kernel(layer)")
+    return float(np.linalg.norm(matrix, ord=2))
 
 
 def spectral_radius(matrix: np.ndarray) -> float:
@@ -202,7 +134,7 @@ def simple_rnn_weights(model: keras.Model) -> dict[str, np.ndarray]:
     rnn = recurrent_layer_of(model)
     if not isinstance(rnn, keras.layers.SimpleRNN) or rnn.return_sequences:
         raise ValueError("simple_rnn_weights needs a SimpleRNN (return_sequences=False) -> Dense "
-                         "model such as recurrent_regressor('simple_rnn')")
+                         "model such as models.sequence_regressor('simple_rnn')")
     dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
     if len(dense) != 1:
         raise ValueError(
@@ -265,6 +197,10 @@ def numpy_bptt(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray],
     if activation not in NUMPY_ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(NUMPY_ACTIVATIONS)}, "
                          f"not {activation!r}")
+    missing = {"kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias"} - set(weights)
+    if missing:
+        raise ValueError(f"weights is missing {sorted(missing)}; build it with "
+                         "simple_rnn_weights(model)")
     f, f_prime = NUMPY_ACTIVATIONS[activation]
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(len(x), -1)
@@ -411,7 +347,8 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
     masking), layers after it. The unrolled pass gives the same output as ``model(x)``.
 
     Args:
-        model: a Keras model (e.g. :func:`recurrent_regressor`, or an Embedding model).
+        model: a Keras model (e.g. :func:`rnncourse.models.sequence_regressor`, or an
+            Embedding model).
         x: ``(batch, timesteps, ...)`` inputs of the model (float features or int ids).
         y: targets as the model's output.
         loss: as in :func:`timestep_gradient_norms`.
@@ -518,7 +455,8 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
     for cell in cells:
         logs = []
         for seed in seeds:
-            model = recurrent_regressor(cell, units=units, features=np.shape(x)[-1], seed=seed)
+            model = models.sequence_regressor(cell, units=units, features=np.shape(x)[-1],
+                                              seed=seed)
             if gate_bias is not None and cell != "simple_rnn":
                 open_gates(model, gate_bias)
             norms = timestep_gradient_norms(model, x, y, wrt=wrt)
@@ -536,8 +474,16 @@ def _dense(gradient) -> tf.Tensor:
     return tf.convert_to_tensor(gradient)
 
 
+def _check_gradient_list(grads, name: str = "grads") -> None:
+    if isinstance(grads, (tf.Tensor, np.ndarray, tf.IndexedSlices)) or not isinstance(
+            grads, Sequence):
+        raise TypeError(f"{name} must be a list of gradients (one per variable), got "
+                        f"{type(grads).__name__}; wrap a single tensor as [tensor]")
+
+
 def global_norm(grads: Sequence) -> float:
-    """``sqrt(sum_k ||g_k||^2)`` over a list of gradients (``None`` skipped)."""
+    """``sqrt(sum_k ||g_k||^2)`` over a list of gradients of any shapes (``None`` skipped)."""
+    _check_gradient_list(grads)
     squares = [tf.reduce_sum(tf.square(tf.cast(_dense(g), tf.float64))) for g in grads
                if g is not None]
     return float(tf.sqrt(tf.add_n(squares))) if squares else 0.0
@@ -552,6 +498,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
     Returns:
         ``(clipped gradients, global norm before clipping)``.
     """
+    _check_gradient_list(grads)
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
     dense = [_dense(g) for g in grads]
@@ -562,6 +509,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
 
 def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
     """Clamp every gradient entry to ``[-value, value]``; what ``clipvalue`` does."""
+    _check_gradient_list(grads)
     if not value > 0:
         raise ValueError(f"value must be > 0, got {value}")
     return [tf.clip_by_value(_dense(g), -value, value) for g in grads]
@@ -569,6 +517,8 @@ def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
 
 def cosine_similarity(grads_a: Sequence, grads_b: Sequence) -> float:
     """Cosine of the angle between two gradient lists, each flattened into one vector."""
+    _check_gradient_list(grads_a, "grads_a")
+    _check_gradient_list(grads_b, "grads_b")
     if len(grads_a) != len(grads_b):
         raise ValueError(f"gradient lists differ in length: {len(grads_a)} vs {len(grads_b)}")
     a = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_a]).astype(np.float64)
@@ -594,19 +544,29 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
 # ---------------------------------------------------------------------------------------
 
 class GradientNormLogger(keras.callbacks.Callback):
-    """Record the global gradient norm of every training step of ``model.fit``.
+    """Record the global gradient norm of every optimizer step of ``model.fit``.
 
-    The callback wraps the model's optimizer so that each ``apply_gradients`` call also
-    stores ``||g||`` (the norm *before* any ``clipnorm``/``global_clipnorm``/``clipvalue``
-    the optimizer applies) in a variable, and reads it after each batch. Embedding
-    gradients (``IndexedSlices``) are converted to dense tensors first, so repeated token
-    ids are summed as in the true gradient. The wrapper is removed when training ends.
+    While a training step runs, the model's optimizer ``apply`` (which ``apply_gradients``
+    calls too) is wrapped so that it also stores ``||g||``, the norm *before* any
+    ``clipnorm``/``global_clipnorm``/``clipvalue`` the optimizer applies; the callback reads
+    it after each batch. So it works for Keras' own ``train_step`` and for a custom
+    ``train_step`` that calls ``optimizer.apply`` or ``optimizer.apply_gradients`` (the
+    pattern of Keras' guide). Embedding gradients (``IndexedSlices``) are converted to dense
+    tensors first, so repeated token ids are summed as in the true gradient.
+
+    With ``gradient_accumulation_steps=k`` the optimizer updates the weights once every
+    ``k`` batches with the mean of their gradients; the logger then records one norm per
+    update, the norm of that mean, and nothing for the batches in between.
+
+    The wrapper is in place only during each training step (removed in a ``finally``, also
+    when a step raises); the train function traced with it is dropped when training ends,
+    or at the next ``fit`` that runs without this logger.
 
     Attributes:
-        step_norms: list of floats, one per optimizer step (all epochs, in order).
+        step_norms: list of floats, one per optimizer update (all epochs, in order).
         epoch_norms: list of floats, mean step norm of each epoch.
         epoch_max_norms: list of floats, largest step norm of each epoch.
-        layer_norms: ``{variable path: [norm per step]}`` when ``per_variable=True``.
+        layer_norms: ``{variable path: [norm per update]}`` when ``per_variable=True``.
 
     Example:
         >>> logger = GradientNormLogger()
@@ -616,46 +576,110 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def __init__(self, per_variable: bool = False) -> None:
         super().__init__()
+        if not isinstance(per_variable, bool):
+            raise TypeError(f"per_variable must be True or False, got {per_variable!r}")
         self.per_variable = per_variable
         self.step_norms: list[float] = []
         self.epoch_norms: list[float] = []
         self.epoch_max_norms: list[float] = []
         self.layer_norms: dict[str, list[float]] = {}
         self._epoch_start = 0
-        self._norm = None
-        self._variable_norms = None
-        self._original_apply = None
+        self._in_batch = False
+        self._batches = 0
 
+    # -- the wrapper, traced into the train function ------------------------------------
+    def _record(self, grads: Sequence, variables: Sequence) -> None:
+        """Store the norm of this update's gradient (in graph ops) in the logger's variables."""
+        norms = []
+        for gradient, variable in zip(grads, variables, strict=True):
+            index = self._index.get(id(variable), self._index.get(getattr(variable, "path", None)))
+            dense = (tf.zeros(variable.shape, tf.float32) if gradient is None
+                     else tf.cast(_dense(gradient), tf.float32))
+            if self._steps:
+                accumulator = self._accumulators[index]
+                accumulator.assign_add(dense)
+                dense = accumulator / float(self._steps)
+            norms.append((index, tf.norm(dense)))
+        values = tf.scatter_nd([[i] for i, _ in norms], tf.stack([n for _, n in norms]),
+                               [len(self._paths)])
+        if self._steps:
+            iterations = getattr(self.model.optimizer, "_iterations", None)
+            if iterations is None:
+                iterations = self._micro_steps
+                self._micro_steps.assign_add(1)
+                update = tf.equal(tf.math.floormod(iterations, self._steps), 0)
+            else:  # the optimizer's own micro-step counter, read before it advances
+                update = tf.equal(tf.math.floormod(iterations + 1, self._steps), 0)
+            for accumulator in self._accumulators:
+                accumulator.assign(tf.where(update, tf.zeros_like(accumulator), accumulator))
+        else:
+            update = tf.constant(True)
+        self._norm.assign(tf.where(update, tf.norm(values), self._norm))
+        self._variable_norms.assign(tf.where(update, values, self._variable_norms))
+        self._updated.assign(tf.cast(update, tf.int32))
+
+    def _wrapped_apply(self, grads, trainable_variables=None, *args, **kwargs):
+        grads = list(grads)
+        variables = (list(trainable_variables) if trainable_variables is not None
+                     else list(self.model.trainable_variables))
+        self._record(grads, variables)
+        return self._original_apply(grads, trainable_variables, *args, **kwargs)
+
+    def _train_function(self, *args, **kwargs):
+        if not self._in_batch:  # called by a fit that does not run this logger: drop it
+            self.model.train_function = None
+            self.model.make_train_function()
+            return self.model.train_function(*args, **kwargs)
+        optimizer = self.model.optimizer
+        self._original_apply = optimizer.apply
+        optimizer.apply = self._wrapped_apply
+        try:
+            return self._traced(*args, **kwargs)
+        except BaseException:
+            self.model.train_function = None  # the next fit traces a clean one
+            raise
+        finally:
+            if vars(optimizer).get("apply") == self._wrapped_apply:
+                del optimizer.apply  # back to the class method
+            self._original_apply = None
+
+    # -- callback hooks ------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
         if optimizer is None:
             raise ValueError("compile the model with an optimizer before fit")
+        variables = list(self.model.trainable_variables)
+        self._paths = [v.path for v in variables]
+        self._index = {id(v): i for i, v in enumerate(variables)}
+        self._index.update({path: i for i, path in enumerate(self._paths)})
+        self._steps = int(getattr(optimizer, "gradient_accumulation_steps", None) or 0)
+        self._accumulators = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                              for v in variables] if self._steps else []
+        self._micro_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
         self._norm = tf.Variable(0.0, trainable=False, dtype=tf.float32)
-        paths = [w.path for w in self.model.trainable_weights]
-        self._variable_norms = tf.Variable(tf.zeros(len(paths)), trainable=False)
-        self.layer_norms = {path: self.layer_norms.get(path, []) for path in paths}
-        self._original_apply = optimizer.apply_gradients
-        logger = self
-
-        def apply_gradients(grads_and_vars, *args, **kwargs):
-            grads_and_vars = list(grads_and_vars)
-            norms = tf.stack([tf.norm(tf.cast(_dense(g), tf.float32)) if g is not None
-                              else tf.constant(0.0) for g, _ in grads_and_vars])
-            logger._norm.assign(tf.norm(norms))
-            if logger.per_variable and len(grads_and_vars) == len(paths):
-                logger._variable_norms.assign(norms)
-            return logger._original_apply(grads_and_vars, *args, **kwargs)
-
-        optimizer.apply_gradients = apply_gradients
-        self.model.make_train_function(force=True)  # trace again with the wrapper
+        self._variable_norms = tf.Variable(tf.zeros(len(variables)), trainable=False)
+        self._updated = tf.Variable(0, trainable=False, dtype=tf.int32)
+        self.layer_norms = {path: self.layer_norms.get(path, []) for path in self._paths}
+        self._batches = 0
+        self.model.make_train_function(force=True)
+        self._traced = self.model.train_function
+        self.model.train_function = self._train_function
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = len(self.step_norms)
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._in_batch = True
+        self._updated.assign(0)
+
     def on_train_batch_end(self, batch, logs=None):
+        self._in_batch = False
+        self._batches += 1
+        if not int(self._updated.numpy()):
+            return
         self.step_norms.append(float(self._norm.numpy()))
         if self.per_variable:
-            for path, value in zip(self.layer_norms, self._variable_norms.numpy(), strict=True):
+            for path, value in zip(self._paths, self._variable_norms.numpy(), strict=True):
                 self.layer_norms[path].append(float(value))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -665,15 +689,17 @@ class GradientNormLogger(keras.callbacks.Callback):
             self.epoch_max_norms.append(float(np.max(norms)))
 
     def on_train_end(self, logs=None):
-        optimizer = self.model.optimizer
-        if self._original_apply is not None and "apply_gradients" in vars(optimizer):
-            del optimizer.apply_gradients  # back to the class method
-        self._original_apply = None
+        self._in_batch = False
+        self.model.train_function = None
         self.model.make_train_function(force=True)
+        if self._batches and not self.step_norms and not self._steps:
+            warnings.warn("GradientNormLogger recorded no gradient: the model's train_step "
+                          "never called optimizer.apply or optimizer.apply_gradients",
+                          RuntimeWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------------------------------
-# Training with and without clipping
+# Stopping at the first NaN
 # ---------------------------------------------------------------------------------------
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -694,178 +720,3 @@ class StopOnNonFinite(keras.callbacks.Callback):
         if loss is not None and not np.isfinite(float(loss)):
             self.stopped_at = self._seen - 1
             self.model.stop_training = True
-
-
-@dataclass
-class TrainingRun:
-    """Outcome of :func:`fit_regressor`.
-
-    Attributes:
-        label: description of the run (e.g. ``"no clipping"``).
-        losses: training loss per epoch (shorter than asked when training stopped on NaN).
-        step_norms: global gradient norm per step, before clipping.
-        diverged: True when the loss became NaN/inf or ended above 10x its first value.
-    """
-
-    label: str
-    losses: list[float]
-    step_norms: list[float]
-    diverged: bool
-
-    @property
-    def final_loss(self) -> float:
-        return self.losses[-1] if self.losses else float("nan")
-
-
-def fit_regressor(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int,
-                  learning_rate: float, batch_size: int = 32, label: str = "",
-                  **clipping) -> TrainingRun:
-    """Train with SGD (optionally clipped) and MSE, logging gradient norms per step.
-
-    A NaN/inf loss stops training at once (:class:`StopOnNonFinite`) instead of crashing
-    anything; the run is then marked ``diverged``.
-
-    Args:
-        model: e.g. :func:`recurrent_regressor`.
-        x: ``(batch, timesteps, features)``; y: ``(batch, 1)``.
-        epochs: passes over the data.
-        learning_rate: SGD step size.
-        batch_size: sequences per step.
-        label: name of the run in plots.
-        **clipping: optimizer clipping arguments: ``clipnorm``, ``global_clipnorm`` or
-            ``clipvalue``.
-
-    Returns:
-        A :class:`TrainingRun`.
-    """
-    unknown = set(clipping) - {"clipnorm", "global_clipnorm", "clipvalue"}
-    if unknown:
-        raise ValueError(f"unknown clipping arguments {sorted(unknown)}; use clipnorm, "
-                         "global_clipnorm or clipvalue")
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, **clipping),
-                  loss="mse")
-    logger = GradientNormLogger()
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=False,
-                        callbacks=[logger, StopOnNonFinite()])
-    losses = [float(v) for v in history.history.get("loss", [])]
-    finite = bool(losses) and all(np.isfinite(losses)) and all(np.isfinite(logger.step_norms))
-    diverged = not finite or losses[-1] > 10 * losses[0]
-    return TrainingRun(label or (", ".join(f"{k}={v}" for k, v in clipping.items())
-                                 or "no clipping"),
-                       losses, logger.step_norms, diverged)
-
-
-# ---------------------------------------------------------------------------------------
-# The chapter's experiments, one call each
-# ---------------------------------------------------------------------------------------
-
-def singular_value_sweep(sigmas: Sequence[float], x: np.ndarray, y: np.ndarray,
-                         activations: Sequence[str] = ("tanh", "linear"), units: int = 32,
-                         seed: int = 0) -> dict[str, np.ndarray]:
-    """``||dLoss/dh_1|| / ||dLoss/dh_T||`` of a SimpleRNN whose ``W_aa`` is ``sigma`` times
-    an orthogonal matrix, for every ``sigma`` and activation.
-
-    The norms come from :func:`numpy_bptt` (float64, fast), which equals
-    :func:`state_gradient_norms` on the Keras model (checked in the unit tests).
-
-    Returns:
-        ``{activation: (len(sigmas),) ratios}``; NaN where the forward pass overflowed.
-    """
-    result = {}
-    for activation in activations:
-        model = recurrent_regressor("simple_rnn", units=units, features=np.shape(x)[-1],
-                                    activation=activation, seed=seed)
-        ratios = []
-        for sigma in sigmas:
-            set_recurrent_spectrum(model.get_layer("simple_rnn"), sigma, seed=seed)
-            with np.errstate(over="ignore", invalid="ignore"):
-                norms = numpy_bptt(x, y, simple_rnn_weights(model), activation).state_grad_norms
-            finite = np.all(np.isfinite(norms)) and norms[-1] > 0
-            ratios.append(early_to_late_ratio(norms) if finite else np.nan)
-        result[activation] = np.asarray(ratios)
-    return result
-
-
-#: Activation and recurrent initialiser of the curves of :func:`initialisation_curves`.
-INITIALISATIONS = {
-    "tanh, orthogonal (Keras default)": ("tanh", "orthogonal"),
-    "tanh, glorot_uniform": ("tanh", "glorot_uniform"),
-    "relu, orthogonal": ("relu", "orthogonal"),
-    "relu, identity (IRNN)": ("relu", "identity"),
-}
-
-
-def initialisation_curves(x: np.ndarray, y: np.ndarray, units: int = 32, seed: int = 0
-                          ) -> dict[str, np.ndarray]:
-    """``||dLoss/dh_t||`` per step of untrained SimpleRNNs with the activations and recurrent
-    initialisers of :data:`INITIALISATIONS`: ``{label: (timesteps,) norms}`` (computed by
-    :func:`numpy_bptt` on each model's weights)."""
-    curves = {}
-    for label, (activation, initializer) in INITIALISATIONS.items():
-        if initializer == "glorot_uniform":
-            initializer = keras.initializers.GlorotUniform(seed=seed + 1)
-        elif initializer == "orthogonal":
-            initializer = keras.initializers.Orthogonal(seed=seed + 1)
-        model = recurrent_regressor("simple_rnn", units=units, features=np.shape(x)[-1],
-                                    activation=activation, recurrent_initializer=initializer,
-                                    seed=seed)
-        curves[label] = numpy_bptt(x, y, simple_rnn_weights(model), activation).state_grad_norms
-    return curves
-
-
-def clipping_experiment(config: Settings | None = None, learning_rate: float = 0.05,
-                        runs: Sequence[dict] = ({}, {"global_clipnorm": 1.0},
-                                                {"clipvalue": 0.1}),
-                        seed: int = 0) -> list[TrainingRun]:
-    """Train the same IRNN (ReLU, identity ``W_aa``) on the adding problem with each of
-    ``runs``' clipping settings and plain SGD.
-
-    The IRNN of Le et al. (2015) keeps its gradient through time, which also lets a large
-    gradient through: at ``learning_rate=0.05`` the unclipped run blows up in its first steps.
-
-    Args:
-        config: sizes (:func:`settings` by default): ``train_examples``,
-            ``train_timesteps``, ``train_epochs``, ``units``, ``batch_size``.
-        learning_rate: SGD step size.
-        runs: one dict of optimizer clipping arguments per run (``{}`` = no clipping).
-        seed: seed of the data and the weights (every run starts from the same weights).
-
-    Returns:
-        One :class:`TrainingRun` per entry of ``runs``.
-    """
-    config = config or settings()
-    x, y = adding_problem_batch(config.train_examples, config.train_timesteps, seed=seed + 1)
-    results = []
-    for clipping in runs:
-        model = recurrent_regressor("simple_rnn", units=config.units, features=2,
-                                    activation="relu", recurrent_initializer="identity",
-                                    seed=seed)
-        results.append(fit_regressor(model, x, y, epochs=config.train_epochs,
-                                     learning_rate=learning_rate,
-                                     batch_size=config.batch_size, **clipping))
-    return results
-
-
-def adding_problem_batch(n: int, timesteps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``rnncourse.data.adding_problem`` (imported lazily): ``x (n, T, 2)``, ``y (n, 1)``."""
-    from rnncourse.data import adding_problem
-
-    return adding_problem(n, timesteps, seed=seed)
-
-
-def review_ids(texts: Sequence[str], num_words: int = 5000, maxlen: int = 40
-               ) -> np.ndarray:
-    """Space-tokenised texts -> ``(len(texts), maxlen)`` int32 ids, for a quick Embedding model.
-
-    Id 0 is padding, 1 is a word outside the ``num_words - 2`` most frequent ones (the
-    vocabulary is :class:`rnncourse.embeddings.Vocabulary`); sequences are cut (at the end)
-    or padded (at the end) with ``keras.utils.pad_sequences``.
-    """
-    from rnncourse.embeddings import Vocabulary
-
-    if num_words < 3:
-        raise ValueError(f"num_words must be >= 3 (padding, OOV, one word), got {num_words}")
-    tokens = [text.split() for text in texts]
-    vocabulary = Vocabulary.from_tokens(tokens, max_size=num_words)
-    return keras.utils.pad_sequences(vocabulary.encode_batch(tokens), maxlen=maxlen,
-                                      padding="post", truncating="post").astype(np.int32)

@@ -1,140 +1,347 @@
-"""Model builders shared by several chapters, and training callbacks.
+"""Model builders: one cell registry and one builder per model family.
 
-Chapter-specific builders live in the chapter's module (``rnncourse.tbptt`` builds the
-stateful char-LM, for instance); this module holds the ones more than one chapter uses.
-All layers keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout, not
-unrolled), so the same model trains on a GPU with the fused kernel.
+Every chapter builds its models here, so a model family has one definition:
+
+================================  ==========================================================
+builder                           input -> output
+================================  ==========================================================
+:func:`sequence_regressor`        ``(batch, timesteps, features)`` floats -> RNN -> ``(batch, 1)``
+:func:`sequence_classifier`       ``(batch, timesteps)`` ids -> Embedding -> RNN -> classes
+:func:`sequence_tagger`           ``(batch, timesteps)`` ids -> Embedding -> (Bi)RNN -> per-step
+:func:`char_lm`                   ``(batch, timesteps)`` ids -> Embedding -> LSTM -> logits
+:func:`state_char_lm`             ``[ids, h, c]`` -> ``[logits, h, c]`` (caller owns the state)
+================================  ==========================================================
+
+Builders return uncompiled models, so the caller chooses optimizer, loss and metrics. Layers
+keep cuDNN-eligible settings by default (tanh/sigmoid, no recurrent dropout, not unrolled):
+the same model trains on a GPU with the fused kernel. A ``seed`` makes every initialiser
+deterministic, so two calls with the same seed build identical weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from rnncourse.config import quiet_tensorflow
-from rnncourse.progress import progress
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
+__all__ = ["CELLS", "recurrent_layer", "embedding", "sequence_regressor",
+           "sequence_classifier", "sequence_tagger", "char_lm", "state_char_lm",
+           "copy_weights_by_name"]
+
+CELLS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
+         "lstm": keras.layers.LSTM}
+"""The one cell registry: name -> Keras recurrent layer class."""
 
 
-def recurrent_layer(cell: str, units: int, **kwargs) -> keras.layers.Layer:
-    """Keras' ``LSTM``, ``GRU`` or ``SimpleRNN`` layer by name: lstm, gru, simple_rnn."""
-    try:
-        layer_class = CELLS[cell]
-    except KeyError:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}") from None
+def _check_cell(cell: str) -> type:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
+    return CELLS[cell]
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _glorot(seed: int | None, offset: int):
+    return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed + offset)
+
+
+def _check_rate(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
+                    **kwargs) -> keras.layers.Layer:
+    """Keras' ``SimpleRNN``, ``GRU`` or ``LSTM`` layer by name (see :data:`CELLS`).
+
+    Args:
+        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
+        units: recurrent units.
+        seed: seeds the input kernel (Glorot uniform, ``seed``) and the recurrent kernel
+            (orthogonal, ``seed + 1``) unless ``kwargs`` sets them; ``None``: Keras' draw.
+        **kwargs: any other argument of the Keras layer (``return_sequences``, ...).
+    """
+    layer_class = _check_cell(cell)
+    _check_positive(units=units)
+    if seed is not None:
+        kwargs.setdefault("kernel_initializer", keras.initializers.GlorotUniform(seed=seed))
+        kwargs.setdefault("recurrent_initializer", keras.initializers.Orthogonal(seed=seed + 1))
     return layer_class(units, **kwargs)
 
 
-def sequence_classifier(vocab_size: int, embedding_dim: int = 32, units: int = 32,
+def embedding(vocab_size: int, embedding_dim: int | None = None, *,
+              matrix: np.ndarray | None = None, trainable: bool = True,
+              mask_zero: bool = True, seed: int | None = None,
+              name: str = "embedding") -> keras.layers.Embedding:
+    """``keras.layers.Embedding`` with random or given (e.g. GloVe) initial vectors.
+
+    ``(batch, timesteps)`` int ids -> ``(batch, timesteps, embedding_dim)``. With
+    ``matrix`` ``(vocab_size, dim)`` the layer starts from it through Keras'
+    ``Embedding(weights=[matrix])`` (Keras 3.15 builds the layer and calls
+    ``set_weights``). ``mask_zero=True`` makes id 0 padding: downstream RNNs skip it.
+
+    Args:
+        vocab_size: rows, ids ``0 .. vocab_size - 1``.
+        embedding_dim: width; taken from ``matrix`` when given.
+        matrix: optional initial vectors, one row per id.
+        trainable: whether training updates the vectors (``False`` freezes them).
+        mask_zero: id 0 is padding.
+        seed: seeds the uniform initialiser when there is no ``matrix``.
+    """
+    _check_positive(vocab_size=vocab_size)
+    if matrix is not None:
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
+            raise ValueError(f"matrix has shape {matrix.shape}; expected ({vocab_size}, dim): "
+                             "one row per vocabulary id")
+        if embedding_dim is not None and embedding_dim != matrix.shape[1]:
+            raise ValueError(f"embedding_dim={embedding_dim} but matrix has "
+                             f"{matrix.shape[1]} columns; leave embedding_dim out")
+        if not np.isfinite(matrix).all():
+            raise ValueError("matrix holds NaN or infinite values; check the rows you built")
+        return keras.layers.Embedding(vocab_size, matrix.shape[1],
+                                      weights=[matrix.astype("float32")],
+                                      trainable=trainable, mask_zero=mask_zero, name=name)
+    if embedding_dim is None:
+        raise ValueError("pass embedding_dim (or matrix, to start from given vectors)")
+    _check_positive(embedding_dim=embedding_dim)
+    initializer = ("uniform" if seed is None
+                   else keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
+    return keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=initializer,
+                                  trainable=trainable, mask_zero=mask_zero, name=name)
+
+
+def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int = 2, *,
+                       timesteps: int | None = None, activation: str | None = None,
+                       recurrent_initializer: str | keras.initializers.Initializer | None = None,
+                       seed: int = 0, name: str | None = None) -> keras.Model:
+    """``(batch, timesteps, features)`` floats -> one recurrent layer -> ``Dense(1)``.
+
+    The model of the adding problem (:func:`rnncourse.data.adding_problem`) and of the
+    gradient measurements. Layer names: ``sequence`` (input), the cell name, ``output``.
+
+    Args:
+        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
+        units: recurrent units.
+        features: input features per step.
+        timesteps: fixed sequence length, or ``None`` for any length.
+        activation: the cell's activation; ``None`` keeps Keras' tanh (only tanh keeps
+            LSTM/GRU cuDNN-eligible).
+        recurrent_initializer: e.g. ``"identity"`` for an IRNN (Le et al., 2015);
+            ``None``: orthogonal, seeded.
+        seed: seed of every initialiser (kernel ``seed``, recurrent ``seed + 1``, head
+            ``seed + 2``).
+
+    Returns:
+        An uncompiled ``keras.Model`` with output ``(batch, 1)``.
+    """
+    _check_positive(units=units, features=features)
+    kwargs: dict = {"name": cell}
+    if recurrent_initializer is not None:
+        kwargs["recurrent_initializer"] = (keras.initializers.Identity()
+                                           if recurrent_initializer == "identity"
+                                           else recurrent_initializer)
+    if activation is not None:
+        kwargs["activation"] = activation
+    inputs = keras.Input(shape=(timesteps, features), name="sequence")
+    hidden = recurrent_layer(cell, units, seed=seed, **kwargs)(inputs)
+    head = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2),
+                              name="output")
+    return keras.Model(inputs, head(hidden), name=name or f"{cell}_regressor")
+
+
+def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int = 32,
                         cell: str = "lstm", num_classes: int = 2, bidirectional: bool = False,
-                        embeddings=None, trainable_embeddings: bool = True,
+                        embeddings: np.ndarray | None = None, trainable_embeddings: bool = True,
                         mask_zero: bool = True, dropout: float = 0.0,
-                        name: str | None = None) -> keras.Model:
+                        recurrent_dropout: float = 0.0, timesteps: int | None = None,
+                        seed: int | None = None, name: str | None = None) -> keras.Model:
     """Token ids -> Embedding -> recurrent layer -> class probabilities.
 
     Input ``(batch, timesteps)`` int ids with 0 as padding; output ``(batch, 1)`` sigmoid
-    probabilities when ``num_classes == 2``, else ``(batch, num_classes)`` softmax.
+    probabilities when ``num_classes == 2``, else ``(batch, num_classes)`` softmax. Layer
+    names: ``token_ids``, ``embedding``, the cell name (``bi_<cell>`` when bidirectional),
+    ``probability``/``probabilities``: models built with different ``timesteps`` share
+    them, so :func:`copy_weights_by_name` moves weights between them.
 
     Args:
-        vocab_size: number of rows of the embedding matrix (ids ``0 .. vocab_size-1``).
-        embedding_dim: width of the embedding; ignored when ``embeddings`` is given.
+        vocab_size: rows of the embedding matrix (ids ``0 .. vocab_size - 1``).
+        embedding_dim: width of the embedding; taken from ``embeddings`` when given.
         units: recurrent units.
         cell: ``"lstm"``, ``"gru"`` or ``"simple_rnn"``.
-        num_classes: 2 for a single sigmoid unit, more for softmax.
+        num_classes: 2 for one sigmoid unit, more for softmax.
         bidirectional: wrap the recurrent layer in ``keras.layers.Bidirectional``.
-        embeddings: optional ``(vocab_size, dim)`` initial matrix (e.g. from GloVe).
-        trainable_embeddings: whether the embedding matrix is updated by training.
-        mask_zero: let id 0 mean padding, so recurrent layers skip it.
-        dropout: dropout on the recurrent layer's output (not recurrent dropout,
-            which would rule out cuDNN).
+        embeddings: optional ``(vocab_size, dim)`` initial matrix (e.g. GloVe rows).
+        trainable_embeddings: whether training updates the embedding matrix.
+        mask_zero: id 0 is padding, skipped by the recurrent layer.
+        dropout: dropout on the recurrent layer's output (keeps cuDNN).
+        recurrent_dropout: dropout on the recurrent state; anything but 0 rules out cuDNN.
+        timesteps: fixed input length, or ``None`` for any length.
+        seed: seeds every initialiser; ``None``: Keras' draw.
     """
-    if embeddings is not None:
-        if embeddings.shape[0] != vocab_size:
-            raise ValueError(f"embeddings has {embeddings.shape[0]} rows, "
-                             f"vocab_size is {vocab_size}")
-        embedding_dim = embeddings.shape[1]
-        initializer = keras.initializers.Constant(embeddings)
-    else:
-        initializer = "uniform"
-    inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=initializer,
-                               mask_zero=mask_zero, trainable=trainable_embeddings,
-                               name="embedding")(inputs)
-    rnn = recurrent_layer(cell, units, name=cell)
+    _check_positive(units=units, num_classes=num_classes)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2 (2 gives one sigmoid unit), got {num_classes}")
+    _check_rate("dropout", dropout)
+    _check_rate("recurrent_dropout", recurrent_dropout)
+    inputs = keras.Input(shape=(timesteps,), dtype="int32", name="token_ids")
+    x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
+                  matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
+                  seed=seed)(inputs)
+    rnn = recurrent_layer(cell, units, seed=None if seed is None else seed + 1, name=cell,
+                          recurrent_dropout=recurrent_dropout)
     x = keras.layers.Bidirectional(rnn, name=f"bi_{cell}")(x) if bidirectional else rnn(x)
     if dropout:
-        x = keras.layers.Dropout(dropout)(x)
+        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    dense_init = ("glorot_uniform" if seed is None
+                  else keras.initializers.GlorotUniform(seed=seed + 3))
     if num_classes == 2:
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+        outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=dense_init,
+                                     name="probability")(x)
     else:
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+        outputs = keras.layers.Dense(num_classes, activation="softmax",
+                                     kernel_initializer=dense_init, name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name or f"{cell}_classifier")
 
 
-class EpochProgress(keras.callbacks.Callback):
-    """One progress bar over epochs with the latest metrics as its postfix.
+def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
+                    embedding_dim: int = 50, embeddings: np.ndarray | None = None,
+                    trainable_embeddings: bool = True, cell: str = "lstm",
+                    bidirectional: bool = True, dropout: float = 0.0,
+                    activation: str = "softmax", mask_zero: bool = True, seed: int = 0,
+                    name: str | None = None) -> keras.Model:
+    """A tagger: ids -> Embedding(mask_zero) -> (Bi)RNN -> one prediction per step.
 
-    Use with ``model.fit(..., verbose=0, callbacks=[EpochProgress()])`` instead of Keras'
-    per-step bars, which flood notebooks and rendered pages.
-    """
-
-    def __init__(self, desc: str = "epochs") -> None:
-        super().__init__()
-        self.desc = desc
-        self.bar = None
-
-    def on_train_begin(self, logs=None):
-        self.bar = progress(total=self.params.get("epochs"), desc=self.desc, unit="epoch")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix({k: f"{float(v):.4g}" for k, v in (logs or {}).items()})
-
-    def on_train_end(self, logs=None):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def smoke_run(texts, labels, epochs: int = 1, batch_size: int = 32, units: int = 32,
-              seed: int = 0) -> dict:
-    """Train a small LSTM classifier for ``epochs`` and report whether training works.
+    Input ``(batch, timesteps)`` int32 token ids with 0 as padding; output
+    ``(batch, timesteps, num_tags)`` (softmax by default). The padding mask flows from
+    the ``Embedding`` to the loss and to the metrics, so both average over real tokens.
 
     Args:
-        texts: space-tokenised strings; labels: ``(n,)`` 0/1 ints.
-
-    Returns:
-        A dict with ``loss_before`` and ``loss_after`` (training loss of the same model
-        before and after training), ``accuracy`` (on a held-out 20 %), ``seconds`` (wall
-        time of ``fit``) and ``device`` (where the LSTM ran).
+        vocab_size: rows of the embedding matrix (``len(vocab)``).
+        num_tags: outputs per step (``len(tag_names)``; 1 with ``activation="sigmoid"``
+            for a binary per-step label).
+        units: recurrent units per direction.
+        embedding_dim: embedding width when ``embeddings`` is None.
+        embeddings: optional (vocab_size, dim) initial matrix (GloVe + OOV rows).
+        trainable_embeddings: fine-tune the embedding matrix.
+        cell: ``"lstm"``, ``"gru"`` or ``"simple_rnn"``.
+        bidirectional: read the sentence both ways (``Bidirectional``).
+        dropout: dropout on the word vectors and on the RNN outputs (not recurrent
+            dropout, which would rule out cuDNN); 0 for none.
+        activation: of the per-step ``Dense`` layer.
+        seed: seeds of the initialisers (same seed, same initial weights) and dropout.
     """
-    import time
+    _check_positive(num_tags=num_tags, units=units)
+    _check_rate("dropout", dropout)
+    glorot = keras.initializers.GlorotUniform
+    inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
+                  matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
+                  seed=seed)(inputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=seed + 6, name="word_dropout")(x)
+    forward = recurrent_layer(cell, units, seed=seed + 1, return_sequences=True, name=cell)
+    if bidirectional:
+        backward = recurrent_layer(cell, units, seed=seed + 3, return_sequences=True,
+                                   go_backwards=True, name=f"{cell}_backward")
+        x = keras.layers.Bidirectional(forward, backward_layer=backward, name=f"bi_{cell}")(x)
+    else:
+        x = forward(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=seed + 7, name="output_dropout")(x)
+    outputs = keras.layers.Dense(num_tags, activation=activation, name="tags",
+                                 kernel_initializer=glorot(seed=seed + 5))(x)
+    return keras.Model(inputs, outputs,
+                       name=name or f"{'bi' if bidirectional else ''}{cell}_tagger")
 
-    import numpy as np
 
-    from rnncourse.config import set_seed
-    from rnncourse.devices import gpus
-    from rnncourse.embeddings import Vocabulary
+def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
+            batch_size: int | None = None, window: int | None = None, stateful: bool = False,
+            activation: str = "tanh", dropout: float = 0.0, seed: int | None = None,
+            name: str | None = None) -> keras.Model:
+    """Character language model: ids -> Embedding -> LSTM -> logits for the next character.
 
-    set_seed(seed)
-    tokens = [text.split() for text in texts]
-    vocabulary = Vocabulary.from_tokens(tokens, max_size=20_000)
-    ids = keras.utils.pad_sequences(vocabulary.encode_batch(tokens), padding="post")
-    labels = np.asarray(labels, dtype="float32")
-    order = np.random.default_rng(seed).permutation(len(ids))
-    split = int(0.8 * len(ids))
-    train, test = order[:split], order[split:]
-    model = sequence_classifier(len(vocabulary), units=units)
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    loss_before = model.evaluate(ids[train], labels[train], batch_size=256, verbose=0)[0]
-    start = time.perf_counter()
-    model.fit(ids[train], labels[train], epochs=epochs, batch_size=batch_size, verbose=0)
-    seconds = time.perf_counter() - start
-    loss_after = model.evaluate(ids[train], labels[train], batch_size=256, verbose=0)[0]
-    accuracy = model.evaluate(ids[test], labels[test], batch_size=256, verbose=0)[1]
-    return {"loss_before": float(loss_before), "loss_after": float(loss_after),
-            "accuracy": float(accuracy), "seconds": seconds,
-            "device": gpus()[0] if gpus() else "CPU"}
+    Input ``(batch, timesteps)`` int32 ids, output ``(batch, timesteps, vocab_size)`` logits.
+    ``stateful=True`` needs a fixed ``batch_size`` (Keras 3: ``keras.Input(batch_shape=...)``)
+    and keeps the last state of row ``i`` as the initial state of row ``i`` of the next
+    batch. Layer names (``embedding``, ``lstm``, ``logits``) are shared with
+    :func:`state_char_lm`, so :func:`copy_weights_by_name` moves weights between them.
+
+    Args:
+        activation: the LSTM's cell activation; anything but ``"tanh"`` rules out cuDNN.
+        dropout: rate of a ``Dropout`` on the LSTM's outputs (inactive at inference).
+    """
+    _check_positive(vocab_size=vocab_size, units=units, embedding_dim=embedding_dim)
+    _check_rate("dropout", dropout)
+    if stateful and batch_size is None:
+        raise ValueError("a stateful model needs a fixed batch_size (keras.Input(batch_shape="
+                         "(batch_size, window))); pass batch_size=...")
+    inputs = keras.Input(batch_shape=(batch_size, window), dtype="int32", name="char_ids")
+    x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(inputs)
+    x = recurrent_layer("lstm", units, seed=None if seed is None else seed + 1,
+                        activation=activation, return_sequences=True, stateful=stateful,
+                        name="lstm")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = keras.layers.Dense(vocab_size, kernel_initializer=_glorot(seed, 3),
+                                 name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or ("stateful_char_lm" if stateful
+                                                      else "char_lm"))
+
+
+def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
+                  activation: str = "tanh", seed: int | None = None) -> keras.Model:
+    """Explicit-state char LM: ``[ids, h, c] -> [logits, h, c]`` with any batch size.
+
+    Inputs ``ids`` ``(batch, timesteps)`` int32 and the LSTM state ``h``, ``c``, each
+    ``(batch, units)`` float32; outputs the logits ``(batch, timesteps, vocab_size)`` and the
+    state after the last step. No stateful layer: the caller owns the state.
+    """
+    _check_positive(vocab_size=vocab_size, units=units, embedding_dim=embedding_dim)
+    ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
+    h0 = keras.Input(shape=(units,), name="h")
+    c0 = keras.Input(shape=(units,), name="c")
+    x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(ids)
+    x, h, c = recurrent_layer("lstm", units, seed=None if seed is None else seed + 1,
+                              activation=activation, return_sequences=True, return_state=True,
+                              name="lstm")(x, initial_state=[h0, c0])
+    logits = keras.layers.Dense(vocab_size, kernel_initializer=_glorot(seed, 3),
+                                name="logits")(x)
+    return keras.Model([ids, h0, c0], [logits, h, c], name="state_char_lm")
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model,
+                         names: Sequence[str] | None = None) -> keras.Model:
+    """Copy the weights of every layer of ``source`` into the same-named layer of ``target``.
+
+    Recurrent weights do not depend on the number of timesteps or the batch size, so this
+    moves a trained model into one with another input shape (fixed -> any length, batch
+    32 -> batch 1, stateful -> explicit state). Returns ``target``.
+    """
+    names = list(names) if names is not None else [
+        layer.name for layer in source.layers if layer.weights]
+    if not names:
+        raise ValueError(f"{source.name!r} has no layer with weights to copy")
+    for name in names:
+        try:
+            target_layer = target.get_layer(name)
+        except ValueError:
+            raise ValueError(f"{target.name!r} has no layer named {name!r}; build it with the "
+                             "same builder so layer names match") from None
+        try:
+            target_layer.set_weights(source.get_layer(name).get_weights())
+        except ValueError as err:
+            raise ValueError(f"cannot copy layer {name!r} into {target.name!r}: {err}; build "
+                             "both models with the same vocab_size, units and embedding_dim"
+                             ) from None
+    return target

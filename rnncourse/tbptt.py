@@ -4,118 +4,74 @@ Two ways to train a recurrent network on sequences too long for one backward pas
 
 1. **Stateful Keras layers.** :func:`stateful_batches` lays ``N`` sequences of length ``L``
    out as windows so that row ``i`` of batch ``j + 1`` continues row ``i`` of batch ``j``;
-   :func:`char_lm` with ``stateful=True`` carries the state from batch to batch, and
-   :class:`ResetStateCallback` zeroes it every ``ceil(L / window)`` batches, when a new
-   group of sequences starts. Train with ``shuffle=False``.
-2. **An explicit-state loop.** :class:`TBPTTTrainer` passes the LSTM state in and out of a
-   ``tf.function`` train step as tensors, with ``tf.stop_gradient`` between windows. It
+   a model built with ``stateful=True`` (:func:`rnncourse.models.char_lm`) carries the state
+   from batch to batch, and :class:`ResetStateCallback` zeroes it every ``ceil(L / window)``
+   batches, when a new group of sequences starts. Train with ``shuffle=False``
+   (:func:`fit_stateful` does all of it).
+2. **An explicit-state loop.** :class:`TBPTTTrainer` passes the recurrent state in and out
+   of a ``tf.function`` train step as tensors, with ``tf.stop_gradient`` between windows. It
    implements BPTT(h; h') of Williams & Peng (1990): an update every ``window`` (h') steps,
    gradients flowing back ``depth`` (h >= h') steps. No stateful layer, so the batch size
-   is free, and the same weights serve a batch-1 generator (:func:`inference_model`).
+   is free; any ``[x, *states] -> [y, *states]`` model and any loss work, and the losses it
+   reports are in the loss's unit (nats for the default :func:`sequence_loss`).
 
-The character-level language model on Shakespeare that the chapter trains lives here too
-(:class:`CharVocabulary`, :func:`char_sequences`, :func:`bits_per_char`, :func:`generate`),
-with the memory measurements (:func:`peak_step_bytes`, :func:`memory_vs_length`).
+:func:`inference_model` turns a trained one-input model into a stateful one with another
+batch size (batch 1 for generation), finding its recurrent layers by type.
+
+Tools for a character-level language model complete it: :func:`char_sequences` (a text as
+consecutive next-character examples), :func:`bits_per_char`, :func:`unigram_entropy_bits`,
+:func:`generate`. Models come from :mod:`rnncourse.models` (``char_lm``,
+``state_char_lm``), vocabularies from :mod:`rnncourse.text` (``char_vocabulary``).
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 import math
-import os
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config
 from rnncourse.config import quiet_tensorflow
 from rnncourse.progress import progress
+from rnncourse.text import CharVocabulary
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+__all__ = ["char_sequences", "unigram_entropy_bits", "StatefulBatches", "stateful_batches",
+           "reset_states", "ResetStateCallback", "fit_stateful", "predict_stateful",
+           "inference_model", "zero_state", "masked_cross_entropy", "sequence_loss",
+           "run_windows", "TBPTTTrainer", "full_bptt_gradients", "bits_per_char", "generate"]
+
 LN2 = math.log(2.0)
 
 
-# --------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Settings:
-    """Sizes of the chapter's experiments at the current scale (see :func:`settings`)."""
-
-    plays: tuple[str, ...]
-    max_chars: int
-    sequence_length: int
-    window: int
-    batch_size: int
-    units: int
-    embedding_dim: int
-    epochs: int
-    learning_rate: float
-    generate_chars: int
-    memory_lengths: tuple[int, ...]
-    memory_units: int
-    memory_batch: int
+def _check_count(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
-def settings() -> Settings:
-    """The chapter's sizes: small at ``RNNCOURSE_SCALE=ci``, website sizes at ``full``."""
-    return Settings(
-        plays=config.by_scale(ci=("macbeth",), full=("macbeth", "hamlet", "othello", "king-lear")),
-        max_chars=config.by_scale(ci=60_000, full=400_000),
-        sequence_length=config.by_scale(ci=200, full=400),
-        window=25,
-        batch_size=config.by_scale(ci=32, full=64),
-        units=config.by_scale(ci=128, full=256),
-        embedding_dim=32,
-        epochs=config.by_scale(ci=4, full=6),
-        learning_rate=config.by_scale(ci=1e-2, full=5e-3),
-        generate_chars=config.by_scale(ci=80, full=400),
-        memory_lengths=config.by_scale(ci=(50, 100, 200), full=(200, 500, 1000, 2000)),
-        memory_units=config.by_scale(ci=64, full=128),
-        memory_batch=config.by_scale(ci=16, full=32),
-    )
+def _check_ids(name: str, ids, ndim: int | None = 2) -> np.ndarray:
+    array = np.asarray(ids)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer ids, got dtype {array.dtype}; encode text "
+                        "with rnncourse.text.char_vocabulary(text).encode(...)")
+    if ndim is not None and array.ndim != ndim:
+        shape = "(batch, timesteps)" if ndim == 2 else f"{ndim} dimensions"
+        raise ValueError(f"{name} must be {shape} ids, got shape {array.shape}")
+    if array.size and array.min() < 0:
+        raise ValueError(f"{name} holds negative ids (smallest {int(array.min())}); ids start "
+                         "at 0")
+    return array.astype(np.int32)
 
 
 # --------------------------------------------------------------------------- text
-@dataclass
-class CharVocabulary:
-    """Characters of a text, sorted; id ``i`` is ``chars[i]``."""
-
-    chars: str
-    index: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.index = {c: i for i, c in enumerate(self.chars)}
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> np.ndarray:
-        """``text`` -> ``(len(text),)`` int32 ids; an unknown character raises ``ValueError``."""
-        try:
-            return np.fromiter((self.index[c] for c in text), dtype=np.int32, count=len(text))
-        except KeyError as err:
-            raise ValueError(f"character {err.args[0]!r} is not in the vocabulary; build it "
-                             "with char_vocabulary() from text that contains it") from None
-
-    def decode(self, ids) -> str:
-        """``(n,)`` ids -> text."""
-        return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
-
-
-def char_vocabulary(text: str) -> CharVocabulary:
-    """The sorted set of characters of ``text``."""
-    if not text:
-        raise ValueError("text is empty; load some with rnncourse.data.load_shakespeare()")
-    return CharVocabulary("".join(sorted(set(text))))
-
-
 def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Cut a stream of ids into consecutive, non-overlapping next-character examples.
 
@@ -128,9 +84,8 @@ def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, n
         ``targets[i, t] == inputs[i, t + 1]`` and sequence ``i + 1`` continuing sequence ``i``;
         ``N = (n - 1) // L``.
     """
-    ids = np.asarray(ids, dtype=np.int32).reshape(-1)
-    if sequence_length < 1:
-        raise ValueError(f"sequence_length must be >= 1, got {sequence_length}")
+    ids = _check_ids("ids", ids, ndim=None).reshape(-1)
+    sequence_length = _check_count("sequence_length", sequence_length)
     n = (len(ids) - 1) // sequence_length
     if n < 1:
         raise ValueError(f"{len(ids)} ids are too few for one sequence of {sequence_length} "
@@ -141,14 +96,24 @@ def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, n
 
 
 def unigram_entropy_bits(ids: np.ndarray, vocab_size: int) -> float:
-    """Entropy in bits of the character frequencies: the bits/char of a model without context."""
-    counts = np.bincount(np.asarray(ids).reshape(-1), minlength=vocab_size).astype(np.float64)
+    """Entropy in bits of the id frequencies: the bits/char of a model without context.
+
+    ``ids`` any shape of ids in ``0 .. vocab_size - 1``.
+    """
+    flat = _check_ids("ids", ids, ndim=None).reshape(-1)
+    vocab_size = _check_count("vocab_size", vocab_size)
+    if flat.size == 0:
+        raise ValueError("ids is empty; pass the encoded text")
+    if flat.max() >= vocab_size:
+        raise ValueError(f"ids go up to {int(flat.max())} but vocab_size={vocab_size}; pass "
+                         "len(vocabulary)")
+    counts = np.bincount(flat, minlength=vocab_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
 
 
 # --------------------------------------------------------------------------- layout
-@dataclass
+@dataclass(frozen=True)
 class StatefulBatches:
     """Windows laid out for a stateful model; see :func:`stateful_batches`.
 
@@ -187,6 +152,9 @@ class StatefulBatches:
         """
         windows = np.asarray(windows)
         b, w, k = self.batch_size, self.window, self.reset_every
+        if windows.shape[:2] != (self.num_batches * b, w):
+            raise ValueError(f"windows must be ({self.num_batches * b}, {w}, ...), the shape "
+                             f"of this layout's inputs; got {windows.shape}")
         groups = self.num_batches // k
         tail = windows.shape[2:]
         x = windows.reshape(groups, k, b, w, *tail)  # (group, window index, row, step, ...)
@@ -204,7 +172,7 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
     in *successive batches*, never inside one batch, because the rows of a batch run in
     parallel and cannot pass state to each other. Filler sequences (all zeros, weight 0)
     make the number of sequences a multiple of ``batch_size``; the last window of each
-    sequence is zero-padded (weight 0) when ``window`` does not divide ``L``.
+    sequence is zero-padded at its end (weight 0) when ``window`` does not divide ``L``.
 
     Args:
         inputs: ``(N, L)`` ids or ``(N, L, features)`` values.
@@ -215,17 +183,17 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
     Returns:
         A :class:`StatefulBatches`; feed ``inputs``, ``targets`` and ``sample_weight`` to
         ``fit(..., batch_size=batch_size, shuffle=False)`` with
-        ``ResetStateCallback(reset_every)``.
+        ``ResetStateCallback(reset_every)`` (:func:`fit_stateful`).
     """
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     if inputs.ndim < 2 or len(inputs) == 0 or inputs.shape[1] == 0:
         raise ValueError(f"inputs must be (N, L[, features]) with N, L >= 1, got shape "
                          f"{inputs.shape}; stack your sequences first")
-    if targets.shape[:2] != inputs.shape[:2]:
+    if targets.ndim < 2 or targets.shape[:2] != inputs.shape[:2]:
         raise ValueError(f"targets {targets.shape[:2]} and inputs {inputs.shape[:2]} must agree "
                          "on (N, L); shift them before laying out windows")
-    if window < 1 or batch_size < 1:
-        raise ValueError(f"window and batch_size must be >= 1, got {window} and {batch_size}")
+    window = _check_count("window", window)
+    batch_size = _check_count("batch_size", batch_size)
     n, length = inputs.shape[:2]
     k = -(-length // window)
     n_pad, l_pad = -n % batch_size, k * window - length
@@ -243,92 +211,17 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
                            window, k, n, length)
 
 
-# --------------------------------------------------------------------------- models
-def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
-            batch_size: int | None = None, window: int | None = None, stateful: bool = False,
-            activation: str = "tanh", dropout: float = 0.0,
-            name: str | None = None) -> keras.Model:
-    """Character language model: ids -> Embedding -> LSTM -> logits for the next character.
-
-    Input ``(batch, timesteps)`` int32 ids, output ``(batch, timesteps, vocab_size)`` logits.
-    ``stateful=True`` needs a fixed ``batch_size`` (Keras 3: ``keras.Input(batch_shape=...)``)
-    and keeps the last state of row ``i`` as the initial state of row ``i`` of the next
-    batch. Layer names (``embedding``, ``lstm``, ``logits``) are shared with
-    :func:`state_model`, so :func:`copy_weights` moves weights between them.
-
-    Args:
-        activation: the LSTM's cell activation; anything but ``"tanh"`` rules out cuDNN.
-        dropout: rate of a ``Dropout`` on the LSTM's outputs (inactive at inference).
-    """
-    if stateful and batch_size is None:
-        raise ValueError("a stateful model needs a fixed batch_size (keras.Input(batch_shape="
-                         "(batch_size, window))); pass batch_size=...")
-    inputs = keras.Input(batch_shape=(batch_size, window), dtype="int32", name="char_ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
-    x = keras.layers.LSTM(units, activation=activation, return_sequences=True,
-                          stateful=stateful, name="lstm")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(vocab_size, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name or ("stateful_char_lm" if stateful
-                                                      else "char_lm"))
-
-
-def state_model(vocab_size: int, units: int = 128, embedding_dim: int = 32,
-                activation: str = "tanh") -> keras.Model:
-    """Explicit-state char LM: ``[ids, h, c] -> [logits, h, c]`` with any batch size.
-
-    Inputs ``ids`` ``(batch, timesteps)`` int32 and the LSTM state ``h``, ``c``, each
-    ``(batch, units)`` float32; outputs the logits ``(batch, timesteps, vocab_size)`` and the
-    state after the last step. No stateful layer: the caller owns the state.
-    """
-    ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
-    h0 = keras.Input(shape=(units,), name="h")
-    c0 = keras.Input(shape=(units,), name="c")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
-    x, h, c = keras.layers.LSTM(units, activation=activation, return_sequences=True,
-                                return_state=True, name="lstm")(x, initial_state=[h0, c0])
-    logits = keras.layers.Dense(vocab_size, name="logits")(x)
-    return keras.Model([ids, h0, c0], [logits, h, c], name="state_char_lm")
-
-
-def copy_weights(source: keras.Model, target: keras.Model) -> keras.Model:
-    """Copy weights layer by layer, matched by name (``embedding``, ``lstm``, ``logits``)."""
-    names = [layer.name for layer in source.layers if layer.weights]
-    for name in names:
-        try:
-            target.get_layer(name).set_weights(source.get_layer(name).get_weights())
-        except ValueError as err:
-            raise ValueError(f"cannot copy layer {name!r} into {target.name!r}: {err}; build "
-                             "both models with the same vocab_size, units and embedding_dim"
-                             ) from None
-    return target
-
-
-def inference_model(trained: keras.Model, batch_size: int = 1) -> keras.Model:
-    """A stateful copy of a trained char LM for generation, with its own batch size.
-
-    Solves "trained stateful with batch 32, must generate with batch 1": the batch size is
-    part of a stateful model's input shape, so build a second model with ``batch_size`` and
-    one step per call, and copy the weights into it (weights do not depend on the batch).
-    """
-    lstm = trained.get_layer("lstm")
-    model = char_lm(trained.get_layer("logits").units, lstm.units,
-                    trained.get_layer("embedding").output_dim, batch_size=batch_size,
-                    window=None, stateful=True,
-                    activation=keras.activations.serialize(lstm.cell.activation),
-                    name="generator")
-    return copy_weights(trained, model)
-
-
+# --------------------------------------------------------------------------- stateful layers
 def reset_states(model: keras.Model) -> int:
     """Zero the state of every stateful layer of ``model`` (Keras 3 ``layer.reset_state()``).
 
-    Keras 3 models have no ``reset_states()``; this walks the layers. Returns how many
-    layers were reset.
+    Keras 3 models have no ``reset_states()``; this walks the layers (nested models and
+    ``Bidirectional`` wrappers included). Returns how many layers were reset.
     """
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"model must be a Keras model or layer, got {type(model).__name__}")
     count = 0
-    for layer in model.layers:
+    for layer in getattr(model, "layers", []):
         if isinstance(layer, keras.Model):  # a nested model: walk its layers too
             count += reset_states(layer)
         elif getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
@@ -342,20 +235,26 @@ class ResetStateCallback(keras.callbacks.Callback):
 
     With :func:`stateful_batches`' layout a new group of sequences starts at batch
     ``j`` whenever ``j % reset_every == 0``; forgetting the reset lets the end of one
-    sequence leak into the start of an unrelated one.
+    sequence leak into the start of an unrelated one. The layout also needs
+    ``fit(..., shuffle=False)``: the callback warns when it finds ``fit`` shuffling.
     """
 
     def __init__(self, reset_every: int) -> None:
         super().__init__()
-        if reset_every < 1:
-            raise ValueError(f"reset_every must be >= 1, got {reset_every}")
-        self.reset_every = reset_every
+        self.reset_every = _check_count("reset_every", reset_every)
         self.resets = 0
 
     def _maybe_reset(self, batch: int) -> None:
         if batch % self.reset_every == 0:
             reset_states(self.model)
             self.resets += 1
+
+    def on_train_begin(self, logs=None):
+        if _fit_shuffles():
+            warnings.warn("ResetStateCallback with fit(shuffle=True): the windows of a "
+                          "stateful layout run in a shuffled order, so every row continues "
+                          "an unrelated window; pass shuffle=False (tbptt.fit_stateful does)",
+                          UserWarning, stacklevel=2)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._maybe_reset(batch)
@@ -367,22 +266,50 @@ class ResetStateCallback(keras.callbacks.Callback):
         self._maybe_reset(batch)
 
 
-def compile_char_lm(model: keras.Model, learning_rate: float = 1e-2,
-                    clipnorm: float | None = 1.0) -> keras.Model:
-    """Adam with gradient clipping and sparse cross-entropy on logits."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+def _fit_shuffles() -> bool:
+    """Whether the Keras ``fit`` that is running was called with ``shuffle=True``.
+
+    Keras does not hand ``shuffle`` to callbacks; the ``fit`` frame on the call stack has it.
+    """
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "fit" and "shuffle" in frame.f_locals and \
+                    "keras" in code.co_filename:
+                return bool(frame.f_locals["shuffle"])
+            frame = frame.f_back
+    finally:
+        del frame
+    return False
+
+
+def _check_model_fits_layout(model: keras.Model, batches: StatefulBatches) -> None:
+    batch, steps = tuple(model.inputs[0].shape[:2])
+    if batch != batches.batch_size:
+        raise ValueError(f"model was built for batch {batch}, layout has "
+                         f"batch_size={batches.batch_size}; build both with the same size")
+    if steps is not None and steps != batches.window:
+        raise ValueError(f"model takes windows of {steps} steps, layout has "
+                         f"window={batches.window}; lay out with stateful_batches(..., "
+                         f"window={steps}) or build the model with window=None")
 
 
 def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
-                 callbacks: list | None = None) -> keras.callbacks.History:
-    """``model.fit`` on a window layout: ``shuffle=False``, resets on the period, weights."""
-    if model.inputs[0].shape[0] != batches.batch_size:
-        raise ValueError(f"model was built for batch {model.inputs[0].shape[0]}, layout has "
-                         f"batch_size={batches.batch_size}; build both with the same size")
+                 callbacks: Sequence[keras.callbacks.Callback] | None = None,
+                 verbose: int = 0) -> keras.callbacks.History:
+    """``model.fit`` on a window layout: ``shuffle=False``, resets on the period, weights.
+
+    ``model`` is a compiled stateful model whose input batch size is
+    ``batches.batch_size``; returns Keras' ``History``.
+    """
+    if not isinstance(batches, StatefulBatches):
+        raise TypeError("batches must be a StatefulBatches from tbptt.stateful_batches(...)")
+    epochs = _check_count("epochs", epochs)
+    _check_model_fits_layout(model, batches)
     return model.fit(batches.inputs, batches.targets, sample_weight=batches.sample_weight,
-                     batch_size=batches.batch_size, epochs=epochs, shuffle=False, verbose=0,
+                     batch_size=batches.batch_size, epochs=epochs, shuffle=False,
+                     verbose=verbose,
                      callbacks=[ResetStateCallback(batches.reset_every), *(callbacks or [])])
 
 
@@ -394,6 +321,9 @@ def predict_stateful(model: keras.Model, batches: StatefulBatches, reset: bool =
     :class:`ResetStateCallback`; ``shuffle_seed`` feeds the windows in a shuffled order
     (what ``fit(shuffle=True)`` does) and puts the outputs back in place afterwards.
     """
+    if not isinstance(batches, StatefulBatches):
+        raise TypeError("batches must be a StatefulBatches from tbptt.stateful_batches(...)")
+    _check_model_fits_layout(model, batches)
     callbacks = [ResetStateCallback(batches.reset_every)] if reset else []
     order = np.arange(len(batches.inputs))
     if shuffle_seed is not None:
@@ -405,45 +335,45 @@ def predict_stateful(model: keras.Model, batches: StatefulBatches, reset: bool =
     return batches.unstack(restored)
 
 
-def history_bits(history: keras.callbacks.History, batches: StatefulBatches) -> list[float]:
-    """Keras' per-epoch training loss turned into bits per real character.
+def inference_model(trained: keras.Model, batch_size: int = 1) -> keras.Model:
+    """A stateful copy of a trained recurrent model, with its own batch size.
 
-    Keras divides a batch's weighted loss by all its ``batch * window`` steps, filler and
-    padding included; this rescales by the share of real steps and converts nats to bits.
+    Solves "trained stateful with batch 32, must generate with batch 1": the batch size is
+    part of a stateful model's input shape (and of its state variables), so clone the model
+    on a ``(batch_size, None, ...)`` input, make every recurrent layer (any
+    ``keras.layers.RNN``: LSTM, GRU, SimpleRNN, found by type, not by name) stateful, and
+    copy the weights in (they do not depend on the batch). ``trained`` is a one-input
+    Functional or Sequential model, stateful or not (e.g. :func:`rnncourse.models.char_lm`);
+    the copy takes any number of steps per call.
     """
-    real = float(batches.sample_weight.sum()) / batches.sample_weight.size
-    return [float(loss) / real / LN2 for loss in history.history["loss"]]
+    batch_size = _check_count("batch_size", batch_size)
+    if not isinstance(trained, keras.Model) or len(trained.inputs) != 1:
+        raise ValueError("inference_model needs a one-input Keras model such as "
+                         "models.char_lm; an explicit-state model ([ids, *states]) takes any "
+                         "batch size already: call it with tbptt.run_windows")
+    if not any(isinstance(layer, keras.layers.RNN) for layer in trained.layers):
+        raise ValueError(f"model {trained.name!r} has no recurrent layer (keras.layers.RNN) "
+                         "to make stateful")
+    spec = trained.inputs[0]
+    inputs = keras.Input(batch_shape=(batch_size, None, *spec.shape[2:]), dtype=spec.dtype,
+                         name=spec.name)
 
+    def stateful_clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.RNN):
+            config["stateful"] = True
+        return layer.__class__.from_config(config)
 
-def split_sequences(inputs: np.ndarray, targets: np.ndarray, validation: float = 0.1):
-    """The last ``validation`` share of the sequences (at least one) held out, in order.
-
-    Returns ``(train_inputs, train_targets, validation_inputs, validation_targets)``.
-    """
-    if not 0 < validation < 1 or len(inputs) < 2:
-        raise ValueError(f"need 0 < validation < 1 and >= 2 sequences, got {validation} and "
-                         f"{len(inputs)}")
-    n = max(1, int(round(len(inputs) * validation)))
-    return inputs[:-n], targets[:-n], inputs[-n:], targets[-n:]
-
-
-def cudnn_eligible(layer: keras.layers.Layer) -> bool:
-    """Whether a Keras LSTM/GRU's settings allow the fused cuDNN kernel on a GPU.
-
-    cuDNN implements only ``tanh`` cell activation, ``sigmoid`` gates, a bias, no
-    recurrent dropout and no unrolling; other settings fall back to the generic loop.
-    The yes/no of :func:`rnncourse.devices.cudnn_eligibility`, which also says why.
-    """
-    from rnncourse.devices import cudnn_eligibility
-
-    if getattr(layer, "cell", None) is None:
-        raise ValueError(f"{layer.name!r} is not a recurrent layer (no .cell)")
-    return cudnn_eligibility(layer)[0]
+    model = keras.models.clone_model(trained, input_tensors=inputs,
+                                     clone_function=stateful_clone)
+    model.set_weights(trained.get_weights())  # RNN state variables are not weights
+    return model
 
 
 # --------------------------------------------------------------------------- explicit loop
 def zero_state(batch_size: int, units: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(h, c)`` zeros, each ``(batch_size, units)`` float32."""
+    """An LSTM's ``(h, c)`` zeros, each ``(batch_size, units)`` float32."""
+    batch_size, units = _check_count("batch_size", batch_size), _check_count("units", units)
     return tf.zeros((batch_size, units)), tf.zeros((batch_size, units))
 
 
@@ -451,34 +381,80 @@ def masked_cross_entropy(targets, logits, weights) -> tf.Tensor:
     """Mean cross-entropy in nats over steps with weight > 0 (0 when there are none).
 
     ``targets`` ``(batch, timesteps)`` int, ``logits`` ``(batch, timesteps, vocab)``,
-    ``weights`` ``(batch, timesteps)`` float32.
+    ``weights`` ``(batch, timesteps)`` float32: ``sum(ce * w) / sum(w)``. The same number as
+    Keras 3's ``SparseCategoricalCrossentropy(from_logits=True,
+    reduction="mean_with_sample_weight")`` (:func:`sequence_loss`).
     """
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits)
     weights = tf.cast(weights, ce.dtype)
-    return tf.reduce_sum(ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    return tf.math.divide_no_nan(tf.reduce_sum(ce * weights), tf.reduce_sum(weights))
+
+
+def sequence_loss() -> keras.losses.Loss:
+    """Per-step cross-entropy on logits, averaged over the steps with weight > 0.
+
+    Keras 3 dropped ``sample_weight_mode="temporal"``: pass a 2-D ``(batch, timesteps)``
+    ``sample_weight`` instead. Its default reduction (``"sum_over_batch_size"``) then
+    divides by *all* ``batch * timesteps`` steps, zero-weight padding included;
+    ``reduction="mean_with_sample_weight"`` (Keras >= 3.x, checked on 3.15) divides by the
+    sum of the weights, the mean over real steps.
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      reduction="mean_with_sample_weight")
+
+
+def _state_inputs(model: keras.Model) -> list[tuple[int, ...]]:
+    """The state shapes of an explicit-state model ``[x, *states] -> [y, *states]``."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    ins, outs = list(model.inputs), list(model.outputs)
+    if len(ins) < 2 or len(outs) != len(ins):
+        raise ValueError(f"model {model.name!r} must map [inputs, *states] to [outputs, "
+                         f"*states] (got {len(ins)} inputs, {len(outs)} outputs); build it "
+                         "with rnncourse.models.state_char_lm or an RNN with "
+                         "return_state=True and initial_state=[...] inputs")
+    shapes = []
+    for i, (state_in, state_out) in enumerate(zip(ins[1:], outs[1:], strict=True), 1):
+        shape = tuple(state_in.shape[1:])
+        if None in shape or shape != tuple(state_out.shape[1:]):
+            raise ValueError(f"state {i} of model {model.name!r} has input shape "
+                             f"{state_in.shape} and output shape {state_out.shape}; each "
+                             "state must go out with the fixed shape it came in with")
+        shapes.append(shape)
+    return shapes
+
+
+def _initial_states(shapes, batch_size: int) -> tuple[tf.Tensor, ...]:
+    return tuple(tf.zeros((batch_size, *shape)) for shape in shapes)
 
 
 def run_windows(model: keras.Model, inputs: np.ndarray, window: int,
-                state=None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Forward a :func:`state_model` window by window, carrying the state as tensors.
+                state=None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Forward an explicit-state model window by window, carrying the state as tensors.
 
     Args:
+        model: ``[ids, *states] -> [logits, *states]`` (e.g.
+            :func:`rnncourse.models.state_char_lm`).
         inputs: ``(batch, L)`` ids; any batch size.
         window: steps per call.
-        state: initial ``(h, c)``; zeros when ``None``.
+        state: initial states (e.g. ``(h, c)``, each ``(batch, units)``); zeros when ``None``.
 
     Returns:
-        logits ``(batch, L, vocab)`` and the final ``(h, c)``, each ``(batch, units)``.
+        logits ``(batch, L, vocab)`` and the final states, each ``(batch, units)``.
     """
-    inputs = np.asarray(inputs, dtype=np.int32)
-    units = model.get_layer("lstm").units
-    h, c = state if state is not None else zero_state(len(inputs), units)
+    shapes = _state_inputs(model)
+    inputs = _check_ids("inputs", inputs)
+    window = _check_count("window", window)
+    states = tuple(state) if state is not None else _initial_states(shapes, len(inputs))
     outs = []
     for start in range(0, inputs.shape[1], window):
         x = tf.constant(inputs[:, start: start + window])
-        logits, h, c = model([x, h, c], training=False)
-        outs.append(np.asarray(logits))
-    return np.concatenate(outs, axis=1), (np.asarray(h), np.asarray(c))
+        outputs, *states = model([x, *states], training=False)
+        outs.append(np.asarray(outputs))
+    return np.concatenate(outs, axis=1), tuple(np.asarray(s) for s in states)
+
+
+LossFunction = Callable[..., tf.Tensor]
 
 
 class TBPTTTrainer:
@@ -488,85 +464,122 @@ class TBPTTTrainer:
     ``window`` steps and whose gradient flows back ``depth`` (h) steps, through the current
     window and the ``depth / window - 1`` windows before it. The state entering the oldest
     window is a constant (``tf.stop_gradient``); nothing is stateful, so any batch size
-    works and the state is just a pair of tensors the loop hands from step to step.
+    works and the state is a tuple of tensors the loop hands from step to step.
 
     ``depth == window`` is the common TBPTT (one backward pass per window); ``depth ==
     window == L`` is full BPTT.
 
     Args:
-        model: a :func:`state_model`.
+        model: ``[inputs, *states] -> [outputs, *states]``, e.g.
+            :func:`rnncourse.models.state_char_lm` (``[ids, h, c] -> [logits, h, c]``); the
+            states are found from the model's extra inputs, whatever the cell.
         optimizer: a Keras optimizer (e.g. ``Adam(1e-2, clipnorm=1.0)``).
         window: h', steps between updates.
         depth: h, steps the gradient flows back; a multiple of ``window``; default ``window``.
+        loss: ``loss(targets, outputs, sample_weight) -> scalar``, e.g. any Keras loss;
+            default :func:`sequence_loss` (cross-entropy on logits, mean over real steps).
+            Every loss the trainer reports is in this loss's unit (nats for the default).
     """
 
     def __init__(self, model: keras.Model, optimizer, window: int,
-                 depth: int | None = None) -> None:
-        depth = window if depth is None else depth
-        if window < 1 or depth < window or depth % window:
-            raise ValueError(f"need 1 <= window <= depth with depth a multiple of window "
+                 depth: int | None = None, loss: LossFunction | None = None) -> None:
+        self._shapes = _state_inputs(model)
+        window = _check_count("window", window)
+        depth = window if depth is None else _check_count("depth", depth)
+        if depth < window or depth % window:
+            raise ValueError(f"need depth >= window with depth a multiple of window "
                              f"(BPTT(h; h') with h' <= h), got window={window}, depth={depth}")
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(f"optimizer must be a keras.optimizers.Optimizer, got "
+                            f"{type(optimizer).__name__}; e.g. keras.optimizers.Adam(1e-3)")
+        if loss is not None and not callable(loss):
+            raise TypeError(f"loss must be callable (targets, outputs, sample_weight), got "
+                            f"{type(loss).__name__}")
         self.model, self.optimizer = model, optimizer
         self.window, self.depth = window, depth
-        self.units = model.get_layer("lstm").units
+        self.loss = loss if loss is not None else sequence_loss()
         optimizer.build(model.trainable_variables)
         self._step = tf.function(self._step_impl)
         self._grads = tf.function(self._grads_impl)
 
-    # One update: windows x[:, 0..n-1] from state (h, c); loss on the last window only.
-    def _loss_and_states(self, x, y, w, h, c):
-        h, c = tf.stop_gradient(h), tf.stop_gradient(c)
+    # One update: windows x[:, 0..n-1] from the states; loss on the last window only.
+    def _loss_and_states(self, x, y, w, states):
+        states = tuple(tf.stop_gradient(s) for s in states)
         n = x.shape[1] // self.window
-        first = None
+        first = states
         for i in range(n):
             sl = slice(i * self.window, (i + 1) * self.window)
-            logits, h, c = self.model([x[:, sl], h, c], training=True)
+            outputs, *states = self.model([tf.convert_to_tensor(x[:, sl]), *states],
+                                          training=True)
             if i == 0:
-                first = (h, c)
-        loss = masked_cross_entropy(y[:, -self.window:], logits, w[:, -self.window:])
-        return loss, first, (h, c)
+                first = tuple(states)
+        loss = self.loss(y[:, -self.window:], outputs[:, -self.window:],
+                         sample_weight=w[:, -self.window:])
+        return loss, first, tuple(states)
 
-    def _grads_impl(self, x, y, w, h, c):
+    def _grads_impl(self, x, y, w, states):
         with tf.GradientTape() as tape:
-            loss, first, last = self._loss_and_states(x, y, w, h, c)
+            loss, first, last = self._loss_and_states(x, y, w, states)
         grads = tape.gradient(loss, self.model.trainable_variables)
         return loss, grads, first, last
 
-    def _step_impl(self, x, y, w, h, c):
-        loss, grads, first, last = self._grads_impl(x, y, w, h, c)
+    def _step_impl(self, x, y, w, states):
+        loss, grads, first, last = self._grads_impl(x, y, w, states)
         self.optimizer.apply(grads, self.model.trainable_variables)
         return loss, first, last
 
-    def gradients(self, inputs, targets, weights=None):
+    def gradients(self, inputs, targets, weights=None) -> list[list[np.ndarray]]:
         """Gradients of each update over one batch of sequences, without applying them.
 
         Returns a list (one entry per update) of lists of gradient arrays, in the order of
         ``model.trainable_variables``; used to check TBPTT against full BPTT.
         """
         out = []
-        for _, grads, _ in self._updates(inputs, targets, weights, apply=False):
+        for _, grads, _, _ in self._updates(inputs, targets, weights, apply=False):
             out.append([np.asarray(tf.convert_to_tensor(g)) for g in grads])
         return out
 
     def train_on_sequences(self, inputs, targets, weights=None) -> float:
-        """Run all windows of ``(batch, L)`` sequences from a zero state; mean loss (nats)."""
-        losses = [float(loss) for loss, _, _ in self._updates(inputs, targets, weights)]
-        return float(np.mean(losses))
+        """Run all windows of ``(batch, L)`` sequences from a zero state; mean loss.
 
-    def _updates(self, inputs, targets, weights=None, apply=True):
-        inputs = np.asarray(inputs, dtype=np.int32)
-        targets = np.asarray(targets, dtype=np.int32)
-        if inputs.shape != targets.shape or inputs.ndim != 2:
-            raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must both be "
-                             "(batch, L) ids")
+        ``L`` need not be a multiple of ``window``: the last window is padded at its end
+        with weight 0 (the padding comes after every real step, so it changes nothing they
+        compute). Returns the updates' losses averaged with their real steps (the sum of
+        their weights) as weights, in the loss's unit (nats for the default
+        :func:`sequence_loss`); 0.0 when no step has weight.
+        """
+        total = count = 0.0
+        for loss, _, _, real in self._updates(inputs, targets, weights):
+            total += float(loss) * real
+            count += real
+        return total / count if count else 0.0
+
+    def _arrays(self, inputs, targets, weights):
+        inputs = _check_ids("inputs", inputs)
+        targets = np.asarray(targets)
+        if targets.shape[:2] != inputs.shape:
+            raise ValueError(f"targets {targets.shape} must start with the (batch, L) "
+                             f"{inputs.shape} of inputs; shift them by one step, don't cut")
+        if len(inputs) == 0 or inputs.shape[1] == 0:
+            raise ValueError(f"inputs must hold at least one step of one sequence, got shape "
+                             f"{inputs.shape}")
         if weights is None:
             weights = np.ones(inputs.shape, np.float32)
-        length, w, m = inputs.shape[1], self.window, self.depth // self.window
-        if length % w:
-            raise ValueError(f"L={length} is not a multiple of window={w}; lay the data out "
-                             "with stateful_batches() (it pads and zero-weights the tail)")
         weights = np.asarray(weights, np.float32)
-        state = zero_state(len(inputs), self.units)
+        if weights.shape != inputs.shape:
+            raise ValueError(f"weights {weights.shape} must match inputs {inputs.shape} "
+                             "(one weight per step)")
+        pad = -inputs.shape[1] % self.window
+        if pad:  # zero-weight padding after the last real step of every sequence
+            inputs = np.pad(inputs, [(0, 0), (0, pad)])
+            targets = np.pad(targets, [(0, 0), (0, pad)] + [(0, 0)] * (targets.ndim - 2))
+            weights = np.pad(weights, [(0, 0), (0, pad)])
+        return inputs, targets, weights
+
+    def _updates(self, inputs, targets, weights=None, apply=True):
+        inputs, targets, weights = self._arrays(inputs, targets, weights)
+        length, w, m = inputs.shape[1], self.window, self.depth // self.window
+        state = _initial_states(self._shapes, len(inputs))
         oldest = 0  # index of the oldest window inside the gradient's reach
         first = state  # state after the oldest window, set by each update
         for k in range(length // w):
@@ -574,72 +587,96 @@ class TBPTTTrainer:
             if lo > oldest:
                 state, oldest = first, lo  # the state after the window that drops out
             sl = slice(lo * w, (k + 1) * w)
-            args = (inputs[:, sl], targets[:, sl], weights[:, sl], *state)
+            args = (tf.constant(inputs[:, sl]), tf.constant(targets[:, sl]),
+                    tf.constant(weights[:, sl]), state)
+            real = float(weights[:, k * w: (k + 1) * w].sum())  # weight of this update's loss
             if apply:
                 loss, first, last = self._step(*args)
-                yield loss, None, last
+                yield loss, None, last, real
             else:
                 loss, grads, first, last = self._grads(*args)
-                yield loss, grads, last
+                yield loss, grads, last, real
 
-    def fit(self, inputs, targets, batch_size: int, epochs: int = 1,
-            weights=None, seed: int = 0, desc: str = "TBPTT epochs") -> list[float]:
+    def fit(self, inputs, targets, batch_size: int, epochs: int = 1, weights=None,
+            seed: int = 0, shuffle: bool = True, desc: str = "TBPTT epochs") -> list[float]:
         """Train on ``(N, L)`` sequences in mini-batches of whole sequences.
 
         Each batch starts from a zero state and walks its windows in order; the order of
-        the *sequences* may be shuffled freely (``seed``), the order of windows may not.
+        the *sequences* is shuffled each epoch (``seed``), the order of windows never. Every
+        sequence is used every epoch: when ``batch_size`` does not divide ``N`` (``N`` may
+        be smaller than ``batch_size``) the last batch is completed with zero-weight filler
+        rows, which add nothing to the loss or the gradient.
 
         Returns:
-            Mean training loss per epoch in bits per character.
+            The mean training loss per epoch over the real steps, in the loss's unit (nats
+            for the default :func:`sequence_loss`; divide by ``ln 2`` for bits per
+            character).
         """
-        inputs, targets = np.asarray(inputs), np.asarray(targets)
-        weights = np.ones(inputs.shape, np.float32) if weights is None else weights
+        inputs, targets, weights = self._arrays(inputs, targets, weights)
+        batch_size, epochs = _check_count("batch_size", batch_size), _check_count("epochs",
+                                                                                  epochs)
+        n = len(inputs)
         rng = np.random.default_rng(seed)
         history = []
         bar = progress(range(epochs), desc=desc, unit="epoch")
         for _ in bar:
-            order = rng.permutation(len(inputs))
-            losses = []
-            for start in range(0, len(order) - batch_size + 1, batch_size):
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            order = np.concatenate([order, np.full(-n % batch_size, -1)])  # -1: filler
+            total, count = 0.0, 0.0
+            for start in range(0, len(order), batch_size):
                 rows = order[start: start + batch_size]
-                losses.append(self.train_on_sequences(inputs[rows], targets[rows],
-                                                      weights[rows]))
-            history.append(float(np.mean(losses)) / LN2)
-            bar.set_postfix(bits_per_char=f"{history[-1]:.3f}")
+                real = rows >= 0
+                w = np.where(real[:, None], weights[np.maximum(rows, 0)], 0.0)
+                loss = self.train_on_sequences(inputs[np.maximum(rows, 0)],
+                                               targets[np.maximum(rows, 0)], w)
+                total += loss * float(w.sum())
+                count += float(w.sum())
+            history.append(total / count if count else 0.0)
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
         return history
 
 
 def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
-                        last: int | None = None) -> list[np.ndarray]:
-    """Gradients of :func:`masked_cross_entropy` over whole sequences with full BPTT.
+                        last: int | None = None,
+                        loss: LossFunction | None = None) -> list[np.ndarray]:
+    """Gradients of ``loss`` over whole sequences with full BPTT (reference for TBPTT).
 
+    ``model`` as for :class:`TBPTTTrainer`; ``inputs``/``targets`` ``(batch, L)``;
     ``last`` restricts the loss to the last ``last`` steps (the gradient still flows back
-    through all of them). Reference for :meth:`TBPTTTrainer.gradients`.
+    through all of them). Returns arrays in the order of ``model.trainable_variables``.
     """
-    inputs = np.asarray(inputs, dtype=np.int32)
-    weights = np.ones(inputs.shape, np.float32) if weights is None else weights
-    last = inputs.shape[1] if last is None else last
-    h, c = zero_state(len(inputs), model.get_layer("lstm").units)
+    shapes = _state_inputs(model)
+    inputs = _check_ids("inputs", inputs)
+    weights = np.ones(inputs.shape, np.float32) if weights is None else np.asarray(weights)
+    last = inputs.shape[1] if last is None else _check_count("last", last)
+    loss_fn = loss if loss is not None else sequence_loss()
+    states = _initial_states(shapes, len(inputs))
     with tf.GradientTape() as tape:
-        logits, _, _ = model([tf.constant(inputs), h, c], training=True)
-        loss = masked_cross_entropy(np.asarray(targets)[:, -last:], logits[:, -last:],
-                                    np.asarray(weights)[:, -last:])
-    grads = tape.gradient(loss, model.trainable_variables)
+        outputs, *_ = model([tf.constant(inputs), *states], training=True)
+        value = loss_fn(np.asarray(targets)[:, -last:], outputs[:, -last:],
+                        sample_weight=weights[:, -last:])
+    grads = tape.gradient(value, model.trainable_variables)
     return [np.asarray(tf.convert_to_tensor(g)) for g in grads]  # Embedding: IndexedSlices
 
 
 def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
                   batch_size: int = 256) -> float:
-    """Bits per character of a :func:`state_model` (or weights-compatible) on held-out text.
+    """Bits per character of an explicit-state char LM on held-out text.
 
-    Each ``(N, L)`` sequence is run from a zero state, ``window`` steps at a time.
+    ``model``: ``[ids, *states] -> [logits, *states]`` (:func:`rnncourse.models.state_char_lm`,
+    or a stateful model's weights copied into one). Each ``(N, L)`` sequence is run from a
+    zero state, ``window`` steps at a time; ``targets`` ``(N, L)`` ids.
     """
-    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    inputs, targets = _check_ids("inputs", inputs), _check_ids("targets", targets)
+    if inputs.shape != targets.shape or len(inputs) == 0:
+        raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be the "
+                         "same non-empty (N, L)")
+    batch_size = _check_count("batch_size", batch_size)
     total, count = 0.0, 0
     for start in range(0, len(inputs), batch_size):
         x, y = inputs[start: start + batch_size], targets[start: start + batch_size]
         logits, _ = run_windows(model, x, window)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y.astype(np.int32), logits)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
         total += float(tf.reduce_sum(ce))
         count += y.size
     return total / count / LN2
@@ -652,9 +689,10 @@ def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int
     ``model`` is an :func:`inference_model`; its state is reset first, then it reads the
     prompt and feeds each sampled character back in, one step per call.
     """
-    if not prompt:
-        raise ValueError("prompt is empty; give at least one character to start from")
-    if temperature <= 0:
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError("prompt must be a non-empty str; give at least one character")
+    length = _check_count("length", length, minimum=0)
+    if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if model.inputs[0].shape[0] != 1:
         raise ValueError("generate() needs a batch-1 model; use inference_model(trained)")
@@ -669,104 +707,3 @@ def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int
         out.append(vocab.chars[nxt])
         logits = model(np.array([[nxt]], np.int32), training=False)[0, -1]
     return "".join(out)
-
-
-# --------------------------------------------------------------------------- memory
-def lstm_activation_bytes(batch_size: int, timesteps: int, units: int, input_dim: int,
-                          output_dim: int = 0, dtype_bytes: int = 4) -> int:
-    """Rough bytes a backward pass keeps for an LSTM(+Dense) over ``timesteps`` steps.
-
-    Per sample and step: the input (``input_dim``), four gate pre-activations and
-    activations (``8 * units``), the cell and hidden states and ``tanh(c)`` (``3 * units``),
-    and the logits and softmax of an output layer (``2 * output_dim``). It grows linearly
-    in ``batch_size * timesteps``: TBPTT bounds ``timesteps`` by the window.
-    """
-    per_step = input_dim + 11 * units + 2 * output_dim
-    return int(batch_size) * int(timesteps) * per_step * dtype_bytes
-
-
-def _memory_device() -> str:
-    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-
-
-def peak_step_bytes(fn, *args, repeats: int = 3) -> int:
-    """Peak bytes of tensors allocated while ``fn(*args)`` runs, above what was live before.
-
-    Uses TensorFlow's allocator statistics (``tf.config.experimental.get_memory_info``) on
-    the GPU when there is one, else on the CPU; the smallest of ``repeats`` runs, since
-    parallel ops make single peaks jitter. Call ``fn`` once before, so tracing is not
-    counted. On the CPU, TensorFlow's default allocator leaves out small tensors: run with
-    ``TF_CPU_ALLOCATOR_USE_BFC=true`` set before TensorFlow starts (as
-    :func:`measure_memory` does) to count every byte.
-    """
-    device = _memory_device()
-    peaks = []
-    for _ in range(repeats):
-        tf.config.experimental.reset_memory_stats(device)
-        before = tf.config.experimental.get_memory_info(device)["current"]
-        fn(*args)
-        peaks.append(int(tf.config.experimental.get_memory_info(device)["peak"] - before))
-    return min(peaks)
-
-
-def memory_vs_length(lengths, window: int = 25, batch_size: int = 32, units: int = 128,
-                     vocab_size: int = 64, embedding_dim: int = 32, seed: int = 0,
-                     repeats: int = 3) -> dict:
-    """Measured peak tensor bytes of one training pass over ``(batch, L)`` sequences.
-
-    For each ``L``: full BPTT (one gradient through all ``L`` steps) and TBPTT (``L /
-    window`` updates, the gradient through ``window`` steps each), with the same model.
-
-    Returns:
-        ``{"lengths", "full_bptt", "tbptt", "full_seconds", "tbptt_seconds"}``, each a
-        list aligned with ``lengths`` (bytes and wall seconds of the measured pass).
-    """
-    rng = np.random.default_rng(seed)
-    model = state_model(vocab_size, units, embedding_dim)
-    optimizer = keras.optimizers.SGD(0.0)
-    trunc = TBPTTTrainer(model, optimizer, window=window)  # one compiled step for every L
-    result = {"lengths": list(lengths), "full_bptt": [], "tbptt": [],
-              "full_seconds": [], "tbptt_seconds": []}
-    for length in lengths:
-        if length % window:
-            raise ValueError(f"length {length} is not a multiple of window {window}")
-        x = rng.integers(0, vocab_size, (batch_size, length)).astype(np.int32)
-        y = rng.integers(0, vocab_size, (batch_size, length)).astype(np.int32)
-        full = TBPTTTrainer(model, optimizer, window=length)
-        for name, trainer in (("full_bptt", full), ("tbptt", trunc)):
-            trainer.train_on_sequences(x, y)  # trace first
-            start = time.perf_counter()
-            trainer.train_on_sequences(x, y)
-            key = "full_seconds" if name == "full_bptt" else "tbptt_seconds"
-            result[key].append(time.perf_counter() - start)
-            result[name].append(peak_step_bytes(trainer.train_on_sequences, x, y,
-                                                repeats=repeats))
-    return result
-
-
-def measure_memory(lengths, window: int = 25, batch_size: int = 32, units: int = 128,
-                   vocab_size: int = 64, embedding_dim: int = 32, seed: int = 0,
-                   repeats: int = 3) -> dict:
-    """:func:`memory_vs_length` in a fresh Python process with every allocation counted.
-
-    The child process sets ``TF_CPU_ALLOCATOR_USE_BFC=true`` before importing TensorFlow
-    (on the CPU the default allocator does not count small tensors) and runs one op at a
-    time (ops running side by side make the peak jitter); its allocator starts empty, so
-    the numbers do not depend on what the caller ran before.
-    """
-    kwargs = dict(lengths=[int(n) for n in lengths], window=window, batch_size=batch_size,
-                  units=units, vocab_size=vocab_size, embedding_dim=embedding_dim, seed=seed,
-                  repeats=repeats)
-    code = ("import json, sys; import tensorflow as tf; "
-            "tf.config.threading.set_inter_op_parallelism_threads(1); "
-            "from rnncourse import tbptt; "
-            "print(json.dumps(tbptt.memory_vs_length(**json.loads(sys.argv[1]))))")
-    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                           os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], env=env,
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"memory measurement failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-

@@ -1,4 +1,4 @@
-"""Tests of rnncourse.batching: padding, bucketing, masks, grouping, bad input."""
+"""Tests of rnncourse.batching: padding, bucketing, labels, grouping, bad input."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import importlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from rnncourse import batching, plots
 from rnncourse.plots import batching as batching_plots
@@ -16,37 +17,74 @@ def _sequences(n=40, seed=0, low=1, high=30):
     return [rng.integers(2, 20, size=rng.integers(low, high)).astype("int32") for _ in range(n)]
 
 
-def test_vocabulary_reserves_padding_and_oov():
-    vocab = batching.build_vocabulary(["a b a c", "a b"], max_words=4)
-    assert vocab == {"a": 2, "b": 3}
-    ids = batching.texts_to_ids(["a c b"], vocab)[0]
-    np.testing.assert_array_equal(ids, [2, 1, 3])
-
-
 def test_pad_wraps_keras_pre_and_post():
     x = batching.pad([[3, 4, 5], [6]], padding="pre")
     np.testing.assert_array_equal(x, [[3, 4, 5], [0, 0, 6]])
     x = batching.pad([[3, 4, 5], [6]], maxlen=2, padding="post", truncating="pre")
     np.testing.assert_array_equal(x, [[4, 5], [6, 0]])
-    with pytest.raises(ValueError, match="'pre' or 'post'"):
-        batching.pad([[1]], padding="left")
+    assert x.dtype == np.int32
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([[3, 4], []], "empty sequence"),
-    ([], "no sequences"),
-    ([[3, 0, 4]], "reserved for padding"),
-])
-def test_bad_sequences_raise_with_a_fix(bad, message):
-    with pytest.raises(ValueError, match=message):
-        batching.validate_sequences(bad)
+# The call, the error type, a fragment of the message (the fix it names).
+BAD_INPUT = [
+    (lambda: batching.validate_sequences([[3, 4], []]), ValueError, "empty sequence"),
+    (lambda: batching.validate_sequences([]), ValueError, "no sequences"),
+    (lambda: batching.validate_sequences("3 4 5"), TypeError, "not a string"),
+    (lambda: batching.validate_sequences([[3, 0, 4]]), ValueError, "reserved for padding"),
+    (lambda: batching.validate_sequences([[3, -4]]), ValueError, "negative id -4"),
+    (lambda: batching.validate_sequences([[3, 2.5]]), TypeError, "ids must be integers"),
+    (lambda: batching.validate_sequences([np.array([3.0, 4.0])]), TypeError, "astype"),
+    (lambda: batching.validate_sequences([[True, False]]), TypeError, "dtype bool"),
+    (lambda: batching.validate_sequences([[3, 2 ** 40]]), ValueError, "beyond int32"),
+    (lambda: batching.validate_sequences([[3, 2 ** 70]]), ValueError, "int64 range"),
+    (lambda: batching.validate_sequences(["the cat"]), TypeError, "not text"),
+    (lambda: batching.validate_sequences([[[3, 4]]]), ValueError, "1-D id sequence"),
+    (lambda: batching.validate_sequences([[3, 9]], vocab_size=9), ValueError,
+     "vocab_size is 9"),
+    (lambda: batching.validate_sequences([[3]], vocab_size=1), ValueError, "vocab_size must"),
+    (lambda: batching.validate_sequences([[3, 4], [5]], np.zeros(3)), ValueError,
+     "one label per sequence"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5]], np.zeros(3)), ValueError,
+     "one label per sequence"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5]], None), ValueError, "labels are missing"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5]], [0, 1], batch_size=0), ValueError,
+     "batch_size must be a positive int"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5]], [0, 1], boundaries=[3, 2]), ValueError,
+     "strictly increasing"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5]], ["pos", "neg"]), ValueError,
+     "labels must be numbers"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5, 6, 7]], [[1, 0], [0, 1]],
+                                       per_token=True), ValueError, "has 3 tokens but 2"),
+    (lambda: batching.bucketed_dataset([[3, 4], [5]], [0, 1], vocab_size=5), ValueError,
+     "vocab_size is 5"),
+    (lambda: batching.length_grouped_batches([[3, 4], [5]], np.zeros(1)), ValueError,
+     "one label per sequence"),
+    (lambda: batching.padded_dataset([[3]], [0], strategy="sorted"), ValueError,
+     "strategy must be one of"),
+    (lambda: batching.padded_dataset([[3]], [0], maxlen=0), ValueError, "maxlen must"),
+    (lambda: batching.pad([[1]], padding="left"), ValueError, "'pre' or 'post'"),
+    (lambda: batching.pad([[1]], maxlen=-1), ValueError, "maxlen must"),
+    (lambda: batching.padding_stats([3, 0]), ValueError, "positive int lengths"),
+    (lambda: batching.choose_boundaries([], 8), ValueError, "no lengths"),
+    (lambda: batching.choose_boundaries([3, 4], 0), ValueError, "batch_size"),
+    (lambda: batching.count_padding([]), ValueError, "no batches"),
+    (lambda: batching.count_padding([np.ones((2, 3, 4))]), ValueError, "(batch, timesteps)"),
+    (lambda: batching.is_right_padded(np.ones(3)), ValueError, "(batch, timesteps)"),
+    (lambda: batching.ragged_to_padded(np.ones((2, 3))), TypeError, "tf.RaggedTensor"),
+]
 
 
-def test_label_count_mismatch_raises():
-    with pytest.raises(ValueError, match="one label per sequence"):
-        batching.bucketed_dataset([[3, 4], [5]], np.zeros(3))
-    with pytest.raises(ValueError, match="one label per sequence"):
-        batching.length_grouped_batches([[3, 4], [5]], np.zeros(1))
+@pytest.mark.parametrize("call, error, message", BAD_INPUT)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call()
+
+
+def test_ids_of_any_integer_type_are_accepted():
+    arrays = batching.validate_sequences([np.array([3, 4], "uint8"), (5, 6, 7), [2 ** 31 - 1]],
+                                         vocab_size=2 ** 31)
+    assert [a.dtype for a in arrays] == [np.int32] * 3
+    assert arrays[2][0] == 2 ** 31 - 1
 
 
 def test_padding_stats_by_hand():
@@ -58,8 +96,14 @@ def test_padding_stats_by_hand():
     # and a remainder of one: 7 or 8 positions for 6 tokens, plus 10 for the 10.
     options = (1 - 16 / 17, 1 - 16 / 18)
     assert min(abs(stats["bucketed"] - option) for option in options) < 1e-9
-    with pytest.raises(ValueError, match="positive lengths"):
-        batching.padding_stats([3, 0])
+
+
+def test_count_padding_by_hand():
+    batches = [(np.array([[3, 4, 0], [5, 0, 0]]), None), (np.array([[6], [7]]), None)]
+    count = batching.count_padding(batches)
+    assert (count.batches, count.timesteps, count.positions, count.tokens) == (2, 4, 8, 5)
+    assert count.padded == pytest.approx(3 / 8)
+    assert batching.padding_fraction(batches) == pytest.approx(3 / 8)
 
 
 def test_bucketed_dataset_sees_every_example_once_and_pads_per_batch():
@@ -91,15 +135,56 @@ def test_bucketed_dataset_shuffles_across_epochs():
     assert first != second
 
 
-def test_padded_dataset_strategies():
+@pytest.mark.parametrize("layout", ["scalar", "column", "one_hot"])
+@pytest.mark.parametrize("strategy", batching.STRATEGIES)
+def test_label_shapes_of_keras_pass_through(layout, strategy):
+    sequences = _sequences(20, high=9)
+    index = np.arange(20)
+    labels = {"scalar": index, "column": index[:, None],
+              "one_hot": np.eye(20, dtype="float32")}[layout]
+    ds = batching.padded_dataset(sequences, labels, 6, strategy, seed=2)
+    seen = []
+    for x, y in ds:
+        x, y = x.numpy(), y.numpy()
+        assert y.shape == (len(x),) + labels.shape[1:]
+        ids = y.reshape(len(x), -1).argmax(axis=1) if layout == "one_hot" else y.reshape(-1)
+        for row, i in zip(x, ids, strict=True):
+            np.testing.assert_array_equal(row[row != 0], sequences[i])
+        seen.extend(ids.tolist())
+    assert sorted(seen) == list(range(20))
+
+
+@pytest.mark.parametrize("strategy", batching.STRATEGIES)
+def test_per_token_labels_are_bucketed_and_padded_with_zero(strategy):
+    sequences = _sequences(30, high=12)
+    tags = [(s % 3 + 1).astype("int32") for s in sequences]  # tag ids 1..3, 0 = padding
+    ds = batching.padded_dataset(sequences, tags, 8, strategy, seed=4)
+    rows = 0
+    for x, y in ds:
+        x, y = x.numpy(), y.numpy()
+        assert y.shape == x.shape
+        np.testing.assert_array_equal(y == 0, x == 0)  # padded exactly where the ids are
+        np.testing.assert_array_equal(y[x != 0], x[x != 0] % 3 + 1)
+        rows += len(x)
+    assert rows == 30
+    one_hot = [np.eye(4, dtype="float32")[t] for t in tags]
+    for x, y in batching.bucketed_dataset(sequences, one_hot, 8, seed=4).take(2):
+        assert y.shape == (*x.shape, 4)
+        assert (y.numpy().sum(axis=-1) == (x.numpy() != 0)).all()
+    grouped = batching.length_grouped_batches(sequences, tags, 8)
+    assert all(y.shape == x.shape for x, y in grouped)
+
+
+def test_padded_dataset_strategies_and_maxlen():
     sequences = _sequences(50)
     longest = batching.lengths_of(sequences).max()
     widths = {s: [x.shape[1] for x, _ in batching.padded_dataset(sequences, np.zeros(50), 16, s)]
               for s in ("global_max", "per_batch")}
     assert set(widths["global_max"]) == {longest}
     assert max(widths["per_batch"]) == longest and min(widths["per_batch"]) <= longest
-    with pytest.raises(ValueError, match="strategy must be one of"):
-        batching.padded_dataset(sequences, np.zeros(50), strategy="sorted")
+    tags = [np.ones(len(s), "int32") for s in sequences]
+    for x, y in batching.padded_dataset(sequences, tags, 16, "global_max", maxlen=5):
+        assert x.shape[1] == 5 and y.shape == x.shape
 
 
 def test_length_grouped_batches_have_no_padding_and_cover_everything():
@@ -114,39 +199,6 @@ def test_length_grouped_batches_have_no_padding_and_cover_everything():
     assert sorted(seen) == list(range(50))
 
 
-@pytest.mark.parametrize("kind, padding, features", [
-    ("lstm", "pre", "ids"), ("gru", "post", "ids"), ("bi_lstm", "post", "floats"),
-    ("lstm", "pre", "floats"),
-])
-def test_mask_is_exact_and_no_mask_is_not(kind, padding, features):
-    masked = batching.mask_exactness(kind, padding, True, features, units=4)
-    assert max(masked.values()) < 1e-5, masked
-    unmasked = batching.mask_exactness(kind, padding, False, features, units=4)
-    assert max(unmasked.values()) > 1e-3, unmasked
-
-
-def test_length_grouping_gives_the_same_loss_and_gradients():
-    sequences = _sequences(24, high=5)
-    labels = np.arange(24) % 2
-    result = batching.grouped_vs_padded_gradients(sequences, labels, batch_size=4, units=4)
-    assert result["loss_grouped"] == pytest.approx(result["loss_padded"], abs=1e-6)
-    assert result["max_grad_diff"] < 1e-6 * max(1.0, result["max_grad"] * 1e3)
-    assert result["batches"] > 1
-
-
-def test_loss_normalisations():
-    x = batching.pad(_sequences(6, high=8))
-    y = (np.arange(x.size).reshape(x.shape) % 3 == 0).astype("float32")
-    r = batching.loss_normalisations(x, y, units=4)
-    assert r["mask_loss"] == pytest.approx(r["real_mean"], rel=1e-4)
-    assert r["weight_loss"] == pytest.approx(r["all_mean"], rel=1e-4)
-    assert r["rescaled_weight_loss"] == pytest.approx(r["real_mean"], rel=1e-4)
-    assert r["all_mean"] == pytest.approx(r["real_mean"] * r["real_fraction"], rel=1e-4)
-    assert r["mask_accuracy"] == pytest.approx(r["real_accuracy"], abs=1e-6)
-    with pytest.raises(ValueError, match="one target per timestep"):
-        batching.loss_normalisations(x, y[:, :-1])
-
-
 def test_right_padding_check_matches_keras():
     rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")  # Keras' own cuDNN checks
 
@@ -159,55 +211,25 @@ def test_right_padding_check_matches_keras():
     assert batching.is_right_padded(post) and not batching.is_right_padded(pre)
 
 
-def test_fixed_length_weights_move_into_free_length_model():
-    fixed = batching.classifier(20, 6, units=4, embedding_dim=4)
-    free = batching.fixed_to_free_length(fixed, 20, units=4, embedding_dim=4)
-    x = batching.pad(_sequences(5, high=6), maxlen=6)
-    np.testing.assert_allclose(free.predict(x, verbose=0), fixed.predict(x, verbose=0), atol=1e-7)
-    longer = batching.pad(_sequences(3, low=20, high=25))
-    assert free.predict(longer, verbose=0).shape == (3, 1)
-    assert "incompatible" in batching.call_error(fixed, longer)
-    assert batching.call_error(free, longer) == ""
-
-
-def test_ragged_error_and_conversion():
-    import tensorflow as tf
-
-    assert "ragged" in batching.ragged_lstm_error().lower()
+def test_ragged_to_padded():
     ragged = tf.RaggedTensor.from_row_lengths(np.ones((5, 2), "float32"), [3, 2])
     dense, mask = batching.ragged_to_padded(ragged)
-    assert dense.shape == (2, 3, 2)
+    assert dense.shape == (2, 3, 2) and (dense[1, 2] == 0).all()
     np.testing.assert_array_equal(mask, [[True, True, True], [True, True, False]])
 
 
-def test_mask_propagation_table():
-    table = batching.mask_propagation()
-    assert table["TimeDistributed(Dense)"]["keeps_mask"]
-    assert not table["Lambda(lambda x: 2 * x)"]["keeps_mask"]
-    assert table["custom Layer, supports_masking=True"]["keeps_mask"]
-
-
 def test_plots_have_data():
-    lengths = batching.lengths_of(_sequences(30))
-    stats = batching.padding_stats(lengths, batch_size=8)
     sequences = _sequences(30)
+    lengths = batching.lengths_of(sequences)
+    stats = batching.padding_stats(lengths, batch_size=8)
     datasets = {s: batching.padded_dataset(sequences, np.zeros(30), 8, s)
                 for s in batching.STRATEGIES}
+    counts = {s: batching.count_padding(ds) for s, ds in datasets.items()}
     exact = {("lstm post", "mask"): {"outputs": 0.0, "states": 0.0},
              ("lstm post", "no mask"): {"outputs": 0.1, "states": 0.2}}
-    times = {s: {"seconds": 1.0, "timesteps": 10.0, "padded": 0.1, "batches": 2.0}
-             for s in batching.STRATEGIES}
     for fig in (batching_plots.plot_lengths(lengths, [5, 10]), batching_plots.plot_padding(stats),
                 batching_plots.plot_batch_layout(datasets, batches=2),
-                batching_plots.plot_mask_exactness(exact), batching_plots.plot_epoch_times(times)):
+                batching_plots.plot_mask_exactness(exact), batching_plots.plot_epoch_cost(counts)):
         assert plots.has_data(fig)
         assert fig.axes[0].get_ylabel()
-
-
-def test_padded_steps_repeat_or_stay_zero_and_empty_row_gives_initial_state():
-    after = batching.padded_step_outputs("post", "gru")
-    before = batching.padded_step_outputs("pre", "gru")
-    np.testing.assert_array_equal(after[2:], np.repeat(after[1:2], 3, axis=0))
-    np.testing.assert_array_equal(before[:3], 0.0)
-    np.testing.assert_allclose(before[3:], after[:2], atol=1e-6)
-    np.testing.assert_array_equal(batching.all_padding_row_output("bi_lstm"), 0.0)
+    assert batching_plots.plot_padding(stats).axes[0].get_ylim()[1] <= 100

@@ -1,15 +1,16 @@
-"""Scratch cells equal Keras' cells; parameter counts; adding-problem helpers; figures."""
+"""Scratch cells equal Keras' cells; weight loading; parameter counts; bad input; figures."""
+
+import re
 
 import numpy as np
 import pytest
 
-from rnncourse import cells, plots
+from rnncourse import cells, models, plots
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 
 @pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("gru", True),
@@ -55,7 +56,7 @@ def test_padded_steps_do_not_change_the_state():
                                          ("gru", {"reset_after": False}), ("lstm", {})])
 @pytest.mark.parametrize("input_dim,units", [(1, 1), (7, 13)])
 def test_parameter_count_matches_keras(cell, kwargs, input_dim, units):
-    layer = cells.KERAS_LAYERS[cell](units, **kwargs)
+    layer = models.CELLS[cell](units, **kwargs)
     layer.build((None, None, input_dim))
     assert cells.parameter_count(cell, input_dim, units, **kwargs) == layer.count_params()
 
@@ -65,27 +66,73 @@ def test_parameter_count_formulas_from_the_chapter():
     assert cells.parameter_count("gru", 2, 64) == 3 * (64 * (2 + 64) + 2 * 64)
 
 
-def test_bad_input_gives_clear_errors():
-    with pytest.raises(ValueError, match="cell must be one of"):
-        cells.parameter_count("rnn", 2, 3)
-    with pytest.raises(ValueError, match="units must be a positive int"):
-        cells.LSTMCell(0)
-    with pytest.raises(ValueError, match="expected a keras.layers.SimpleRNN"):
-        cells.from_keras(keras.layers.Dense(3))
-    with pytest.raises(ValueError, match="activation='tanh'"):
-        cells.from_keras(keras.layers.LSTM(3, activation="relu"), input_dim=2)
-    with pytest.raises(ValueError, match="not built"):
-        cells.from_keras(keras.layers.GRU(3))
-    a = keras.layers.GRU(3, reset_after=True)
-    a.build((None, None, 2))
-    b = keras.layers.RNN(cells.GRUCell(3, reset_after=False))
-    b.build((None, None, 2))
-    with pytest.raises(ValueError, match="reset_after"):
-        cells.copy_weights(a, b)
-    with pytest.raises(ValueError, match="built first"):
-        cells.copy_weights(a, keras.layers.LSTM(3))
-    with pytest.raises(ValueError, match="'lstm' or 'gru'"):
-        cells.kernel_speed("simple_rnn")
+def _built(layer, input_dim=2):
+    layer.build((None, None, input_dim))
+    return layer
+
+
+BAD_INPUT = [
+    (lambda: cells.parameter_count("rnn", 2, 3), ValueError, "cell must be one of"),
+    (lambda: cells.parameter_count("lstm", 0, 3), ValueError, "input_dim must be a positive"),
+    (lambda: cells.parameter_count("gru", 2, 2.5), ValueError, "units must be a positive"),
+    (lambda: cells.LSTMCell(0), ValueError, "units must be a positive int"),
+    (lambda: cells.GRUCell("8"), ValueError, "units must be a positive int"),
+    (lambda: cells.from_keras(keras.layers.Dense(3)), TypeError,
+     "expected a keras.layers.SimpleRNN"),
+    (lambda: cells.from_keras(keras.layers.Bidirectional(keras.layers.LSTM(3))), TypeError,
+     "forward_layer"),
+    (lambda: cells.from_keras(keras.layers.LSTM(3, activation="relu"), input_dim=2),
+     ValueError, "activation='tanh'"),
+    (lambda: cells.from_keras(keras.layers.GRU(3, recurrent_activation="hard_sigmoid"),
+                              input_dim=2), ValueError, "recurrent_activation='sigmoid'"),
+    (lambda: cells.from_keras(keras.layers.LSTM(3, dropout=0.2), input_dim=2), ValueError,
+     "dropout"),
+    (lambda: cells.from_keras(keras.layers.GRU(3)), ValueError, "not built"),
+    (lambda: cells.from_keras(keras.layers.GRU(3), input_dim=0), ValueError,
+     "input_dim must be a positive"),
+    (lambda: cells.load_keras_weights(
+        _built(keras.layers.GRU(3, reset_after=True)),
+        _built(keras.layers.RNN(cells.GRUCell(3, reset_after=False)))),
+     ValueError, "reset_after"),
+    (lambda: cells.load_keras_weights(_built(keras.layers.GRU(3)),
+                                      keras.layers.RNN(cells.GRUCell(3))),
+     ValueError, "scratch_layer is not built"),
+    (lambda: cells.load_keras_weights(keras.layers.GRU(3),
+                                      _built(keras.layers.RNN(cells.GRUCell(3)))),
+     ValueError, "keras_layer is not built"),
+    (lambda: cells.load_keras_weights(_built(keras.layers.GRU(3)), _built(keras.layers.LSTM(3))),
+     TypeError, "RNN(cells.GRUCell"),
+    (lambda: cells.load_keras_weights(_built(keras.layers.LSTM(3)),
+                                      _built(keras.layers.RNN(cells.GRUCell(3)))),
+     TypeError, "RNN(cells.LSTMCell"),
+    (lambda: cells.load_keras_weights(_built(keras.layers.LSTM(3)),
+                                      _built(keras.layers.RNN(cells.LSTMCell(4)))),
+     ValueError, "weight shapes differ"),
+    (lambda: cells.random_padded_batch(0, 3, 2), ValueError, "batch must be a positive"),
+    (lambda: cells.random_padded_batch(2, 3, True), ValueError, "features must be a positive"),
+    (lambda: cells.compare_with_keras("rnn"), ValueError, "cell must be one of"),
+    (lambda: cells.compare_with_keras("lstm", timesteps=0), ValueError,
+     "timesteps must be a positive"),
+]
+
+
+@pytest.mark.parametrize("call,error,fragment", BAD_INPUT)
+def test_bad_input_gives_clear_errors(call, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        call()
+
+
+def test_load_keras_weights_copies_every_weight_and_returns_the_scratch_layer():
+    source = _built(keras.layers.LSTM(4), input_dim=3)
+    scratch = _built(keras.layers.RNN(cells.LSTMCell(4)), input_dim=3)
+    assert cells.load_keras_weights(source, scratch) is scratch
+    for a, b in zip(source.get_weights(), scratch.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scratch_registry_matches_the_model_registry():
+    assert set(cells.SCRATCH_CELLS) == set(models.CELLS)
+    assert set(cells.__all__) <= set(dir(cells))
 
 
 def test_random_padded_batch_is_right_padded_and_zero_after_length():
@@ -96,78 +143,19 @@ def test_random_padded_batch_is_right_padded_and_zero_after_length():
     assert np.all(x[~mask] == 0)
 
 
-def test_adding_model_shapes_and_clipping():
-    model = cells.adding_model("gru", units=4, timesteps=6, clipnorm=1.0)
-    assert model.output_shape == (None, 1)
-    assert model.optimizer.clipnorm == 1.0
-    with pytest.raises(ValueError, match="cell must be one of"):
-        cells.adding_model("rnn", 4)
-
-
-def test_train_adding_records_one_mse_per_epoch_and_gradient_norms():
-    settings = cells.Settings(timesteps=6, n_train=64, n_test=32, epochs=2, batch_size=32,
-                              units=4, learning_rate=1e-2)
-    assert settings.steps == 4
-    result = cells.train_adding("lstm", settings, seed=0, log_gradients=True)
-    assert len(result.test_mse) == 2 and all(np.isfinite(result.test_mse))
-    assert len(result.gradient_norms) == settings.steps
-    # the recorded MSE is the model's test MSE
-    from rnncourse.data import adding_problem
-
-    x_test, y_test = adding_problem(32, 6, seed=1)
-    mse = float(np.mean((result.model.predict(x_test, verbose=0) - y_test) ** 2))
-    assert result.final_mse == pytest.approx(mse, rel=1e-4)
-
-
-def test_settings_differ_by_scale(monkeypatch):
-    monkeypatch.setenv("RNNCOURSE_SCALE", "ci")
-    ci = cells.Settings.current()
-    monkeypatch.setenv("RNNCOURSE_SCALE", "full")
-    full = cells.Settings.current()
-    assert full.timesteps == 100 and ci.timesteps < full.timesteps
-
-
-def test_kernel_speed_times_a_step():
-    timing = cells.kernel_speed("gru", units=4, batch=2, timesteps=5, features=3, repeats=2)
-    assert timing.seconds > 0 and timing.kernel in ("generic", "cudnn")
-    if not tf.config.list_logical_devices("GPU"):
-        assert timing.kernel == "generic"
-
-
 def test_figures_have_data():
     from rnncourse.plots import cells as cell_plots
 
     curves = {"lstm": [0.15, 0.01], "gru": [0.12, 0.005], "simple_rnn": [0.17, 0.16]}
     figures = [
-        cell_plots.plot_learning_curves(curves, cells.BASELINE_MSE, timesteps=20),
-        cell_plots.plot_gradient_through_time({"lstm": np.linspace(1, 2, 5)}),
+        cell_plots.plot_learning_curves(curves, 1 / 6, timesteps=20, steps_per_epoch=94,
+                                        target=1 / 30),
+        cell_plots.plot_gradient_through_time({"lstm": np.linspace(1, 2, 5)},
+                                              initial={"lstm": np.linspace(0.1, 2, 5)}),
         cell_plots.plot_gradient_norms({"lstm": [1.0, 3.0, 0.5]}),
-        cell_plots.plot_kernel_speed({"generic": 0.01, "cuDNN": 0.001}),
     ]
     for fig in figures:
         assert plots.has_data(fig)
         assert fig.axes[0].get_ylabel() and fig._suptitle is not None
     with pytest.raises(ValueError, match="empty"):
         cell_plots.plot_learning_curves({}, 1 / 6, 20)
-
-
-def test_cudnn_speedup_is_none_without_gpu():
-    if tf.config.list_logical_devices("GPU"):
-        pytest.skip("a GPU is visible")
-    assert cells.cudnn_speedup("lstm", units=4, batch=2, timesteps=3, features=2) is None
-
-
-def test_eligibility_table_marks_exactly_the_safe_settings():
-    table = cells.eligibility_table()
-    eligible = {label for label, ok, reason in table if ok and not reason}
-    assert eligible == {"LSTM(64)", "LSTM(64, dropout=0.2)", "LSTM(64, go_backwards=True)",
-                        "Bidirectional(LSTM(64))", "GRU(64)"}
-    assert all(reason for _, ok, reason in table if not ok)
-
-
-def test_usage_shapes_and_dropout_act_only_in_training():
-    shapes = cells.usage_shapes(batch=2, timesteps=3, features=4, units=5)
-    assert shapes["return_sequences"] == (2, 3, 5) and shapes["bidirectional"] == (2, 10)
-    drop = cells.dropout_difference(rate=0.5)
-    assert drop["dropout, inference"] < 1e-6 and drop["recurrent_dropout, inference"] < 1e-6
-    assert drop["dropout, training"] > 1e-3 and drop["recurrent_dropout, training"] > 1e-3

@@ -3,23 +3,65 @@
 import subprocess
 import sys
 
+import pytest
+
 from rnncourse import __main__ as cli
 from rnncourse import data
+from rnncourse.process import FreshProcessError
 
 
 def test_doctor_reports_versions_cache_and_corpora(capsys):
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "TensorFlow" in out and "GPUs visible" in out and "Cache:" in out
+    assert "TensorFlow" in out and "GPUs visible" in out and "PROBLEM" not in out
     for name in data.REGISTRY:
-        assert name in out
+        assert f"corpus {name}" in out
 
 
 def test_doctor_says_how_to_fetch_what_is_missing(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("RNNCOURSE_CACHE", str(tmp_path))
-    assert cli.main(["doctor"]) == 0
+    assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "MISSING" in out and "python -m rnncourse fetch all" in out
+    assert "PROBLEM" in out and "python -m rnncourse fetch tweet-ner" in out
+
+
+@pytest.mark.parametrize("variable, value, fragment", [
+    ("RNNCOURSE_SCALE", "huge", "'huge' is not a scale; use one of ci, full"),
+    ("RNNCOURSE_SEED", "-2", "is not a non-negative integer"),
+    ("RNNCOURSE_CACHE", "{file}", "exists and is not a directory"),
+    ("RNNCOURSE_CACHE", "{file}/sub", "cannot create the cache directory"),
+])
+def test_doctor_reports_bad_settings_as_problems_without_a_traceback(
+        capsys, monkeypatch, tmp_path, variable, value, fragment):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    monkeypatch.setenv(variable, value.format(file=a_file))
+    monkeypatch.setattr(cli, "run_fresh", lambda *a, **k: [["TensorFlow", "2"], ["Keras", "3"],
+                                                          ["GPUs visible", "none"]])
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM" in out and fragment in out and "Traceback" not in out
+
+
+def test_doctor_reports_a_tensorflow_crash(capsys, monkeypatch):
+    def crashed(*args, **kwargs):
+        raise FreshProcessError("rnncourse.__main__:environment_rows failed (exit -6):\n"
+                                "Fatal Python error: Aborted", returncode=-6)
+
+    monkeypatch.setattr(cli, "run_fresh", crashed)
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "importing TensorFlow failed (exit -6 (SIGABRT: the process crashed))" in out
+    assert "Fatal Python error: Aborted" in out and "Traceback" not in out
+
+
+def test_doctor_finds_a_cut_corpus_file(capsys, monkeypatch):
+    monkeypatch.setattr(data, "verify", lambda name, checksums=False: (
+        ["/cache/tweet-ner/ner.txt has 10 bytes, expected 356556 (cut or changed)"]
+        if name == "tweet-ner" else []))
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "(cut or changed). Fix: python -m rnncourse fetch tweet-ner" in out
 
 
 def test_fetch_cached_corpus_succeeds(capsys):

@@ -1,9 +1,16 @@
+import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnncourse import config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_scale_defaults_to_full(monkeypatch):
@@ -66,11 +73,118 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
 
 
 def test_quiet_tensorflow_prints_nothing():
-    import subprocess
-    import sys
-
     code = "from rnncourse.config import quiet_tensorflow; quiet_tensorflow(); import keras"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=120, env=_clean_env())
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and result.stdout == "", result.stderr[:500]
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    env.update(extra)
+    return env
+
+
+def test_a_cuda_load_error_still_reaches_the_user(tmp_path):
+    """Only the known start-up notices are dropped: another line printed to fd 2 while the
+    import runs (here by a stand-in module) is replayed on stderr."""
+    (tmp_path / "fake_tf_noise.py").write_text(
+        "import os\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on. x\\n')\n"
+        "os.write(2, b\"W0000 dso_loader.cc:1] Could not load dynamic library \"\n"
+        "b\"'libcudnn.so.9'\\n\")\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are '"
+        "b'written to STDERR\\n')\n")
+    code = ("from rnncourse import config; config._import_filtered('fake_tf_noise')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path,
+                            env=_clean_env(PYTHONPATH=os.pathsep.join(
+                                [str(tmp_path), str(ROOT)])))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("W0000 dso_loader.cc:1] Could not load dynamic library "
+                             "'libcudnn.so.9'\n")
+
+
+@pytest.mark.parametrize("line, noise", [
+    ("I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see", True),
+    ("To enable the following instructions: AVX2 FMA, in other operations, rebuild "
+     "TensorFlow with the appropriate compiler flags.", True),
+    ("E0000 cuda_dnn.cc:8579] Unable to register cuDNN factory: Attempting to register "
+     "factory for plugin cuDNN when one has already been registered", True),
+    ("W0000 Could not load dynamic library 'libcudnn.so.9'", False),
+    ("E0000 failed call to cuInit: CUDA_ERROR_NO_DEVICE", False),
+    ("Traceback (most recent call last):", False),
+])
+def test_startup_noise_patterns(line, noise):
+    assert config.is_startup_noise(line) is noise
+
+
+def test_importing_the_package_changes_no_setting():
+    # TensorFlow's own import draws from Python's `random`, so the snapshot follows it.
+    code = ("import os, logging, random, json; import numpy as np; import tensorflow, keras; "
+            "before = dict(os.environ); state = random.getstate(); "
+            "np_state = np.random.get_state()[1].tolist(); "
+            "import rnncourse, rnncourse.models, rnncourse.glove, rnncourse.training; "
+            "changed = sorted(k for k in set(os.environ) | set(before) "
+            "if os.environ.get(k) != before.get(k)); "
+            "print(json.dumps({'env': changed, 'random': random.getstate() == state "
+            "and np.random.get_state()[1].tolist() == np_state, "
+            "'tf_level': logging.getLogger('tensorflow').level}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=_clean_env())
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["env"] == [] and report["random"] is True, report
+    assert report["tf_level"] == 0, report  # NOTSET: the user's logging config decides
+
+
+def test_another_keras_backend_is_a_clear_error():
+    code = "import rnncourse.models"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=_clean_env(KERAS_BACKEND="numpy"))
+    assert result.returncode != 0
+    assert "rnncourse needs Keras' TensorFlow backend, but Keras is using 'numpy'" in \
+        result.stderr
+
+
+@pytest.mark.parametrize("knob, offset, expected", [("", 0, 0), ("0", 3, 3), ("2", 0, 2000),
+                                                   ("4", 17, 4017)])
+def test_seeds_derive_from_the_knob(monkeypatch, knob, offset, expected):
+    monkeypatch.setenv("RNNCOURSE_SEED", knob)
+    assert config.seed(offset) == expected
+    assert config.seeds(3, offset) == (expected, expected + 1, expected + 2)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: config.seed(-1), "offset must be an int in 0..999"),
+    (lambda: config.seed(1000), "offset must be an int in 0..999"),
+    (lambda: config.seed(1.0), "offset must be an int"),
+    (lambda: config.seeds(0), "count must be a positive int"),
+])
+def test_bad_seed_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("knob", ["-1", "x", "1.5"])
+def test_bad_seed_knob_is_a_clear_error(monkeypatch, knob):
+    monkeypatch.setenv("RNNCOURSE_SEED", knob)
+    with pytest.raises(ValueError, match="is not a non-negative integer"):
+        config.seed()
+
+
+def test_set_seed_without_argument_uses_the_knob(monkeypatch):
+    monkeypatch.setenv("RNNCOURSE_SEED", "2")
+    assert config.set_seed() == 2000
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p.write_text("x"), p)[1], "exists and is not a directory"),
+    (lambda p: (p.write_text("x"), p / "sub")[1], "cannot create the cache directory"),
+])
+def test_bad_cache_dir_is_a_clear_error(monkeypatch, tmp_path, make, message):
+    monkeypatch.setenv("RNNCOURSE_CACHE", str(make(tmp_path / "c")))
+    with pytest.raises(OSError, match=message):
+        config.cache_dir()

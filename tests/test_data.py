@@ -14,7 +14,7 @@ from rnncourse import data
 
 
 def test_glove_text_file_is_the_real_400k_by_50_vocabulary():
-    path = data.load_glove(50)
+    path = data.glove_path(50)
     assert path.name == "glove.6B.50d.txt"
     with open(path, encoding="utf-8") as f:
         lines = f.readlines()
@@ -196,7 +196,7 @@ def test_loaders_read_a_path_of_your_own(tmp_path):
     assert texts == ["good film", "bad"] and labels.tolist() == [1, 0]
     glove = tmp_path / "g.txt"
     glove.write_text("a 1 2\n")
-    assert data.load_glove(path=glove) == glove
+    assert data.glove_path(path=glove) == glove
 
 
 def test_malformed_inputs_name_file_and_line(tmp_path):
@@ -211,9 +211,9 @@ def test_malformed_inputs_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match="'sentences' or 'reviews'"):
         data.load_movie_reviews("tweets")
     with pytest.raises(FileNotFoundError, match="no GloVe file"):
-        data.load_glove(path=tmp_path / "missing.txt")
+        data.glove_path(path=tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="50, 100, 200 and 300"):
-        data.load_glove(64)
+        data.glove_path(64)
 
 
 def test_glove_100d_offline_says_how_to_place_the_file(monkeypatch, tmp_path):
@@ -225,7 +225,39 @@ def test_glove_100d_offline_says_how_to_place_the_file(monkeypatch, tmp_path):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    expected = r"place glove.6B.100d.txt at .*load_glove\(50\)"
+    expected = r"place glove.6B.100d.txt at .*glove_path\(50\)"
     with pytest.raises(data.DataUnavailableError, match=expected):
-        data.load_glove(100)
+        data.glove_path(100)
     assert list(tmp_path.rglob("*.part*")) == []
+
+
+# ---------------------------------------------------------------- cut or changed files
+@pytest.mark.parametrize("damage", ["truncate", "empty", "delete"])
+def test_a_cut_extracted_file_is_found_and_extracted_again(toy, damage):
+    path = data.fetch("toy")
+    full = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(full[: len(full) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    problems = data.verify("toy")
+    assert len(problems) == 1 and str(path) in problems[0]
+    assert data.fetch("toy").read_bytes() == full  # re-extracted from the verified archive
+    assert data.verify("toy") == [] and toy["calls"] == ["toy==1.0"]  # no second download
+
+
+def test_same_size_change_is_found_by_checksum(toy):
+    path = data.fetch("toy")
+    path.write_bytes(path.read_bytes().replace(b"alpha", b"omega"))
+    assert data.verify("toy") == []  # the cheap check compares sizes
+    problems = data.verify("toy", checksums=True)
+    assert problems and "different SHA-256" in problems[0]
+
+
+def test_a_missing_manifest_means_not_extracted(toy):
+    path = data.fetch("toy")
+    (path.parent / data.MANIFEST).unlink()
+    assert "no valid manifest" in data.verify("toy")[0]
+    assert data.fetch("toy") == path and data.verify("toy") == []

@@ -1,10 +1,12 @@
 """rnncourse.gradients: BPTT by hand, gradient norms through time, clipping, the logger."""
 
+from types import SimpleNamespace
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from rnncourse import data, gradients, plots
+from rnncourse import data, gradients, models, plots
 from rnncourse.config import quiet_tensorflow
 from rnncourse.plots import gradients as gradient_plots
 
@@ -21,7 +23,7 @@ def batch():
 
 @pytest.fixture(scope="module")
 def simple_model(batch):
-    model = gradients.recurrent_regressor("simple_rnn", units=5, seed=7)
+    model = models.sequence_regressor("simple_rnn", units=5, seed=7)
     model(batch[0][:1])
     return model
 
@@ -60,7 +62,7 @@ def test_state_gradient_norms_equal_numpy_bptt(batch, simple_model):
 @pytest.mark.parametrize("activation", ["linear", "relu"])
 def test_numpy_bptt_other_activations_equal_keras(batch, activation):
     x, y = batch
-    model = gradients.recurrent_regressor("simple_rnn", units=5, activation=activation,
+    model = models.sequence_regressor("simple_rnn", units=5, activation=activation,
                                           recurrent_initializer="identity", seed=4)
     result = gradients.numpy_bptt(x, y, gradients.simple_rnn_weights(model), activation)
     np.testing.assert_allclose(result.state_grad_norms,
@@ -76,7 +78,7 @@ def test_numpy_bptt_other_activations_equal_keras(batch, activation):
 def test_state_gradient_at_last_step_is_the_output_gradient(batch, cell):
     """dLoss_i/dh_T = 2 (y_hat_i - y_i) w for a Dense head: checks the unrolled pass."""
     x, y = batch
-    model = gradients.recurrent_regressor(cell, units=4, seed=1)
+    model = models.sequence_regressor(cell, units=4, seed=1)
     norms = gradients.state_gradient_norms(model, x, y)
     prediction = model.predict(x, verbose=0)
     w = np.linalg.norm(np.array(model.get_layer("output").kernel.numpy()))
@@ -86,7 +88,7 @@ def test_state_gradient_at_last_step_is_the_output_gradient(batch, cell):
 
 def test_timestep_gradient_norms_is_mean_of_per_example_norms(batch):
     x, y = batch
-    model = gradients.recurrent_regressor("gru", units=4, seed=2)
+    model = models.sequence_regressor("gru", units=4, seed=2)
     norms = gradients.timestep_gradient_norms(model, x, y)
     assert norms.shape == (12,) and norms.dtype == np.float64
     singles = []
@@ -105,13 +107,13 @@ def test_timestep_gradient_norms_is_mean_of_per_example_norms(batch):
 
 def test_gradient_vanishes_below_and_explodes_above_one():
     x, y = data.adding_problem(4, 40, seed=0)
-    tanh = gradients.recurrent_regressor("simple_rnn", units=8, seed=0)
+    tanh = models.sequence_regressor("simple_rnn", units=8, seed=0)
     tanh(x[:1])
     matrix = gradients.set_recurrent_spectrum(tanh.get_layer("simple_rnn"), 0.7, seed=1)
     assert gradients.largest_singular_value(matrix) == pytest.approx(0.7, rel=1e-5)
     assert gradients.spectral_radius(matrix) == pytest.approx(0.7, rel=1e-5)
     assert gradients.early_to_late_ratio(gradients.state_gradient_norms(tanh, x, y)) < 0.7 ** 39
-    linear = gradients.recurrent_regressor("simple_rnn", units=8, activation="linear", seed=0)
+    linear = models.sequence_regressor("simple_rnn", units=8, activation="linear", seed=0)
     linear(x[:1])
     gradients.set_recurrent_spectrum(linear.get_layer("simple_rnn"), 1.2, seed=1)
     ratio = gradients.early_to_late_ratio(gradients.state_gradient_norms(linear, x, y))
@@ -123,7 +125,7 @@ def test_open_gates_keeps_gradient(batch):
     default = gradients.compare_cells(["lstm"], x, y, units=4, seeds=(0,))["lstm"]
     opened = gradients.compare_cells(["lstm"], x, y, units=4, seeds=(0,), gate_bias=5.0)["lstm"]
     assert opened[0] / opened[-1] > 10 * default[0] / default[-1]
-    gru = gradients.recurrent_regressor("gru", units=3)
+    gru = models.sequence_regressor("gru", units=3)
     assert gradients.open_gates(gru, 5.0) == pytest.approx(1 / (1 + np.exp(-5.0)))
     bias = np.array(gru.get_layer("gru").cell.bias.numpy())
     assert np.all(bias[0, :3] == 5.0) and np.all(bias[1, :3] == 0.0)
@@ -141,9 +143,7 @@ def test_bad_input_raises_clear_errors(batch, simple_model):
         gradients.timestep_gradient_norms(simple_model, x, y, loss="no_such_loss")
     with pytest.raises(ValueError, match="no gate to open"):
         gradients.open_gates(simple_model)
-    with pytest.raises(ValueError, match="cell must be one of"):
-        gradients.recurrent_regressor("transformer")
-    lstm = gradients.recurrent_regressor("lstm", units=3)
+    lstm = models.sequence_regressor("lstm", units=3)
     with pytest.raises(ValueError, match="square recurrent matrix"):
         gradients.set_recurrent_spectrum(lstm.get_layer("lstm"), 0.9)
     dense_only = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -218,27 +218,6 @@ def test_gradient_norm_logger_on_embedding_model():
     assert "apply_gradients" not in vars(model.optimizer)  # the wrapper is gone
 
 
-def test_fit_regressor_detects_divergence_and_clipping_prevents_it():
-    x, y = data.adding_problem(64, 30, seed=0)
-    runs = []
-    for clipping in ({}, {"global_clipnorm": 1.0}):
-        model = gradients.recurrent_regressor("simple_rnn", units=8, activation="relu",
-                                              recurrent_initializer="identity", seed=0)
-        runs.append(gradients.fit_regressor(model, x, y, epochs=2, learning_rate=0.05,
-                                            batch_size=16, **clipping))
-    unclipped, clipped = runs
-    assert unclipped.diverged  # NaN, or a loss that ends above 10x its first epoch
-    assert not clipped.diverged and np.isfinite(clipped.final_loss)
-    assert clipped.label == "global_clipnorm=1.0" and unclipped.label == "no clipping"
-    with pytest.raises(ValueError, match="unknown clipping"):
-        gradients.fit_regressor(clipped_model := gradients.recurrent_regressor(), x, y, epochs=1,
-                                learning_rate=0.1, clip=1.0)
-    del clipped_model
-    fig = gradient_plots.plot_training_runs(runs, loss_baseline=1 / 6)
-    assert plots.has_data(fig)
-    plt.close(fig)
-
-
 def test_figures_have_data(batch, simple_model):
     x, y = batch
     result = gradients.numpy_bptt(x, y, gradients.simple_rnn_weights(simple_model))
@@ -247,7 +226,15 @@ def test_figures_have_data(batch, simple_model):
                                        result.recurrent_contributions),
         gradient_plots.plot_norms_through_time({"simple_rnn": result.state_grad_norms},
                                                title="t"),
-        gradient_plots.plot_ratio_vs_singular_value([0.5, 1.0], {"tanh": [1e-3, 1e2]}, 12),
+        gradient_plots.plot_ratio_vs_singular_value(
+            SimpleNamespace(sigmas=(0.5, 1.0), ratios={"tanh": np.array([[1e-3, 1e2]])},
+                            timesteps=12)),
+        gradient_plots.plot_norms_through_time({"two draws": np.ones((2, 12))}, title="t"),
+        gradient_plots.plot_training_runs(
+            [SimpleNamespace(label="a", losses=(2.0, 1.0), step_norms=(3.0, 1.0),
+                             diverged=False),
+             SimpleNamespace(label="b", losses=(2.0, float("nan")), step_norms=(3.0, np.inf),
+                             diverged=True)], loss_baseline=1 / 6),
         gradient_plots.plot_clipping_geometry([3.0, 0.5], [0.98, 0.16], [1.0, 0.5], 1.0),
         gradient_plots.plot_step_norms([1.0, 2.0, 3.0], steps_per_epoch=2),
     ]
@@ -258,10 +245,94 @@ def test_figures_have_data(batch, simple_model):
         gradient_plots.plot_norms_through_time({}, title="t")
 
 
-def test_settings_follow_the_scale(monkeypatch):
-    monkeypatch.setenv("RNNCOURSE_SCALE", "ci")
-    ci = gradients.settings()
-    monkeypatch.setenv("RNNCOURSE_SCALE", "full")
-    full = gradients.settings()
-    assert ci.train_epochs < full.train_epochs and len(ci.seeds) < len(full.seeds)
-    assert ci.timesteps == full.timesteps == 100  # the chapter's claims are about T = 100
+def _tiny_regression(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5, 2)).astype("float32")
+    y = rng.normal(size=(n, 1)).astype("float32")
+    return x, y
+
+
+def _batch_norm(model, x, y):
+    """Norm of the batch-mean MSE gradient with the model's current weights."""
+    return gradients.global_norm(gradients.model_gradients(model, x, y))
+
+
+class CustomStep(keras.Model):
+    """The pattern of Keras' guide 'Customizing what happens in fit()'."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(self(x, training=True) - y))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return {"loss": loss}
+
+
+def test_gradient_norm_logger_with_a_custom_train_step():
+    x, y = _tiny_regression()
+    inputs = keras.Input((5, 2))
+    outputs = keras.layers.Dense(1)(keras.layers.SimpleRNN(3, seed=0)(inputs))
+    model = CustomStep(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    expected = _batch_norm(model, x[:4], y[:4])
+    logger = gradients.GradientNormLogger()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[logger])
+    assert len(logger.step_norms) == 3 and min(logger.step_norms) > 0
+    assert logger.step_norms[0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_gradient_norm_logger_records_one_norm_per_accumulated_update():
+    x, y = _tiny_regression(n=16)
+    model = models.sequence_regressor("simple_rnn", units=3, seed=0)
+    start = model.get_weights()
+    # the norm of the mean gradient of batches 1-2 (= the gradient of their 8 examples)
+    expected = _batch_norm(model, x[:8], y[:8])
+    model.compile(optimizer=keras.optimizers.SGD(0.01, gradient_accumulation_steps=2),
+                  loss="mse")
+    logger = gradients.GradientNormLogger(per_variable=True)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[logger])
+    assert len(logger.step_norms) == 2  # 4 batches, 2 optimizer updates
+    assert logger.step_norms[0] == pytest.approx(expected, rel=1e-4)
+    assert all(len(v) == 2 for v in logger.layer_norms.values())
+    model.set_weights(start)
+
+
+def test_gradient_norm_logger_restores_the_optimizer_when_fit_raises():
+    x, y = _tiny_regression()
+    model = models.sequence_regressor("simple_rnn", units=3, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("boom")
+
+    logger = gradients.GradientNormLogger()
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[logger, Boom()])
+    assert "apply" not in vars(model.optimizer)
+    assert "apply_gradients" not in vars(model.optimizer)
+    recorded = len(logger.step_norms)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # a later fit without the logger
+    assert len(logger.step_norms) == recorded  # ... does not feed the old logger
+    assert model.train_function is not None and "apply" not in vars(model.optimizer)
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: gradients.GradientNormLogger(per_variable="yes"), TypeError, "per_variable"),
+    (lambda: gradients.early_to_late_ratio([1.0]), ValueError, "timesteps >= 2"),
+    (lambda: gradients.spectral_radius(np.ones((2, 3))), ValueError, "square matrix"),
+    (lambda: gradients.largest_singular_value(np.ones(3)), ValueError, "2-D matrix"),
+    (lambda: gradients.clip_by_global_norm([tf.ones(2)], 0.0), ValueError, "max_norm"),
+    (lambda: gradients.clip_by_value([tf.ones(2)], -1.0), ValueError, "value must be > 0"),
+    (lambda: gradients.global_norm(tf.ones(2)), TypeError, "list of gradients"),
+    (lambda: gradients.cosine_similarity([tf.ones(2)], [tf.ones(2), tf.ones(1)]), ValueError,
+     "differ in length"),
+    (lambda: gradients.cosine_similarity([tf.zeros(2)], [tf.ones(2)]), ValueError,
+     "zero gradient"),
+    (lambda: gradients.numpy_bptt(np.zeros((2, 3, 2)), np.zeros((2, 1)), {"kernel": 1}),
+     ValueError, "weights is missing"),
+])
+def test_bad_input_table(call, error, fragment):
+    with pytest.raises(error, match=fragment):
+        call()

@@ -79,3 +79,60 @@ def test_notebooks_are_committed_without_outputs():
             if cell["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" not in "".join(cell["source"]):
                 assert not cell.get("outputs"), f"{path.name}: a code cell has outputs"
                 assert cell.get("execution_count") is None, f"{path.name}: execution count set"
+
+
+def install_cell_source() -> str:
+    """The first code cell of every chapter, built from the repository URL of _config.yml
+    (its one home) and the package version: run where the launch buttons send a reader
+    (Colab, Binder), it installs the version of the package that built the page."""
+    import rnncourse
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    return ("# In Colab or Binder, install the book's companion package first: the version\n"
+            "# that built this page. (A local checkout after `make book` already has it.)\n"
+            "try:\n"
+            "    import rnncourse  # noqa: F401\n"
+            "except ModuleNotFoundError:\n"
+            f'    %pip install --quiet "rnncourse @ git+{url}@v{rnncourse.__version__}"')
+
+
+def test_every_chapter_starts_with_the_install_cell():
+    import json
+
+    expected = install_cell_source()
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert "".join(cells[0]["source"]) == expected, (
+            f"{path.name}: the first code cell must be the install cell; regenerate it with "
+            "`python tests/test_packaging.py`")
+
+
+def test_the_version_has_one_home():
+    import rnncourse
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "rnncourse.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", rnncourse.__version__)
+
+
+def write_install_cells() -> None:
+    """Insert or refresh the install cell at the top of every chapter notebook."""
+    import json
+
+    source = install_cell_source().splitlines(keepends=True)
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+        if code and "".join(code[0]["source"]).startswith("# In Colab or Binder"):
+            code[0]["source"] = source
+        else:
+            first = notebook["cells"].index(code[0]) if code else len(notebook["cells"])
+            notebook["cells"].insert(first, {"cell_type": "code", "execution_count": None,
+                                             "id": "install-rnncourse", "metadata": {},
+                                             "outputs": [], "source": source})
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":  # python tests/test_packaging.py: refresh the install cells
+    write_install_cells()

@@ -1,12 +1,12 @@
 """Tests of rnncourse.tbptt: window layout, stateful equivalence, explicit-state TBPTT."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 
-from rnncourse import config, tbptt
-from rnncourse.plots import has_data
-from rnncourse.plots import tbptt as tbptt_plots
+from rnncourse import config, models, tbptt, text
 
 VOCAB, UNITS, EMB = 11, 8, 4
 
@@ -63,22 +63,19 @@ def test_layout_errors_say_what_to_do():
         tbptt.stateful_batches(x, x, 0, 2)
     with pytest.raises(ValueError, match="stack your sequences"):
         tbptt.stateful_batches(np.zeros((0, 3)), np.zeros((0, 3)), 2, 2)
-    with pytest.raises(ValueError, match="batch_size"):
-        tbptt.char_lm(VOCAB, stateful=True)
     with pytest.raises(ValueError, match="multiple of window"):
-        tbptt.TBPTTTrainer(tbptt.state_model(VOCAB, UNITS, EMB), keras.optimizers.SGD(), 4, 6)
+        tbptt.TBPTTTrainer(models.state_char_lm(VOCAB, UNITS, EMB), keras.optimizers.SGD(),
+                           4, 6)
 
 
 def test_char_sequences_and_vocabulary():
-    vocab = tbptt.char_vocabulary("to be or not")
+    vocab = text.char_vocabulary("to be or not")
     ids = vocab.encode("to be or not to be")
     assert vocab.decode(ids) == "to be or not to be"
     x, y = tbptt.char_sequences(ids, 5)
     assert x.shape == (3, 5)
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
     np.testing.assert_array_equal(x[1:, 0], y[:-1, -1])  # sequence i+1 continues sequence i
-    with pytest.raises(ValueError, match="not in the vocabulary"):
-        vocab.encode("Z")
     assert tbptt.unigram_entropy_bits(np.array([0, 1, 0, 1]), 3) == pytest.approx(1.0)
 
 
@@ -86,8 +83,8 @@ def test_stateful_windows_equal_full_sequences():
     config.set_seed(0)
     x = random_ids(7, 20)
     b = tbptt.stateful_batches(x, x, 6, 3)
-    stateful = tbptt.char_lm(VOCAB, UNITS, EMB, batch_size=3, window=6, stateful=True)
-    plain = tbptt.copy_weights(stateful, tbptt.char_lm(VOCAB, UNITS, EMB))
+    stateful = models.char_lm(VOCAB, UNITS, EMB, batch_size=3, window=6, stateful=True)
+    plain = models.copy_weights_by_name(stateful, models.char_lm(VOCAB, UNITS, EMB))
     full = plain.predict(x, verbose=0)
     np.testing.assert_allclose(tbptt.predict_stateful(stateful, b), full, atol=1e-5)
     # forgetting the reset lets the state of one group leak into the next
@@ -104,17 +101,19 @@ def test_fit_stateful_resets_on_the_period_and_learns():
     config.set_seed(0)
     x = np.tile(np.arange(10, dtype=np.int32) % VOCAB, (5, 2))  # predictable sequences
     b = tbptt.stateful_batches(x[:, :-1], x[:, 1:], 4, 2)
-    model = tbptt.compile_char_lm(tbptt.char_lm(VOCAB, UNITS, EMB, batch_size=2, window=4,
-                                                stateful=True), 0.05)
+    model = models.char_lm(VOCAB, UNITS, EMB, batch_size=2, window=4, stateful=True)
+    model.compile(keras.optimizers.Adam(0.05), tbptt.sequence_loss())
     history = tbptt.fit_stateful(model, b, epochs=3)
     assert history.history["loss"][-1] < history.history["loss"][0]
     with pytest.raises(ValueError, match="batch_size"):
         tbptt.fit_stateful(model, tbptt.stateful_batches(x, x, 4, 3))
+    with pytest.raises(ValueError, match=r"stateful_batches\(\.\.\., window=4\)"):
+        tbptt.fit_stateful(model, tbptt.stateful_batches(x, x, 5, 2))
 
 
 def test_explicit_loop_one_window_equals_full_bptt():
     config.set_seed(1)
-    model = tbptt.state_model(VOCAB, UNITS, EMB)
+    model = models.state_char_lm(VOCAB, UNITS, EMB)
     x, y = random_ids(3, 12), random_ids(3, 12, seed=2)
     trainer = tbptt.TBPTTTrainer(model, keras.optimizers.SGD(0.0), window=12)
     (grads,) = trainer.gradients(x, y)
@@ -124,7 +123,7 @@ def test_explicit_loop_one_window_equals_full_bptt():
 
 def test_explicit_loop_depth_reaches_back_over_earlier_windows():
     config.set_seed(2)
-    model = tbptt.state_model(VOCAB, UNITS, EMB)
+    model = models.state_char_lm(VOCAB, UNITS, EMB)
     x, y = random_ids(2, 12), random_ids(2, 12, seed=3)
     # BPTT(h=12; h'=4): the last update's gradient is full BPTT of the last window's loss
     deep = tbptt.TBPTTTrainer(model, keras.optimizers.SGD(0.0), window=4, depth=12)
@@ -140,7 +139,7 @@ def test_explicit_loop_depth_reaches_back_over_earlier_windows():
 
 def test_explicit_windows_forward_equals_full_run():
     config.set_seed(3)
-    model = tbptt.state_model(VOCAB, UNITS, EMB)
+    model = models.state_char_lm(VOCAB, UNITS, EMB)
     x = random_ids(4, 15)
     full, (h, c) = tbptt.run_windows(model, x, 15)
     windowed, (h2, c2) = tbptt.run_windows(model, x, 4)
@@ -152,54 +151,147 @@ def test_explicit_windows_forward_equals_full_run():
 def test_trainer_fit_lowers_bits_per_char():
     config.set_seed(4)
     x = np.tile(np.arange(8, dtype=np.int32), (8, 3))
-    model = tbptt.state_model(VOCAB, UNITS, EMB)
+    model = models.state_char_lm(VOCAB, UNITS, EMB)
     trainer = tbptt.TBPTTTrainer(model, keras.optimizers.Adam(0.05), window=4)
     before = tbptt.bits_per_char(model, x[:, :-1][:, :20], x[:, 1:][:, :20], window=5)
     history = trainer.fit(x[:, :20], x[:, 1:21], batch_size=4, epochs=3)
     after = tbptt.bits_per_char(model, x[:, :20], x[:, 1:21], window=5)
     assert after < before and history[-1] < history[0]
-    with pytest.raises(ValueError, match="multiple of window"):
-        trainer.train_on_sequences(x[:, :7], x[:, 1:8])
 
 
 def test_generate_and_its_errors():
     config.set_seed(5)
-    vocab = tbptt.char_vocabulary("abcdefghij ")
-    trained = tbptt.char_lm(len(vocab), UNITS, EMB, batch_size=4, window=5, stateful=True)
+    vocab = text.char_vocabulary("abcdefghij ")
+    trained = models.char_lm(len(vocab), UNITS, EMB, batch_size=4, window=5, stateful=True)
     gen = tbptt.inference_model(trained)
-    text = tbptt.generate(gen, vocab, "abc", 12, seed=1)
-    assert len(text) == 12 and set(text) <= set(vocab.chars)
-    assert tbptt.generate(gen, vocab, "abc", 12, seed=1) == text  # state reset each call
+    sample = tbptt.generate(gen, vocab, "abc", 12, seed=1)
+    assert len(sample) == 12 and set(sample) <= set(vocab.chars)
+    assert tbptt.generate(gen, vocab, "abc", 12, seed=1) == sample  # state reset each call
     with pytest.raises(ValueError, match="batch-1"):
         tbptt.generate(trained, vocab, "abc", 3)
     with pytest.raises(ValueError, match="prompt"):
         tbptt.generate(gen, vocab, "", 3)
 
 
-def test_cudnn_eligibility_matches_keras():
-    from keras.src.backend.tensorflow.rnn import _do_lstm_arguments_support_cudnn
-
-    for kwargs in ({}, {"activation": "relu"}, {"recurrent_activation": "hard_sigmoid"},
-                   {"use_bias": False}, {"unroll": True}):
-        layer = keras.layers.LSTM(4, **kwargs)
-        ours = tbptt.cudnn_eligible(layer)
-        cell = layer.cell
-        assert ours == _do_lstm_arguments_support_cudnn(
-            cell.activation, cell.recurrent_activation, layer.unroll, cell.use_bias), kwargs
-    assert not tbptt.cudnn_eligible(keras.layers.LSTM(4, recurrent_dropout=0.1))
+# --------------------------------------------------------------------------- issue 15
+def reference_nats(model, x, y):
+    """Mean cross-entropy in nats over every step, from one forward pass of each sequence."""
+    logits, _ = tbptt.run_windows(model, x, x.shape[1])
+    ce = keras.ops.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    return float(np.mean(np.asarray(ce)))
 
 
-def test_activation_bytes_grow_linearly():
-    one = tbptt.lstm_activation_bytes(32, 25, 128, 32, 64)
-    assert tbptt.lstm_activation_bytes(32, 1000, 128, 32, 64) == 40 * one
-    assert one == 32 * 25 * (32 + 11 * 128 + 128) * 4
+@pytest.mark.parametrize("n, batch, length, window", [
+    (7, 3, 8, 4),   # 7 = 2 * 3 + 1: the last batch is one sequence and two fillers
+    (2, 3, 8, 4),   # fewer sequences than the batch
+    (5, 2, 7, 4),   # and L not a multiple of the window: a padded last window
+])
+def test_fit_uses_every_sequence_once(n, batch, length, window):
+    config.set_seed(6)
+    model = models.state_char_lm(VOCAB, UNITS, EMB)
+    x, y = random_ids(n, length), random_ids(n, length, seed=7)
+    trainer = tbptt.TBPTTTrainer(model, keras.optimizers.SGD(0.0), window=window)
+    (nats,) = trainer.fit(x, y, batch_size=batch, epochs=1, shuffle=False)
+    # learning rate 0: the epoch's loss is the plain mean over all real steps; a skipped
+    # sequence, a counted filler or a counted padding step would move it
+    assert np.isfinite(nats)
+    assert nats == pytest.approx(reference_nats(model, x, y), rel=1e-5)
+    assert trainer.train_on_sequences(x, y) == pytest.approx(nats, rel=1e-5)
 
 
-def test_figures_have_data():
-    x = random_ids(5, 9)
-    fig = tbptt_plots.plot_window_layout(tbptt.stateful_batches(x, x, 4, 2))
-    assert has_data(fig)
-    mem = {"lengths": [50, 100], "full_bptt": [2e6, 4e6], "tbptt": [1e6, 1e6]}
-    assert has_data(tbptt_plots.plot_memory(mem, estimate=[2e6, 4e6]))
-    assert has_data(tbptt_plots.plot_bits_per_char({"stateful": [4.0, 3.0]}, 4.5,
-                                                   {"stateful": 3.1}))
+def gru_state_model(units=UNITS):
+    """An explicit-state model with one GRU state and no layer called "lstm"."""
+    ids = keras.Input(shape=(None,), dtype="int32")
+    h0 = keras.Input(shape=(units,))
+    x = keras.layers.Embedding(VOCAB, EMB)(ids)
+    x, h = keras.layers.GRU(units, return_sequences=True, return_state=True,
+                            name="recurrent")(x, initial_state=[h0])
+    return keras.Model([ids, h0], [keras.layers.Dense(VOCAB)(x), h])
+
+
+@pytest.mark.parametrize("loss", [
+    None,
+    keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # Keras' default reduction
+    lambda y, logits, sample_weight: keras.ops.sum(
+        keras.ops.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        * sample_weight) / 7.0,
+])
+def test_trainer_takes_any_state_model_and_any_loss(loss):
+    config.set_seed(7)
+    model = gru_state_model()
+    x, y = random_ids(3, 12), random_ids(3, 12, seed=8)
+    trainer = tbptt.TBPTTTrainer(model, keras.optimizers.SGD(0.0), window=12, loss=loss)
+    (grads,) = trainer.gradients(x, y)
+    for g, ref in zip(grads, tbptt.full_bptt_gradients(model, x, y, loss=loss), strict=True):
+        np.testing.assert_allclose(g, ref, atol=1e-5)
+    history = tbptt.TBPTTTrainer(model, keras.optimizers.Adam(0.01), window=4,
+                                 loss=loss).fit(x, y, batch_size=2, epochs=2)
+    assert all(np.isfinite(history))
+
+
+def test_inference_model_and_resets_find_recurrent_layers_by_type():
+    config.set_seed(8)
+    trained = keras.Sequential([keras.Input(batch_shape=(4, 5), dtype="int32"),
+                                keras.layers.Embedding(VOCAB, EMB),
+                                keras.layers.GRU(UNITS, return_sequences=True, stateful=True,
+                                                 name="recurrent"),
+                                keras.layers.Dense(VOCAB)])
+    x = random_ids(1, 9)
+    gen = tbptt.inference_model(trained)
+    full = tbptt.inference_model(trained, batch_size=1)(x)  # 9 steps in one call
+    assert tbptt.reset_states(gen) == 1
+    steps = np.concatenate([gen(x[:, t:t + 1]) for t in range(9)], axis=1)
+    np.testing.assert_allclose(steps, full, atol=1e-5)
+    assert tbptt.reset_states(trained) == 1
+
+
+def test_fit_with_shuffle_warns():
+    config.set_seed(9)
+    x = random_ids(4, 8)
+    b = tbptt.stateful_batches(x, x, 4, 2)
+    model = models.char_lm(VOCAB, UNITS, EMB, batch_size=2, window=4, stateful=True)
+    model.compile(keras.optimizers.SGD(0.0), tbptt.sequence_loss())
+    callback = tbptt.ResetStateCallback(b.reset_every)
+    with pytest.warns(UserWarning, match="shuffle=False"):
+        model.fit(b.inputs, b.targets, batch_size=2, shuffle=True, verbose=0,
+                  callbacks=[callback])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(b.inputs, b.targets, batch_size=2, shuffle=False, verbose=0,
+                  callbacks=[callback])
+    assert callback.resets == 2 * b.num_batches // b.reset_every
+
+
+def _trainer(**kwargs):
+    args = dict(model=models.state_char_lm(VOCAB, UNITS, EMB), optimizer=keras.optimizers.SGD(),
+                window=4)
+    return tbptt.TBPTTTrainer(**{**args, **kwargs})
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: _trainer(window=0), ValueError, ">= 1"),
+    (lambda: _trainer(window=4, depth=2), ValueError, "depth >= window"),
+    (lambda: _trainer(optimizer="adam"), TypeError, "keras.optimizers.Optimizer"),
+    (lambda: _trainer(loss="mse"), TypeError, "loss must be callable"),
+    (lambda: _trainer(model=models.char_lm(VOCAB, UNITS, EMB)), ValueError,
+     r"\[inputs, \*states\]"),
+    (lambda: _trainer().fit(random_ids(3, 8).astype(float), random_ids(3, 8), 2), TypeError,
+     "integer ids"),
+    (lambda: _trainer().fit(random_ids(3, 8), random_ids(3, 7), 2), ValueError,
+     "shift them"),
+    (lambda: _trainer().fit(random_ids(3, 8), random_ids(3, 8), 0), ValueError,
+     "batch_size"),
+    (lambda: _trainer().fit(random_ids(3, 8), random_ids(3, 8), 2, weights=np.ones(8)),
+     ValueError, "one weight per step"),
+    (lambda: _trainer().train_on_sequences(random_ids(3, 0), random_ids(3, 0)), ValueError,
+     "at least one step"),
+    (lambda: tbptt.inference_model(models.state_char_lm(VOCAB, UNITS, EMB)), ValueError,
+     "run_windows"),
+    (lambda: tbptt.fit_stateful(models.char_lm(VOCAB), None), TypeError, "StatefulBatches"),
+    (lambda: tbptt.ResetStateCallback(0), ValueError, "reset_every"),
+    (lambda: tbptt.char_sequences(np.arange(3), 5), ValueError, "too few"),
+    (lambda: tbptt.unigram_entropy_bits(np.array([0, 5]), 3), ValueError, "vocab_size"),
+])
+def test_bad_inputs_say_what_to_do(make, error, match):
+    with pytest.raises(error, match=match):
+        make()

@@ -1,8 +1,14 @@
-"""Figures of the chapter *Variable-length batching* (:mod:`rnncourse.batching`)."""
+"""Figures of the chapter *Variable-length batching* (:mod:`rnncourse.batching`).
+
+The figures take the chapter's results: lengths, ``padding_stats`` dicts, datasets,
+:class:`rnncourse.batching.PaddingCount` per strategy and the mask-exactness table of
+:mod:`rnncourse.chapters.ch04_batching` (its ``MaskExactness`` or the plain dict).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,6 +16,9 @@ from matplotlib.figure import Figure
 
 from rnncourse.plots import COLORS, new_figure
 from rnncourse.plots import finish as _finish
+
+if TYPE_CHECKING:
+    from rnncourse.batching import PaddingCount
 
 LABELS = {"global_max": "pad to global max", "per_batch": "pad per random batch",
           "bucketed": "bucketed", "sorted": "length-sorted"}
@@ -59,7 +68,7 @@ def plot_padding(stats: dict[str, float], title: str = "Padded positions by batc
     for bar, value in zip(bars, values, strict=True):
         ax.text(bar.get_x() + bar.get_width() / 2, value + 1, f"{value:.1f}%", ha="center")
     ax.set_ylabel("padded positions (% of batch cells)")
-    ax.set_ylim(0, max(values) * 1.15 + 1)
+    ax.set_ylim(0, min(100.0, max(values) * 1.15 + 1))
     return finish(fig, title)
 
 
@@ -92,13 +101,14 @@ def plot_batch_layout(datasets: dict[str, Iterable], batches: int = 6,
     return finish(fig, title)
 
 
-def plot_mask_exactness(results: dict[tuple[str, str], dict[str, float]],
-                        title: str = "Padded batch vs each sequence alone") -> Figure:
+def plot_mask_exactness(results, title: str = "Padded batch vs each sequence alone") -> Figure:
     """Max abs difference (log scale) with and without a mask, per layer and padding side.
 
     Args:
-        results: ``{(label, "mask" | "no mask"): {"outputs": d, "states": d}}``.
+        results: a ``MaskExactness`` (its ``table``) or the table itself,
+            ``{(label, "mask" | "no mask"): {"outputs": d, "states": d}}``.
     """
+    results = getattr(results, "table", results)
     labels = sorted({label for label, _ in results}, key=list(dict.fromkeys(
         label for label, _ in results)).index)
     floor = 1e-9
@@ -117,19 +127,28 @@ def plot_mask_exactness(results: dict[tuple[str, str], dict[str, float]],
     return finish(fig, title)
 
 
-def plot_epoch_times(results: dict[str, dict[str, float]],
-                     title: str = "One training epoch, same model and data") -> Figure:
-    """Epoch seconds and padded timesteps per strategy, from ``batching.epoch_times``."""
-    names = list(results)
-    fig, (left, right) = new_figure(ncols=2, width=9.0, height=3.6)
+def plot_epoch_cost(counts: Mapping[str, PaddingCount],
+                    title: str = "Work in one epoch, same examples") -> Figure:
+    """Padded timesteps and cells per epoch, per strategy, from ``batching.count_padding``.
+
+    Args:
+        counts: ``{strategy: PaddingCount}``, e.g. ``count_padding(padded_dataset(...))``.
+    """
+    names = list(counts)
+    fig, (left, right) = new_figure(ncols=2, width=9.0, height=3.8)
     colors = [STRATEGY_COLORS.get(n, COLORS["other"]) for n in names]
     ticks = [LABELS.get(n, n) for n in names]
-    left.bar(ticks, [results[n]["seconds"] for n in names], color=colors)
-    left.set_ylabel("epoch time (s)")
-    left.set_title("wall time")
-    right.bar(ticks, [results[n]["timesteps"] for n in names], color=colors)
-    right.set_ylabel("padded timesteps per epoch")
-    right.set_title("sum of the batches' padded lengths")
+    left.bar(ticks, [counts[n].timesteps for n in names], color=colors)
+    left.set_ylabel("padded timesteps per epoch")
+    left.set_title("steps run in sequence, sum of $T_b$")
+    tokens = np.array([counts[n].tokens for n in names]) / 1e6
+    padding = np.array([counts[n].positions - counts[n].tokens for n in names]) / 1e6
+    right.bar(ticks, tokens, color=COLORS["lstm"], label="real tokens")
+    right.bar(ticks, padding, bottom=tokens, color=COLORS["baseline"], alpha=0.45,
+              label="padding")
+    right.set_ylabel("cells per epoch (millions)")
+    right.set_title("cells computed, sum of $|b|\\,T_b$")
+    right.legend(loc="upper right", fontsize=9)
     for ax in (left, right):
         ax.tick_params(axis="x", rotation=15)
     return finish(fig, title)

@@ -1,7 +1,8 @@
 """Figures of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``).
 
-Every function takes numbers computed by :mod:`rnncourse.gradients` and returns the
-``matplotlib.figure.Figure``.
+Every function takes numbers computed by :mod:`rnncourse.gradients` or the result objects
+of :mod:`rnncourse.chapters.ch01_gradients` (read by attribute; this module does not import
+the chapter) and returns the ``matplotlib.figure.Figure``.
 """
 
 from __future__ import annotations
@@ -64,55 +65,92 @@ def plot_bptt_check(numpy_grads: Mapping[str, np.ndarray], tape_grads: Mapping[s
     return finish(fig, "Backpropagation through time, by hand and by autodiff")
 
 
+def _rows(norms) -> np.ndarray:
+    """``(timesteps,)`` or ``(draws, timesteps)`` -> ``(draws, timesteps)`` floats."""
+    rows = np.asarray(norms, dtype=float)
+    return rows[None, :] if rows.ndim == 1 else rows
+
+
+def _geometric_mean(rows: np.ndarray) -> np.ndarray:
+    floored = np.where(np.isfinite(rows) & (rows > 0), rows, 1e-38)
+    return np.exp(np.mean(np.log(floored), axis=0))
+
+
 def plot_norms_through_time(curves: Mapping[str, np.ndarray], title: str,
                             ylabel: str = "||dLoss/dx_t|| (mean over batch)",
                             colors: Mapping[str, str] | None = None) -> Figure:
     """Gradient norm per time step on a log axis, one line per entry of ``curves``.
 
     Args:
-        curves: ``{label: (timesteps,) norms}``, e.g. from
-            :func:`rnncourse.gradients.timestep_gradient_norms`.
+        curves: ``{label: norms}``, ``norms`` either ``(timesteps,)`` (e.g. from
+            :func:`rnncourse.gradients.timestep_gradient_norms`) or ``(draws, timesteps)``
+            for several weight draws: the line is then their geometric mean and a band
+            spans the smallest to the largest draw.
         title: figure title.
         ylabel: what the norm is of.
         colors: optional ``{label: colour}``.
+
+    The legend (below the axes, off the data) gives each curve's first/last ratio.
     """
     if not curves:
         raise ValueError("curves is empty; pass {label: norms}")
-    fig, ax = new_figure(width=7.2, height=4.0)
+    fig, ax = new_figure(width=7.2, height=4.0 + 0.25 * len(curves))
     used: list[str] = []
     for i, (label, norms) in enumerate(curves.items()):
-        norms = np.asarray(norms, dtype=float)
+        rows = _rows(norms)
+        mean = _geometric_mean(rows)
+        steps = np.arange(1, rows.shape[1] + 1)
         color = (colors or {}).get(label, _color(label, i))
         style = ["-", "--", ":", "-."][used.count(color) % 4]  # same colour again: new dashes
         used.append(color)
+        # norms that underflowed float32 (exactly 0) count as 1e-38, as in the ratio tables
+        floored = np.maximum(rows, 1e-38)
+        ratios = floored[:, 0] / floored[:, -1]
+        if len(rows) > 1:
+            spread = f"geo. mean {np.exp(np.mean(np.log(ratios))):.2g}, " \
+                     f"{len(rows)} draws {ratios.min():.2g} to {ratios.max():.2g}"
+            low, high = np.min(rows, axis=0), np.max(rows, axis=0)
+            ax.fill_between(steps, np.where(low > 1e-37, low, np.nan),
+                            np.where(high > 1e-37, high, np.nan), color=color, alpha=0.15,
+                            lw=0)
+        else:
+            spread = f"{ratios[0]:.2g}"
         # below 1e-37 the float32 gradient has underflowed: leave a gap instead of a cliff
-        ax.semilogy(np.arange(1, len(norms) + 1), np.where(norms > 1e-37, norms, np.nan),
-                    color=color, ls=style,
-                    label=f"{label}  (first/last {norms[0] / norms[-1]:.2g})")
+        ax.semilogy(steps, np.where(mean > 1e-37, mean, np.nan), color=color, ls=style,
+                    label=f"{label}  (first/last: {spread})")
     ax.set_xlabel("time step t (the loss is computed after the last step)")
     ax.set_ylabel(ylabel)
-    ax.legend(loc="best")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
     return finish(fig, title)
 
 
-def plot_ratio_vs_singular_value(sigmas: Sequence[float], ratios: Mapping[str, Sequence[float]],
-                                 timesteps: int) -> Figure:
+def plot_ratio_vs_singular_value(sweep) -> Figure:
     """``||g_1|| / ||g_T||`` against the largest singular value of ``W_aa``, per activation.
 
-    The vertical line marks ``sigma_1 = 1``, Pascanu et al.'s bound for tanh/linear
-    (derivative at most 1): below it the gradient must vanish, above it, it may explode.
+    Takes a :class:`rnncourse.chapters.ch01_gradients.SingularValueSweep` (``sigmas``,
+    ``ratios`` ``{activation: (draws, len(sigmas))}``, ``timesteps``): the line is the
+    geometric mean over the weight draws, the markers each draw. The vertical line marks
+    ``sigma_1 = 1``, Pascanu et al.'s bound for tanh/linear (derivative at most 1): strictly
+    below it the gradient must vanish; only above it can it explode.
     """
-    fig, ax = new_figure(width=6.4, height=4.0)
-    for i, (label, values) in enumerate(ratios.items()):
-        values = np.asarray(values, dtype=float)
-        values = np.where((values > 0) & np.isfinite(values), values, np.nan)
-        ax.semilogy(sigmas, values, marker="o", color=_CYCLE[i % len(_CYCLE)], label=label)
+    sigmas = np.asarray(sweep.sigmas, dtype=float)
+    fig, ax = new_figure(width=6.8, height=4.4)
+    for i, (label, values) in enumerate(sweep.ratios.items()):
+        rows = _rows(values)
+        rows = np.where((rows > 0) & np.isfinite(rows), rows, np.nan)
+        color = _CYCLE[i % len(_CYCLE)]
+        for row in rows:
+            ax.semilogy(sigmas, row, ls="none", marker="o", ms=3, alpha=0.4, color=color)
+        mean = np.exp(np.nanmean(np.log(rows), axis=0))
+        ax.semilogy(sigmas, mean, color=color,
+                    label=f"{label} (geo. mean of {len(rows)} draws)")
     ax.axvline(1.0, color=COLORS["baseline"], ls="--", lw=1, label="sigma_1 = 1")
     ax.axhline(1.0, color=COLORS["baseline"], ls=":", lw=1)
     ax.set_xlabel("largest singular value sigma_1 of W_aa")
-    ax.set_ylabel(f"||dLoss/da_1|| / ||dLoss/da_{timesteps}||")
+    ax.set_ylabel(f"||dLoss/da_1|| / ||dLoss/da_{sweep.timesteps}||")
     ax.legend(loc="upper left")
-    return finish(fig, f"Vanishing below sigma_1 = 1, exploding only above it (T = {timesteps})")
+    return finish(fig, f"Vanishing below sigma_1 = 1, exploding only above it "
+                       f"(T = {sweep.timesteps})")
 
 
 def plot_clipping_geometry(gradient: Sequence[float], by_norm: Sequence[float],
@@ -149,10 +187,22 @@ def _square(size: float):
                      edgecolor=COLORS["simple_rnn"])
 
 
-def plot_training_runs(runs: Sequence, loss_baseline: float | None = None) -> Figure:
-    """Loss per epoch (left) and gradient norm per step before clipping (right) of
-    :class:`rnncourse.gradients.TrainingRun` objects; a run that hit NaN/inf is marked x."""
-    fig, (left, right) = new_figure(ncols=2, width=10.0, height=4.0)
+def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
+                       title: str = "Training an RNN that explodes, with and without clipping"
+                       ) -> Figure:
+    """Loss per epoch (left) and gradient norm per step before clipping (right).
+
+    ``runs``: :class:`rnncourse.chapters.ch01_gradients.TrainingRun` objects (``label``,
+    ``losses``, ``step_norms``, ``diverged``), or a ``ClippingResult`` (its ``runs``; its
+    ``mean_predictor_loss`` becomes the baseline). A run that hit NaN/inf is marked x. The
+    legend sits below the panels, off the data.
+    """
+    if hasattr(runs, "runs"):
+        if loss_baseline is None:
+            loss_baseline = runs.mean_predictor_loss
+        runs = runs.runs
+    fig, (left, right) = new_figure(ncols=2, width=10.0, height=4.6)
+    notes = []
     for i, run in enumerate(runs):
         color = _CYCLE[i % len(_CYCLE)]
         losses = np.asarray(run.losses, dtype=float)
@@ -162,29 +212,35 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None) -> Fi
         norms = np.asarray(run.step_norms, dtype=float)
         steps = np.arange(1, len(norms) + 1)
         ok = np.isfinite(norms) & (norms > 0)
-        right.semilogy(steps[ok], norms[ok], color=color, lw=1, label=run.label)
-        if run.diverged:
+        right.semilogy(steps[ok], norms[ok], color=color, lw=1)
+        if not np.all(finite) or not np.all(np.isfinite(norms)):
             last = steps[ok][-1] if ok.any() else 1
             height = norms[ok][-1] if ok.any() else 1.0
             right.plot([last], [height], marker="x", ms=12, mew=3, color=color, ls="none")
-            what = "NaN" if not np.all(finite) else "loss blew up"
-            right.annotate(f"{run.label}: {what} after step {last}", xy=(last, height),
-                           xytext=(8, -4), textcoords="offset points", color=color, fontsize=9)
-            left.annotate(f"{run.label}: {what} in epoch {len(losses)}",
-                          xy=(0.35, 0.93 - 0.07 * i), xycoords="axes fraction", color=color,
-                          fontsize=9)
+            notes.append((color, f"{run.label}: NaN/inf after step {last}"))
+        elif run.diverged:
+            notes.append((color, f"{run.label}: loss ended above 10x its first epoch"))
+    for j, (color, note) in enumerate(notes):
+        right.text(0.98, 0.97 - 0.08 * j, note, transform=right.transAxes, ha="right",
+                   va="top", color=color, fontsize=9)
     if loss_baseline is not None:
         left.axhline(loss_baseline, color=COLORS["baseline"], ls="--", lw=1,
                      label=f"predict the mean ({loss_baseline:.3g})")
     left.set_xlabel("epoch")
     left.set_ylabel("training loss (MSE)")
     left.set_title("Loss")
-    left.legend(loc="center right")
     right.set_xlabel("optimizer step")
     right.set_ylabel("global gradient norm ||g|| (before clipping)")
     right.set_title("Gradient norm per step")
-    right.legend(loc="upper right")
-    return finish(fig, "Training an RNN that explodes, with and without clipping")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)),
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return fig
 
 
 def plot_step_norms(step_norms: Sequence[float], steps_per_epoch: int | None = None,

@@ -1,4 +1,5 @@
-"""Figures of the chapter "Truncated BPTT" (:mod:`rnncourse.tbptt`)."""
+"""Figures of the chapter "Truncated BPTT" (:mod:`rnncourse.tbptt`,
+:mod:`rnncourse.chapters.ch05_tbptt`)."""
 
 from __future__ import annotations
 
@@ -46,22 +47,23 @@ def plot_window_layout(batches, max_batches: int | None = None) -> Figure:
                        f"sequences, batch {b}, reset every {k} batches")
 
 
-def plot_memory(result: dict, estimate: list[float] | None = None) -> Figure:
+def plot_memory(result) -> Figure:
     """Peak tensor memory of one training pass vs sequence length: full BPTT and TBPTT.
 
     Args:
-        result: from :func:`rnncourse.tbptt.measure_memory`.
-        estimate: optional analytic bytes for full BPTT, aligned with ``result["lengths"]``.
+        result: a :class:`rnncourse.chapters.ch05_tbptt.MemoryResult` (``lengths``,
+            ``full_bptt``, ``tbptt`` and ``estimate`` in bytes, ``window``).
     """
-    lengths = np.asarray(result["lengths"])
+    lengths = np.asarray(result.lengths)
+    if lengths.size == 0:
+        raise ValueError("the memory result has no lengths to draw")
     fig, ax = new_figure()
-    ax.plot(lengths, np.asarray(result["full_bptt"]) / 2**20, "o-", color=COLORS["simple_rnn"],
+    ax.plot(lengths, np.asarray(result.full_bptt) / 2**20, "o-", color=COLORS["simple_rnn"],
             label="full BPTT (gradient through all L steps)")
-    ax.plot(lengths, np.asarray(result["tbptt"]) / 2**20, "s-", color=COLORS["lstm"],
-            label=f"TBPTT, window {result.get('window', 25)}")
-    if estimate is not None:
-        ax.plot(lengths, np.asarray(estimate) / 2**20, ":", color=COLORS["baseline"],
-                label="estimate: batch x L x floats per step x 4 B")
+    ax.plot(lengths, np.asarray(result.tbptt) / 2**20, "s-", color=COLORS["lstm"],
+            label=f"TBPTT, window {result.window}")
+    ax.plot(lengths, np.asarray(result.estimate) / 2**20, ":", color=COLORS["baseline"],
+            label="estimate of full BPTT: batch x L x floats per step x 4 B")
     ax.set_xlabel("sequence length L (steps)")
     ax.set_ylabel("peak tensor memory (MiB)")
     ax.set_ylim(bottom=0)
@@ -69,25 +71,27 @@ def plot_memory(result: dict, estimate: list[float] | None = None) -> Figure:
     return finish(fig, "Memory of one pass over a sequence: TBPTT is flat in L")
 
 
-def plot_bits_per_char(histories: dict[str, list[float]], unigram: float,
-                       validation: dict[str, float] | None = None) -> Figure:
-    """Training bits per character per epoch, with the unigram entropy as the baseline.
+def plot_bits_per_char(runs, unigram: float) -> Figure:
+    """Training bits per character per epoch, held-out bits as stars, unigram baseline.
 
     Args:
-        histories: label -> bits/char per epoch.
+        runs: :class:`rnncourse.chapters.ch05_tbptt.LanguageModelRun` s (``method``,
+            ``train_bits`` per epoch, ``validation_bits``).
         unigram: entropy of the character frequencies (bits/char without context).
-        validation: label -> held-out bits/char after training, drawn as markers.
     """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("pass at least one trained run")
     fig, ax = new_figure()
     colors = [COLORS["lstm"], COLORS["gru"], COLORS["accent"], COLORS["other"]]
     last_epoch = 1
-    for color, (label, bits) in zip(colors, histories.items(), strict=False):
+    for color, run in zip(colors, runs, strict=False):
+        bits = list(run.train_bits)
         epochs = np.arange(1, len(bits) + 1)
         last_epoch = max(last_epoch, len(bits))
-        ax.plot(epochs, bits, "o-", color=color, label=f"{label} (train)")
-        if validation and label in validation:
-            ax.plot([len(bits)], [validation[label]], "*", ms=12, color=color,
-                    label=f"{label} (held out)")
+        ax.plot(epochs, bits, "o-", color=color, label=f"{run.method} (train)")
+        ax.plot([len(bits)], [run.validation_bits], "*", ms=12, color=color,
+                label=f"{run.method} (held out)")
     ax.axhline(unigram, color=COLORS["baseline"], ls="--",
                label=f"unigram entropy {unigram:.2f}")
     ax.set_xlabel("epoch")

@@ -4,7 +4,8 @@ Run by ``make site-test`` after ``make strict`` (CI) or ``make book`` (full site
 is served on 127.0.0.1; every page of the table of contents must load without console
 errors, show every image (each figure with alt text and a caption), contain no traceback
 or TensorFlow log line in any output, and every internal link and anchor must resolve.
-Two screenshots are written for review.
+Every chapter's figures are saved as screenshots under ``_build/screenshots/``;
+maths must render with every other host blocked; the API page must link to the source.
 
 ``RNNCOURSE_SITE`` names the HTML directory (default: ``_build/html`` when ``make book``
 built it, else the CI-scale ``_build/site/_build/html``). ``RNNCOURSE_SITE_REQUIRED=1``
@@ -34,6 +35,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # What must never show in a rendered output: tracebacks, TF/absl log lines, Python warnings.
 NOISE = re.compile(r"Traceback \(most recent call last\)|oneDNN|absl::|^[IWEF]\d{4} \d\d:|"
                    r"\w+Warning: |cuda_[a-z]+\.cc|Could not find cuda", re.M)
+# What a reader must never see in a page's text: a markdown table that was not rendered
+# (its rule row), or a path of the machine that built the site.
+UNRENDERED_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+BUILD_PATH = re.compile(r"(/root/|/home/[a-z_][\w-]*/|/work/|/tmp/[\w.-]+/|/\.venv/)")
 
 
 def _unavailable(reason: str):
@@ -159,6 +164,11 @@ def test_page_loads_clean_with_images_and_no_noise(site, browser, page_path):
         outputs = page.eval_on_selector_all(".cell_output", "els => els.map(e => e.innerText)")
         noisy = [text[:200] for text in outputs if NOISE.search(text)]
         assert noisy == [], f"{page_path}: outputs with tracebacks or log lines: {noisy}"
+        text = page.inner_text("main") if page.query_selector("main") else page.inner_text("body")
+        tables = UNRENDERED_TABLE.findall(text)
+        assert tables == [], f"{page_path}: a markdown table shows as text: {tables[:3]}"
+        paths = sorted(set(BUILD_PATH.findall(text)))
+        assert paths == [], f"{page_path}: the page shows build-machine paths {paths}"
         hrefs = page.eval_on_selector_all("a[href]", "els => els.map(a => a.getAttribute('href'))")
     finally:
         page.close()
@@ -189,21 +199,67 @@ def test_search_finds(site, browser, term):
     assert errors == [], errors
 
 
-def test_screenshots_for_review(site, browser):
-    """A chapter page and its first figure, saved next to the site for a person to look at."""
-    out = site["root"].parent / "screenshots"
-    out.mkdir(exist_ok=True)
-    chapter = next(p for p in toc_pages() if "gradients" in p or "gru" in p)
-    page, _, _ = visit(browser, site["url"] + chapter)
+def test_maths_renders_offline(site, browser):
+    """MathJax is served by the site itself: with every other host blocked, a formula of
+    chapter 1 is typeset."""
+    page = browser.new_page()
+    local = urlparse(site["url"]).netloc
+    outside: list[str] = []
+
+    def only_local(route):
+        if urlparse(route.request.url).netloc == local:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
     try:
-        page.screenshot(path=str(out / "chapter.png"), full_page=False)
-        figure = page.query_selector(".cell_output img")
-        if figure is None:
-            _unavailable(f"{chapter} has no figure in this build (built without outputs?)")
-        figure.scroll_into_view_if_needed()
-        figure.screenshot(path=str(out / "figure.png"))
+        page.goto(site["url"] + "book/01_rnn_gradients.html", wait_until="load")
+        page.wait_for_selector("mjx-container mjx-math", timeout=20_000)
+        typeset = page.eval_on_selector_all("mjx-container", "els => els.length")
+        scripts = page.eval_on_selector_all("script[src*='mathjax'], script[src*='tex-']",
+                                            "els => els.map(s => s.src)")
     finally:
         page.close()
-    for name in ("chapter.png", "figure.png"):
-        assert (out / name).stat().st_size > 10_000, f"{name} looks empty"
-    print(f"screenshots: {out / 'chapter.png'}, {out / 'figure.png'}")
+    assert typeset > 0, "no formula was typeset"
+    assert scripts and all(s.startswith(site["url"]) for s in scripts), scripts
+    assert not [u for u in outside if "mathjax" in u.lower()], outside
+
+
+def test_api_reference_links_to_source(site, browser):
+    page, errors, _ = visit(browser, site["url"] + "book/api.html")
+    try:
+        links = page.eval_on_selector_all(
+            "a.viewcode-link, a[href*='_modules/']", "els => els.map(a => a.getAttribute('href'))")
+    finally:
+        page.close()
+    modules = {urlparse(h).path.split("_modules/")[-1] for h in links if "_modules/" in h}
+    for name in ("rnncourse/text.html", "rnncourse/models.html", "rnncourse/tbptt.html",
+                 "rnncourse/chapters/ch00_setup.html"):
+        assert name in modules, f"the API page has no [source] link into {name}"
+    assert errors == []
+
+
+def test_screenshot_every_chapter_figure(site, browser):
+    """Each chapter's top and figures, saved under _build/screenshots/ for a quick look
+    (a site built without outputs, e.g. from the sources, has no figure and fails here)."""
+    out = ROOT / "_build" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    saved = 0
+    for page_path in toc_pages():
+        if not Path(page_path).name[:2].isdigit():
+            continue
+        page, _, _ = visit(browser, site["url"] + page_path)
+        try:
+            page.screenshot(path=str(out / f"{Path(page_path).stem}_top.png"))
+            figures = page.query_selector_all(".cell_output img")
+            for number, figure in enumerate(figures, 1):
+                figure.scroll_into_view_if_needed()
+                name = f"{Path(page_path).stem}_fig{number:02d}.png"
+                figure.screenshot(path=str(out / name))
+                saved += 1
+        finally:
+            page.close()
+    assert saved > 0, "no figure found on any chapter page"
+    print(f"{saved} figure screenshots in {out}")

@@ -1,29 +1,29 @@
-"""Word embeddings: a GloVe reader, a vocabulary, the embedding matrix, similarities.
+"""GloVe vectors: the text-format reader, the embedding matrix with OOV rows, neighbours.
 
-The pieces of the chapter *Embeddings and GloVe*, in the order a project uses them:
+In the order a project uses them:
 
-1. :class:`Vocabulary` - token lists to integer ids. Index 0 is padding (``<pad>``),
-   index 1 is out-of-vocabulary (``<oov>``), then words by descending frequency.
-2. :func:`read_glove` - the standard GloVe text format (``word v1 ... vD`` per line),
-   streamed in blocks; with ``vocabulary=`` only the kept rows are parsed and stored. An
-   optional binary cache next to the text file makes the second load take milliseconds.
-3. :func:`embedding_matrix` - the ``(len(vocab), dim)`` matrix for
-   ``keras.layers.Embedding``: GloVe rows for known words, a seeded truncated-normal vector
-   per out-of-vocabulary word (the same word always gets the same vector), zeros for
-   padding; plus a :class:`CoverageReport`.
-4. :func:`nearest` and :func:`analogy` - cosine neighbours and ``a : b :: c : ?``.
+1. :func:`read_glove` - the standard GloVe text format (``word v1 ... vD`` per line),
+   streamed in blocks; with ``vocabulary=`` only the kept rows are parsed and stored. A
+   binary cache makes the second load take milliseconds.
+2. :func:`embedding_matrix` - the ``(len(vocab), dim)`` matrix for
+   :func:`rnncourse.models.embedding`: GloVe rows for known words, a seeded
+   truncated-normal vector per out-of-vocabulary word (the same word always gets the same
+   vector), zeros for padding; plus a :class:`CoverageReport`.
+3. :func:`nearest`, :func:`analogy`, :func:`projection_2d` - cosine neighbours,
+   ``a : b :: c : ?`` and a 2-D view.
 
-The sentiment experiment of the chapter (GloVe-initialised vs random vs frozen) is
-:func:`compare_initialisations`, sized by :class:`SentimentSettings`.
+The vocabulary is :class:`rnncourse.text.Vocabulary` (id 0 padding, 1 out-of-vocabulary).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
 import os
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,112 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from rnncourse import config
+from rnncourse.text import Vocabulary
 
-PAD_TOKEN = "<pad>"
-OOV_TOKEN = "<oov>"
+__all__ = ["GloveVectors", "read_glove", "cache_files", "content_fingerprint", "CACHE_FOLDER",
+           "CoverageReport", "coverage", "word_seed", "truncated_normal", "embedding_matrix",
+           "nearest", "analogy", "projection_2d"]
+
 _CACHE_VERSION = 1
 _BLOCK_BYTES = 1 << 22  # 4 MiB per read: bounded memory, few Python-level steps
 _NUMBER = re.compile(rb"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^[-+]?(nan|inf)$", re.I)
-
-
-# =========================================================================== vocabulary
-class Vocabulary:
-    """Words to integer ids: ``0`` padding, ``1`` out-of-vocabulary, then by frequency.
-
-    Build one with :meth:`from_tokens`. ``words[i]`` is the word of id ``i``;
-    :meth:`encode` maps tokens to ids, unknown tokens to :attr:`OOV`.
-
-    Attributes:
-        words: list of words, index = id; ``words[0] == "<pad>"``, ``words[1] == "<oov>"``.
-        counts: ``collections.Counter`` of every token seen while building (also the
-            ones left out by ``max_size``/``min_count``), after lower-casing if ``lower``.
-        lower: whether tokens are lower-cased before lookup.
-    """
-
-    PAD = 0
-    OOV = 1
-
-    def __init__(self, words: Sequence[str], counts: Counter | None = None,
-                 lower: bool = False) -> None:
-        words = list(words)
-        if words[:2] != [PAD_TOKEN, OOV_TOKEN]:
-            raise ValueError(f"a Vocabulary starts with {PAD_TOKEN!r}, {OOV_TOKEN!r}; got "
-                             f"{words[:2]!r}. Build it with Vocabulary.from_tokens(...).")
-        if len(set(words)) != len(words):
-            raise ValueError("vocabulary words must be unique")
-        self.words = words
-        self.counts = Counter(counts or {})
-        self.lower = lower
-        self._ids = {word: i for i, word in enumerate(words)}
-
-    @classmethod
-    def from_tokens(cls, token_lists: Iterable[Sequence[str]], max_size: int | None = None,
-                    min_count: int = 1, lower: bool = False) -> Vocabulary:
-        """Count tokens and index them by descending frequency.
-
-        Ties are broken by first appearance in ``token_lists`` (deterministic).
-
-        Args:
-            token_lists: iterable of token lists (one per sentence), e.g.
-                ``[text.split() for text in texts]``. A plain string is rejected.
-            max_size: at most this many entries *including* ``<pad>`` and ``<oov>``
-                (as ``keras.layers.TextVectorization(max_tokens=...)`` counts them).
-            min_count: keep words seen at least this many times.
-            lower: lower-case tokens (when building and when encoding).
-        """
-        if isinstance(token_lists, str):
-            raise ValueError("token_lists must be a list of token lists, e.g. "
-                             "[text.split() for text in texts], not a string")
-        if max_size is not None and max_size < 2:
-            raise ValueError(f"max_size counts <pad> and <oov>, so it must be >= 2, "
-                             f"got {max_size}")
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
-        counts: Counter = Counter()
-        for tokens in token_lists:
-            if isinstance(tokens, str):
-                raise ValueError("each item of token_lists must be a list of tokens, got the "
-                                 f"string {tokens[:40]!r}; split it first (text.split())")
-            counts.update([t.lower() for t in tokens] if lower else tokens)
-        ranked = [w for w, c in counts.most_common() if c >= min_count
-                  and w not in (PAD_TOKEN, OOV_TOKEN)]  # most_common: stable for ties
-        if max_size is not None:
-            ranked = ranked[:max_size - 2]
-        return cls([PAD_TOKEN, OOV_TOKEN, *ranked], counts, lower)
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def __iter__(self):
-        return iter(self.words)
-
-    def __contains__(self, word: str) -> bool:
-        return (word.lower() if self.lower else word) in self._ids
-
-    def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} entries, {sum(self.counts.values())} tokens counted)"
-
-    def index(self, word: str) -> int:
-        """Id of ``word``; unknown words give :attr:`OOV` (1)."""
-        return self._ids.get(word.lower() if self.lower else word, self.OOV)
-
-    def encode(self, tokens: Sequence[str]) -> list[int]:
-        """Token list -> id list, ``(timesteps,)``. Unknown tokens -> 1."""
-        if isinstance(tokens, str):
-            raise ValueError("encode takes a list of tokens, not a string; "
-                             "use vocab.encode(text.split())")
-        get, oov = self._ids.get, self.OOV
-        if self.lower:
-            return [get(t.lower(), oov) for t in tokens]
-        return [get(t, oov) for t in tokens]
-
-    def encode_batch(self, token_lists: Iterable[Sequence[str]]) -> list[list[int]]:
-        """Many token lists -> ragged id lists (pad them with ``keras.utils.pad_sequences``)."""
-        return [self.encode(tokens) for tokens in token_lists]
-
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        """Ids -> words (padding ids skipped)."""
-        return [self.words[int(i)] for i in ids if int(i) != self.PAD]
 
 
 # =========================================================================== GloVe reader
@@ -152,7 +55,10 @@ class GloveVectors:
         duplicates: lines whose word had appeared before (the first occurrence wins).
         skipped: line numbers of malformed lines skipped (``on_error="skip"``).
         blank_lines: empty lines ignored.
-        decode_errors: words that were not valid UTF-8 (decoded with U+FFFD).
+        decode_errors: words that were not valid UTF-8 (kept distinct: the bad bytes are
+            decoded with ``surrogateescape``, so ``word.encode("utf-8",
+            "surrogateescape")`` gives the file's bytes back).
+        undecodable: up to 20 of those words, for the report.
         header: ``(count, dim)`` of a word2vec-style first line, or ``None``.
         from_cache: whether an existing binary cache answered this call.
     """
@@ -166,6 +72,7 @@ class GloveVectors:
     decode_errors: int = 0
     header: tuple[int, int] | None = None
     from_cache: bool = False
+    undecodable: list[str] = field(default_factory=list)
     _index: dict[str, int] | None = field(default=None, repr=False)
     _unit: np.ndarray | None = field(default=None, repr=False)
 
@@ -215,34 +122,87 @@ class GloveVectors:
         return self._unit
 
 
-def _cache_paths(path: Path) -> dict[str, Path]:
-    stem = path.name + ".rnncourse"
-    names = {"vectors": ".npy", "words": ".words", "sorted": ".sorted.npy",
-             "order": ".order.npy", "meta": ".json"}
-    return {key: path.with_name(stem + suffix) for key, suffix in names.items()}
+CACHE_FOLDER = "glove-cache"
+"""Sub-folder of :func:`rnncourse.config.cache_dir` that holds :func:`read_glove`'s caches."""
+
+_FINGERPRINT_BYTES = 1 << 20  # the first and the last MiB identify the content
+_UNWRITABLE: set[Path] = set()  # cache folders a write failed in (this process)
+_CACHE_SUFFIXES = {"vectors": ".npy", "words": ".words", "sorted": ".sorted.npy",
+                   "order": ".order.npy", "meta": ".json"}
+
+
+def _cache_folder() -> Path | None:
+    """``cache_dir()/glove-cache``, or ``None`` when it cannot be created."""
+    try:
+        folder = config.cache_dir() / CACHE_FOLDER
+        folder.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def _cache_paths(path: Path, folder: Path | None = None) -> dict[str, Path]:
+    """Cache files of ``path``: named after the file and a hash of its resolved path,
+    size and modification time, so two files never share a cache and an edited file
+    gets a new one."""
+    folder = folder if folder is not None else (config.cache_dir() / CACHE_FOLDER)
+    resolved = path.resolve()
+    stat = resolved.stat()
+    key = hashlib.blake2b(f"{resolved}\x00{stat.st_size}\x00{stat.st_mtime_ns}\x00"
+                          f"{_CACHE_VERSION}".encode("utf-8", "surrogateescape"),
+                          digest_size=8).hexdigest()
+    stem = f"{path.name}.{key}"
+    return {k: folder / (stem + suffix) for k, suffix in _CACHE_SUFFIXES.items()}
 
 
 def cache_files(path: str | os.PathLike) -> list[Path]:
-    """The binary-cache files :func:`read_glove` keeps next to ``path`` (may not exist)."""
-    return list(_cache_paths(Path(path)).values())
+    """The binary-cache files :func:`read_glove` keeps for ``path`` (may not exist).
+
+    They live in ``rnncourse.config.cache_dir() / "glove-cache"`` (``RNNCOURSE_CACHE``
+    moves it), never beside the text file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}; cache_files takes a GloVe text file")
+    return list(_cache_paths(path).values())
+
+
+def content_fingerprint(path: str | os.PathLike) -> str:
+    """A hash of a file's size, first MiB and last MiB (reads at most 2 MiB).
+
+    :func:`read_glove` stores it with its cache and compares it on every load, so a
+    file whose content changed under the same size and modification time (a copy
+    with preserved times, say) is not answered from a stale cache.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with open(path, "rb") as f:
+        digest.update(f.read(_FINGERPRINT_BYTES))
+        if size > _FINGERPRINT_BYTES:
+            f.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
+            digest.update(f.read())
+    return digest.hexdigest()
 
 
 def _source_key(path: Path) -> dict:
     stat = path.stat()
-    return {"version": _CACHE_VERSION, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"version": _CACHE_VERSION, "source": str(path.resolve()), "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns, "content": content_fingerprint(path)}
 
 
-def _load_cache(path: Path, on_error: str, wanted: set[str] | None,
+def _load_cache(path: Path, folder: Path, on_error: str, wanted: set[str] | None,
                 max_words: int | None) -> GloveVectors | None:
     """Kept rows from the cache, or ``None`` when it is missing or stale.
 
     With ``wanted``, the words are found by binary search in the sorted word array, so
     neither the 400k-word list nor a dictionary is built; only kept rows are copied.
     """
-    files = _cache_paths(path)
     try:
+        files = _cache_paths(path, folder)
         meta = json.loads(files["meta"].read_text(encoding="utf-8"))
-        if {k: meta.get(k) for k in ("version", "size", "mtime_ns")} != _source_key(path):
+        key = _source_key(path)
+        if {k: meta.get(k) for k in key} != key:
             return None
         if meta["skipped"] and on_error == "raise":
             return None  # built while skipping bad lines; this caller wants the error
@@ -251,42 +211,48 @@ def _load_cache(path: Path, on_error: str, wanted: set[str] | None,
             return None
         limit = meta["count"] if max_words is None else min(max_words, meta["count"])
         if wanted is None:
-            words = files["words"].read_text(encoding="utf-8").split("\n")[:limit]
+            words = files["words"].read_text(encoding="utf-8",
+                                             errors="surrogateescape").split("\n")[:limit]
             rows = np.arange(limit)
         else:
             sorted_words = np.load(files["sorted"], mmap_mode="r")
             order = np.load(files["order"], mmap_mode="r")
-            query = np.array(sorted(w.encode("utf-8") for w in wanted) or [b""],
+            query = np.array(sorted(_encode(w) for w in wanted) or [b""],
                              dtype=sorted_words.dtype)
+            query_fits = np.array([len(_encode(w)) <= sorted_words.dtype.itemsize
+                                   for w in sorted(wanted, key=_encode)] or [False])
             pos = np.minimum(np.searchsorted(sorted_words, query), len(sorted_words) - 1)
-            hit = sorted_words[pos] == query
+            hit = (sorted_words[pos] == query) & query_fits
             rows = np.asarray(order[pos[hit]])
             keep = rows < limit
             rows, found = rows[keep], query[hit][keep]
             by_row = np.argsort(rows, kind="stable")
             rows = rows[by_row]
-            words = [w.decode("utf-8") for w in found[by_row].tolist()]
+            words = [w.decode("utf-8", "surrogateescape") for w in found[by_row].tolist()]
         kept = np.array(vectors[rows], dtype=np.float32)  # copies only the kept rows
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return GloveVectors(words, kept, path, meta["duplicates"], list(meta["skipped"]),
                         meta["blank_lines"], meta["decode_errors"],
-                        tuple(meta["header"]) if meta["header"] else None, from_cache=True)
+                        tuple(meta["header"]) if meta["header"] else None, from_cache=True,
+                        undecodable=list(meta.get("undecodable", [])))
 
 
-def _write_cache(glove: GloveVectors) -> bool:
-    """Write the cache next to the text file; ``False`` (silently) when it is not writable."""
-    files = _cache_paths(glove.path)
-    meta = {**_source_key(glove.path), "count": len(glove), "dim": glove.dim,
-            "duplicates": glove.duplicates, "skipped": glove.skipped,
-            "blank_lines": glove.blank_lines, "decode_errors": glove.decode_errors,
-            "header": list(glove.header) if glove.header else None}
-    encoded = np.array([w.encode("utf-8") for w in glove.words] or [b""])[:len(glove)]
-    order = np.argsort(encoded, kind="stable")
-    contents = {"vectors": np.ascontiguousarray(glove.vectors, dtype=np.float32),
-                "sorted": encoded[order], "order": order.astype(np.int64)}
+def _write_cache(glove: GloveVectors, folder: Path) -> bool:
+    """Write the cache into ``folder``; ``False`` (silently) when that fails."""
     suffix = f".part-{os.getpid()}"
+    files: dict[str, Path] = {}
     try:
+        files = _cache_paths(glove.path, folder)
+        meta = {**_source_key(glove.path), "count": len(glove), "dim": glove.dim,
+                "duplicates": glove.duplicates, "skipped": glove.skipped,
+                "blank_lines": glove.blank_lines, "decode_errors": glove.decode_errors,
+                "undecodable": glove.undecodable,
+                "header": list(glove.header) if glove.header else None}
+        encoded = np.array([_encode(w) for w in glove.words] or [b""])[:len(glove)]
+        order = np.argsort(encoded, kind="stable")
+        contents = {"vectors": np.ascontiguousarray(glove.vectors, dtype=np.float32),
+                    "sorted": encoded[order], "order": order.astype(np.int64)}
         files["meta"].unlink(missing_ok=True)  # the json is the commit marker: remove it first
         for key, final in files.items():
             tmp = final.with_name(final.name + suffix)
@@ -294,20 +260,56 @@ def _write_cache(glove: GloveVectors) -> bool:
                 with open(tmp, "wb") as f:
                     np.save(f, contents[key])
             elif key == "words":
-                tmp.write_text("\n".join(glove.words), encoding="utf-8")
+                tmp.write_text("\n".join(glove.words), encoding="utf-8",
+                               errors="surrogateescape")
             else:
                 tmp.write_text(json.dumps(meta), encoding="utf-8")
             os.replace(tmp, final)
-        return True
-    except OSError:
+    except (OSError, ValueError, TypeError):
         for final in files.values():
-            final.with_name(final.name + suffix).unlink(missing_ok=True)
+            try:
+                final.with_name(final.name + suffix).unlink(missing_ok=True)
+            except OSError:
+                pass
         return False
+    _remove_older_caches(glove.path, folder, files["meta"])
+    return True
+
+
+def _remove_older_caches(path: Path, folder: Path, current: Path) -> None:
+    """Delete caches of an earlier version of ``path`` (same file, other size/mtime)."""
+    source = str(path.resolve())
+    for meta_file in folder.glob(f"{glob.escape(path.name)}.*.json"):
+        if meta_file == current:
+            continue
+        try:
+            if json.loads(meta_file.read_text(encoding="utf-8")).get("source") != source:
+                continue
+            stem = meta_file.name[:-len(".json")]
+            meta_file.unlink(missing_ok=True)
+            for suffix in _CACHE_SUFFIXES.values():
+                (folder / (stem + suffix)).unlink(missing_ok=True)
+        except (OSError, ValueError, AttributeError):
+            continue
+
+
+def _encode(word: str) -> bytes:
+    return word.encode("utf-8", "surrogateescape")
+
+
+def _select(glove: GloveVectors, wanted: set[str] | None, max_words: int | None
+            ) -> GloveVectors:
+    """The rows of ``glove`` that a filtered read would have kept."""
+    limit = len(glove) if max_words is None else min(max_words, len(glove))
+    rows = [i for i, w in enumerate(glove.words[:limit]) if wanted is None or w in wanted]
+    return GloveVectors([glove.words[i] for i in rows], glove.vectors[rows], glove.path,
+                        glove.duplicates, glove.skipped, glove.blank_lines,
+                        glove.decode_errors, glove.header, undecodable=glove.undecodable)
 
 
 def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
                on_error: str = "raise", cache: bool = True, dim: int | None = None,
-               max_words: int | None = None) -> GloveVectors:
+               max_words: int | None = None, lowercase: bool = True) -> GloveVectors:
     """Read a GloVe (or word2vec text) file into words and a float32 matrix.
 
     The file is read in 4 MiB blocks. For each block, NumPy finds the line starts and the
@@ -318,52 +320,85 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
     What real files contain, and what the reader does with it:
 
     * a word2vec header ``"<count> <dim>"`` on the first line: detected and skipped;
+    * a UTF-8 byte-order mark at the start: dropped (the first word stays ``the``);
     * blank lines: skipped (counted in ``blank_lines``); CRLF line ends: accepted;
     * words containing spaces (``glove.840B``): the last ``dim`` fields are the vector,
       everything before them is the word;
     * a word seen twice: the first line wins (counted in ``duplicates``);
-    * bytes that are not UTF-8: decoded with U+FFFD (counted in ``decode_errors``);
+    * bytes that are not UTF-8: kept, decoded with ``surrogateescape`` so two such words
+      stay distinct (counted in ``decode_errors``, listed in ``undecodable``);
     * a line with the wrong number of floats, or a field that is not a number:
       ``ValueError`` naming the file and line, or with ``on_error="skip"`` the line is
       skipped and its number recorded in ``skipped``. With ``vocabulary``, only the
       kept lines are parsed, so only they are checked.
 
     Args:
-        path: the text file, e.g. ``rnncourse.data.load_glove(50)``.
+        path: the text file, e.g. ``rnncourse.data.glove_path(50)``.
         vocabulary: words to keep (any iterable of ``str``, e.g. a :class:`Vocabulary`);
-            ``None`` keeps every word. Matching is exact (GloVe 6B is lower-case).
+            ``None`` keeps every word.
         on_error: ``"raise"`` or ``"skip"``.
-        cache: use a binary cache next to the file (``<file>.rnncourse.npy``/``.words``/
-            ``.json``, keyed by the file's size and modification time). When it is
-            missing, the whole file is parsed once and the cache written (silently skipped
-            if the folder is read-only); later calls memory-map it and copy the kept rows.
-        dim: vector size; by default taken from the header or the first lines.
+        cache: keep a binary copy under ``rnncourse.config.cache_dir() / "glove-cache"``
+            (never beside the file), named by a hash of the file's resolved path, size and
+            modification time and checked against a hash of its first and last MiB
+            (:func:`content_fingerprint`). When it is missing, the whole file is parsed
+            once and the cache written; later calls memory-map it and copy the kept rows.
+            When the cache folder is not writable, the file is read directly (once per
+            call) and no cache is attempted again in this process.
+        dim: vector size; by default taken from the header or the first lines (a given
+            ``dim`` bypasses the cache).
         max_words: keep only words among the first ``max_words`` entries of the file
             (the most frequent ones, for GloVe).
+        lowercase: look the ``vocabulary`` words up lower-cased, as
+            :func:`embedding_matrix` and :func:`coverage` do by default (GloVe 6B is
+            lower-case); ``False`` matches exactly (for a cased file such as 840B, with
+            ``embedding_matrix(..., lowercase=False)``).
 
     Returns:
         :class:`GloveVectors` with ``words`` (n,) and ``vectors`` (n, dim) float32.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming a GloVe text file, got "
+                        f"{type(path).__name__}")
     path = Path(path)
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    for name, value in (("dim", dim), ("max_words", max_words)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; pass the GloVe text file inside it, "
+                                "e.g. glove.6B.50d.txt")
     if not path.is_file():
-        raise FileNotFoundError(f"no GloVe file at {path}; rnncourse.data.load_glove(50) "
+        raise FileNotFoundError(f"no GloVe file at {path}; rnncourse.data.glove_path(50) "
                                 "returns the path of the 50d vectors")
     wanted = None
     if vocabulary is not None:
-        if isinstance(vocabulary, str):
-            raise ValueError("vocabulary must be an iterable of words, not one string")
-        wanted = {w for w in vocabulary if w and w == w.strip()}
-    if cache and dim is None:
-        glove = _load_cache(path, on_error, wanted, max_words)
+        if isinstance(vocabulary, (str, bytes)):
+            raise TypeError("vocabulary must be an iterable of words (e.g. a list or a "
+                            "Vocabulary), not one string")
+        wanted = set()
+        for word in vocabulary:
+            if not isinstance(word, str):
+                raise TypeError(f"vocabulary holds {word!r} ({type(word).__name__}); "
+                                "it must hold words as str")
+            if word and word == word.strip():
+                wanted.add(word.lower() if lowercase else word)
+    folder = _cache_folder() if cache and dim is None else None
+    if folder is not None:
+        glove = _load_cache(path, folder, on_error, wanted, max_words)
         if glove is not None:
             return glove
-        if _write_cache(_parse(path, None, on_error, dim, None)):
-            glove = _load_cache(path, on_error, wanted, max_words)
-            if glove is not None:
-                glove.from_cache = False  # built just now
-                return glove
+        if folder not in _UNWRITABLE:
+            full = _parse(path, None, on_error, dim, None)
+            if _write_cache(full, folder):
+                glove = _load_cache(path, folder, on_error, wanted, max_words)
+                if glove is not None:
+                    glove.from_cache = False  # built just now
+                    return glove
+            else:
+                _UNWRITABLE.add(folder)
+            return _select(full, wanted, max_words)  # no second parse
     return _parse(path, wanted, on_error, dim, max_words)
 
 
@@ -425,10 +460,21 @@ def _head_ends(chunk: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarr
     return head_end
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _blocks(f, size: int):
+    """Blocks of whole lines (the last one completed with a newline); a UTF-8 byte-order
+    mark at the start of the file is dropped, so the first word is ``the``, not
+    ``\\ufeffthe``."""
     rest = b""
+    first = True
     while True:
         block = f.read(size)
+        if first:
+            first = False
+            if block.startswith(_BOM):
+                block = block[len(_BOM):]
         if not block:
             if rest:
                 yield rest + b"\n"
@@ -446,6 +492,8 @@ def _sniff(path: Path, dim: int | None) -> tuple[int, tuple[int, int] | None]:
     """Vector size and word2vec header from the first lines of the file."""
     with open(path, "rb") as f:
         lines = [f.readline() for _ in range(200)]
+    if lines and lines[0].startswith(_BOM):
+        lines[0] = lines[0][len(_BOM):]
     lines = [line.split() for line in lines if line.strip()]
     if not lines:
         raise ValueError(f"{path}: the file holds no vectors")
@@ -467,7 +515,7 @@ def _sniff(path: Path, dim: int | None) -> tuple[int, tuple[int, int] | None]:
 def _parse(path: Path, wanted: set[str] | None, on_error: str, dim: int | None,
            max_words: int | None) -> GloveVectors:
     dim, header = _sniff(path, dim)
-    wanted_bytes = None if wanted is None else {w.encode("utf-8") for w in wanted}
+    wanted_bytes = None if wanted is None else {_encode(w) for w in wanted}
     wanted_keys = None
     if wanted_bytes is not None:
         wanted_keys = _word_fingerprints(w.split(b" ", 1)[0] for w in wanted_bytes)
@@ -543,7 +591,7 @@ def _parse(path: Path, wanted: set[str] | None, on_error: str, dim: int | None,
                 break
     vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
     words = [w for w in words if w is not None]
-    text_words, decode_errors = _decode(words)
+    text_words, decode_errors, undecodable = _decode(words)
     first: dict[str, int] = {}
     for i, word in enumerate(text_words):
         first.setdefault(word, i)
@@ -553,7 +601,7 @@ def _parse(path: Path, wanted: set[str] | None, on_error: str, dim: int | None,
         vectors = vectors[rows_kept]
         text_words = list(first)
     return GloveVectors(text_words, vectors, path, duplicates, skipped, blank, decode_errors,
-                        header)
+                        header, undecodable=undecodable)
 
 
 def _parse_chunk(chunk: bytes, dim: int) -> np.ndarray | None:
@@ -596,78 +644,34 @@ def _parse_rows(rows: list[bytes], dim: int, path: Path, line_nos: list[int], on
     return np.asarray(good, dtype=np.float32).reshape(len(good), dim)
 
 
-def _decode(words: list[bytes]) -> tuple[list[str], int]:
+def _decode(words: list[bytes]) -> tuple[list[str], int, list[str]]:
+    """Words as ``str``; bytes that are not UTF-8 kept distinct with ``surrogateescape``."""
     try:
-        return b"\n".join(words).decode("utf-8").split("\n") if words else [], 0
+        return (b"\n".join(words).decode("utf-8").split("\n") if words else []), 0, []
     except UnicodeDecodeError:
-        out, errors = [], 0
+        out, bad = [], []
         for word in words:
             try:
                 out.append(word.decode("utf-8"))
             except UnicodeDecodeError:
-                out.append(word.decode("utf-8", errors="replace"))
-                errors += 1
-        return out, errors
-
-
-def dictionary_loader(path: str | os.PathLike, max_lines: int | None = None
-                      ) -> dict[str, np.ndarray]:
-    """The loader found in many tutorials: one ``dict`` entry per line, every word.
-
-    Kept as the baseline of the chapter's benchmark, and correct: the classic version
-    ends with ``return coefs`` (the last line's vector) instead of the dictionary.
-
-    Args:
-        path: a GloVe text file.
-        max_lines: stop after this many lines (``None``: the whole file).
-    """
-    embeddings_index = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f):
-            if max_lines is not None and line_no >= max_lines:
-                break
-            values = line.split()
-            word = values[0]
-            coefs = np.asarray(values[1:], dtype="float32")
-            embeddings_index[word] = coefs
-    return embeddings_index
-
-
-def compare_loaders(path: str | os.PathLike, words: Iterable[str],
-                    max_lines: int | None = None) -> dict[str, float]:
-    """Time the dictionary loop vs :func:`read_glove` (streaming, then cached) for ``words``.
-
-    Both read the first ``max_lines`` lines (all when ``None``). The cached time is that
-    of a second call once the cache exists (it is built first when missing, untimed).
-
-    Returns:
-        ``{"dictionary": s, "streaming": s, "cached": s, "same_vectors": 1.0 or 0.0,
-        "kept": n}``; ``same_vectors`` says the three gave identical float32 rows.
-    """
-    import time
-
-    words = list(dict.fromkeys(words))
-    start = time.perf_counter()
-    table = dictionary_loader(path, max_lines)
-    reference = {w: table[w] for w in words if w in table}
-    dictionary = time.perf_counter() - start
-    del table
-    start = time.perf_counter()
-    streamed = read_glove(path, vocabulary=words, cache=False, max_words=max_lines)
-    streaming = time.perf_counter() - start
-    read_glove(path, vocabulary=words[:1], cache=True)  # builds the cache if missing
-    start = time.perf_counter()
-    cached = read_glove(path, vocabulary=words, cache=True, max_words=max_lines)
-    cached_s = time.perf_counter() - start
-    same = (streamed.words == cached.words and set(streamed.words) == set(reference)
-            and np.array_equal(streamed.vectors, cached.vectors)
-            and all(np.array_equal(reference[w], v)
-                    for w, v in zip(streamed.words, streamed.vectors, strict=True)))
-    return {"dictionary": dictionary, "streaming": streaming, "cached": cached_s,
-            "same_vectors": float(same), "kept": float(len(streamed))}
+                out.append(word.decode("utf-8", errors="surrogateescape"))
+                bad.append(out[-1])
+        return out, len(bad), bad[:20]
 
 
 # =========================================================================== matrix
+def _check_vocab(vocab) -> None:
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab must be a rnncourse.text.Vocabulary, got "
+                        f"{type(vocab).__name__}; build one with Vocabulary.from_tokens(...)")
+
+
+def _check_glove(glove) -> None:
+    if not isinstance(glove, GloveVectors):
+        raise TypeError(f"glove must be GloveVectors, got {type(glove).__name__}; "
+                        "read the file with read_glove(path)")
+
+
 @dataclass
 class CoverageReport:
     """How much of a vocabulary (and of the text it came from) GloVe covers.
@@ -700,12 +704,18 @@ class CoverageReport:
                 f"({self.type_coverage:.1%})\n"
                 f"tokens found: {self.found_tokens:,} / {self.total_tokens:,} "
                 f"({self.token_coverage:.1%})\n"
-                f"most frequent missing: {top}")
+                + textwrap.fill(f"most frequent missing: {top}", width=88,
+                                subsequent_indent="  ", break_long_words=False))
 
 
 def coverage(vocab: Vocabulary, glove: GloveVectors, lowercase: bool = True,
              top: int = 20) -> CoverageReport:
-    """:class:`CoverageReport` of ``vocab`` against ``glove`` (look-ups lower-cased if asked)."""
+    """:class:`CoverageReport` of ``vocab`` against ``glove`` (look-ups lower-cased if asked).
+
+    ``top``: how many of the most frequent missing words to list.
+    """
+    _check_vocab(vocab)
+    _check_glove(glove)
     index = glove.index
     found_types = found_tokens = 0
     missing = []
@@ -723,6 +733,8 @@ def coverage(vocab: Vocabulary, glove: GloveVectors, lowercase: bool = True,
 
 def word_seed(word: str, seed: int = 0) -> int:
     """A stable 64-bit seed for ``word`` (BLAKE2b, unlike Python's salted ``hash``)."""
+    if not isinstance(word, str):
+        raise TypeError(f"word must be a str, got {type(word).__name__}")
     digest = hashlib.blake2b(f"{seed}\x00{word}".encode("utf-8", "surrogatepass"),
                              digest_size=8).digest()
     return int.from_bytes(digest, "little")
@@ -736,11 +748,19 @@ def truncated_normal(word: str, mean: np.ndarray, std: np.ndarray, seed: int = 0
     ``keras.initializers.TruncatedNormal``), from a generator seeded by
     :func:`word_seed`, so a word gets the same vector in every run and every vocabulary.
     """
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean.ndim != 1 or mean.shape != std.shape:
+        raise ValueError(f"mean and std must be (dim,) arrays of the same shape, got "
+                         f"{mean.shape} and {std.shape}; pass glove.mean and glove.std")
+    if not (np.isfinite(std).all() and (std >= 0).all()):
+        raise ValueError("std must hold finite values >= 0 (a standard deviation per dimension)")
+    if not limit > 0:
+        raise ValueError(f"limit must be > 0 (in standard deviations), got {limit!r}")
     rng = np.random.default_rng(word_seed(word, seed))
     z = rng.standard_normal(len(mean))
     while (bad := np.abs(z) > limit).any():
         z[bad] = rng.standard_normal(int(bad.sum()))
-    return (np.asarray(mean) + np.asarray(std) * z).astype(np.float32)
+    return (mean + std * z).astype(np.float32)
 
 
 def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncated_normal",
@@ -758,6 +778,8 @@ def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncat
     Returns:
         ``(matrix, report)``: the matrix and a :class:`CoverageReport`.
     """
+    _check_vocab(vocab)
+    _check_glove(glove)
     if oov not in ("truncated_normal", "zeros"):
         raise ValueError(f"oov must be 'truncated_normal' or 'zeros', not {oov!r}")
     if len(glove) == 0:
@@ -777,6 +799,7 @@ def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncat
 
 # =========================================================================== similarity
 def _check_words(glove: GloveVectors, *words: str) -> None:
+    _check_glove(glove)
     for word in words:
         if word not in glove:
             raise KeyError(f"{word!r} is not among the {len(glove)} loaded GloVe words; "
@@ -795,9 +818,18 @@ def _top(glove: GloveVectors, query: np.ndarray, exclude: set[str], k: int
     return [(glove.words[i], float(scores[i])) for i in best]
 
 
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int (how many words to return), got {k!r}")
+
+
 def nearest(glove: GloveVectors, word: str, k: int = 10) -> list[tuple[str, float]]:
-    """The ``k`` words with the highest cosine similarity to ``word`` (itself excluded)."""
+    """The ``k`` words with the highest cosine similarity to ``word`` (itself excluded).
+
+    Returns ``[(word, cosine), ...]``, best first.
+    """
     _check_words(glove, word)
+    _check_k(k)
     return _top(glove, glove.unit_vectors()[glove.index[word]], {word}, k)
 
 
@@ -810,6 +842,7 @@ def analogy(glove: GloveVectors, a: str, b: str, c: str, k: int = 1
     ``[("queen", ...)]``.
     """
     _check_words(glove, a, b, c)
+    _check_k(k)
     unit, index = glove.unit_vectors(), glove.index
     query = unit[index[b]] - unit[index[a]] + unit[index[c]]
     return _top(glove, query, {a, b, c}, k)
@@ -817,204 +850,10 @@ def analogy(glove: GloveVectors, a: str, b: str, c: str, k: int = 1
 
 def projection_2d(glove: GloveVectors, words: Sequence[str]) -> np.ndarray:
     """PCA of the vectors of ``words`` to 2-D, ``(len(words), 2)`` (SVD, centred)."""
+    if isinstance(words, str) or len(words) < 2:
+        raise ValueError(f"projection_2d needs a list of at least 2 words, got {words!r}")
     _check_words(glove, *words)
     x = np.stack([glove[w] for w in words]).astype(np.float64)
     x -= x.mean(axis=0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     return x @ vt[:2].T
-
-
-# =========================================================================== Keras layer
-def embedding_layer(matrix: np.ndarray, trainable: bool = True, mask_zero: bool = True):
-    """``keras.layers.Embedding`` initialised with ``matrix`` ``(vocab_size, dim)``.
-
-    Keras 3 has no ``input_length`` argument (the sequence length comes from the input)
-    and no ``weights=[matrix]``; the matrix goes in through
-    ``keras.initializers.Constant``.
-    """
-    config.quiet_tensorflow()
-    import keras
-
-    return keras.layers.Embedding(matrix.shape[0], matrix.shape[1],
-                                  embeddings_initializer=keras.initializers.Constant(matrix),
-                                  trainable=trainable, mask_zero=mask_zero)
-
-
-def lookup_vs_one_hot(matrix: np.ndarray, ids: np.ndarray) -> float:
-    """Max abs difference between ``Embedding(ids)`` and ``one_hot(ids) @ matrix``.
-
-    ``ids``: ``(batch, timesteps)`` int. A lookup is a one-hot product without the zeros.
-    """
-    config.quiet_tensorflow()
-    import keras
-
-    looked_up = np.asarray(embedding_layer(matrix, mask_zero=False)(ids))
-    one_hot = np.asarray(keras.ops.one_hot(ids, matrix.shape[0]))
-    return float(np.abs(looked_up - one_hot @ matrix).max())
-
-
-def input_length_warning() -> str | None:
-    """What Keras says to ``Embedding(..., input_length=10)`` (Keras 2 code), or ``None``.
-
-    Keras 3 ignores the argument with a deprecation warning (caught here, not shown):
-    the sequence length comes from the input, so ``keras.Input(shape=(None,))`` works.
-    """
-    import warnings
-
-    config.quiet_tensorflow()
-    import keras
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            keras.layers.Embedding(10, 2, input_length=10)
-        except (TypeError, ValueError) as error:
-            return str(error)
-    messages = [str(w.message) for w in caught if "input_length" in str(w.message)]
-    return messages[0] if messages else None
-
-
-# =========================================================================== memory
-def one_hot_vs_dense_bytes(vocab_size: int, dim: int, batch_size: int, timesteps: int
-                           ) -> dict[str, int]:
-    """float32 bytes of one batch fed as one-hot vectors vs ids + an embedding table.
-
-    Returns ``{"one_hot": batch*timesteps*vocab*4, "ids": batch*timesteps*4,
-    "table": vocab*dim*4, "dense_batch": batch*timesteps*dim*4}``.
-    """
-    tokens = batch_size * timesteps
-    return {"one_hot": tokens * vocab_size * 4, "ids": tokens * 4,
-            "table": vocab_size * dim * 4, "dense_batch": tokens * dim * 4}
-
-
-# =========================================================================== sentiment
-@dataclass(frozen=True)
-class SentimentSettings:
-    """Sizes of the sentiment experiment for the current scale (``config.by_scale``).
-
-    ``train_size`` labelled sentences are kept from the 80% training split (``None``: all
-    3,200); validation always uses the other 800 sentences.
-    """
-
-    seeds: tuple[int, ...] = field(default_factory=lambda: config.by_scale(ci=(0,),
-                                                                           full=(0, 1, 2)))
-    epochs: int = field(default_factory=lambda: config.by_scale(ci=4, full=10))
-    units: int = 32
-    batch_size: int = 32
-    max_len: int = 50
-    validation_fraction: float = 0.2
-    dropout: float = 0.3
-    learning_rate: float = 2e-3
-    split_seed: int = 0
-    vocabulary_from_all: bool = True
-    train_size: int | None = 1000
-
-
-VARIANTS = ("glove", "random", "glove_frozen")
-
-
-def split_sentences(texts: Sequence[str], labels: np.ndarray, fraction: float = 0.2,
-                    seed: int = 0):
-    """Shuffle and split into ``(train_tokens, train_labels), (val_tokens, val_labels)``."""
-    if len(texts) != len(labels):
-        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    order = np.random.default_rng(seed).permutation(len(texts))
-    cut = int(round(len(texts) * (1 - fraction)))
-    tokens = [texts[i].split() for i in order]
-    labels = np.asarray(labels)[order]
-    return (tokens[:cut], labels[:cut]), (tokens[cut:], labels[cut:])
-
-
-def sentiment_data(texts: Sequence[str], labels: np.ndarray, glove_path,
-                   settings: SentimentSettings | None = None):
-    """Vocabulary, GloVe matrix and padded id arrays for the sentiment experiment.
-
-    The vocabulary comes from the text of both splits when
-    ``settings.vocabulary_from_all`` (labels are never used), else from training only.
-
-    Returns:
-        dict with ``vocab``, ``matrix`` (len(vocab), dim), ``report``, ``glove``,
-        ``x_train``/``x_val`` (n, max_len) int32 right-padded, ``y_train``/``y_val`` (n,).
-    """
-    config.quiet_tensorflow()
-    import keras
-
-    settings = settings or SentimentSettings()
-    (tr_tokens, y_train), (va_tokens, y_val) = split_sentences(
-        texts, labels, settings.validation_fraction, settings.split_seed)
-    if settings.train_size is not None:  # few labels: the case pretrained vectors are for
-        tr_tokens, y_train = tr_tokens[:settings.train_size], y_train[:settings.train_size]
-    # The vocabulary may use all the text (no labels): words seen only in validation then
-    # get GloVe vectors with GloVe, random untrained ones without it.
-    vocab = Vocabulary.from_tokens(tr_tokens + va_tokens if settings.vocabulary_from_all
-                                   else tr_tokens)
-    glove = read_glove(glove_path, vocabulary={w.lower() for w in vocab.words})
-    matrix, report = embedding_matrix(vocab, glove)
-
-    def pad(tokens):
-        return keras.utils.pad_sequences(vocab.encode_batch(tokens), maxlen=settings.max_len,
-                                         padding="post", truncating="post").astype(np.int32)
-
-    return {"vocab": vocab, "glove": glove, "matrix": matrix, "report": report,
-            "x_train": pad(tr_tokens), "y_train": y_train.astype(np.float32),
-            "x_val": pad(va_tokens), "y_val": y_val.astype(np.float32)}
-
-
-def sentiment_model(variant: str, matrix: np.ndarray, settings: SentimentSettings,
-                    recurrent_dropout: float = 0.0):
-    """LSTM classifier: ``"glove"`` (fine-tuned), ``"random"`` or ``"glove_frozen"``."""
-    from rnncourse import models
-
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
-    if not recurrent_dropout:
-        return models.sequence_classifier(
-            len(matrix), embedding_dim=matrix.shape[1], units=settings.units,
-            embeddings=None if variant == "random" else matrix,
-            trainable_embeddings=variant != "glove_frozen", dropout=settings.dropout,
-            name=f"{variant}_lstm")
-    import keras
-
-    inputs = keras.Input(shape=(None,), dtype="int32")
-    init = "uniform" if variant == "random" else keras.initializers.Constant(matrix)
-    x = keras.layers.Embedding(len(matrix), matrix.shape[1], embeddings_initializer=init,
-                               mask_zero=True, trainable=variant != "glove_frozen")(inputs)
-    x = keras.layers.LSTM(settings.units, recurrent_dropout=recurrent_dropout)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    return keras.Model(inputs, outputs, name=f"{variant}_lstm_recurrent_dropout")
-
-
-def train_sentiment(data: dict, variant: str, seed: int,
-                    settings: SentimentSettings | None = None) -> dict[str, list[float]]:
-    """Train one variant from ``seed``; return the Keras history (per-epoch metrics)."""
-    import keras
-
-    settings = settings or SentimentSettings()
-    config.set_seed(seed)
-    model = sentiment_model(variant, data["matrix"], settings)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
-    history = model.fit(data["x_train"], data["y_train"], batch_size=settings.batch_size,
-                        epochs=settings.epochs, validation_data=(data["x_val"], data["y_val"]),
-                        verbose=0)
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-
-def compare_initialisations(data: dict, settings: SentimentSettings | None = None,
-                            variants: Sequence[str] = VARIANTS
-                            ) -> dict[str, list[dict[str, list[float]]]]:
-    """Train every variant at every seed: ``{variant: [history per seed]}``."""
-    from rnncourse.progress import progress
-
-    settings = settings or SentimentSettings()
-    runs = [(v, s) for v in variants for s in settings.seeds]
-    results: dict[str, list] = {v: [] for v in variants}
-    for variant, seed in progress(runs, desc="sentiment runs", unit="run"):
-        results[variant].append(train_sentiment(data, variant, seed, settings))
-    return results
-
-
-def best_val_accuracy(results: dict[str, list[dict[str, list[float]]]]) -> dict[str, float]:
-    """Mean over seeds of each run's best validation accuracy, per variant."""
-    return {v: float(np.mean([max(h["val_accuracy"]) for h in runs]))
-            for v, runs in results.items()}

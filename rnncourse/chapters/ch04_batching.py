@@ -1,0 +1,521 @@
+"""Chapter 4, variable-length batching: the chapter's experiments (see :mod:`rnncourse.chapters`).
+
+The tools a practitioner imports (padding, bucketing, padding counts) live in
+:mod:`rnncourse.batching`; this module holds what the chapter measures with them:
+
+* :func:`review_ids`: the Pang & Lee reviews or sentences as id sequences;
+* :func:`run_mask_exactness` (over :func:`mask_exactness`): a padded batch against each
+  sequence run alone, with and without a mask;
+* :func:`padded_step_outputs`, :func:`all_padding_row_output`: what a masked layer returns
+  at padded steps and for an all-padding row (probes of Keras behaviour);
+* :func:`mask_propagation`: which layers pass a mask on, in this Keras;
+* :func:`loss_normalisations`: a per-token loss with a mask, a 2-D ``sample_weight`` and
+  ``reduction="mean_with_sample_weight"``, against sums by hand;
+* :func:`grouped_vs_padded_gradients`: length-grouped batches without a mask against
+  masked padding;
+* :func:`train_fixed_length`: a classifier trained with fixed timesteps;
+* :func:`epoch_times`: wall time of an epoch per batching strategy (for
+  ``benchmarks/batching_speed.py``; the notebook asserts no wall-clock number).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnncourse import batching, config, models, text
+from rnncourse.chapters import Settings, settings_for
+from rnncourse.data import load_movie_reviews
+from rnncourse.text import PAD
+
+config.quiet_tensorflow()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+__all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "review_ids",
+           "MaskExactness", "mask_exactness", "run_mask_exactness", "padded_step_outputs",
+           "all_padding_row_output", "mask_propagation", "LossNormalisations",
+           "loss_normalisations", "GroupedGradients", "grouped_vs_padded_gradients",
+           "train_fixed_length", "EpochTimes", "epoch_times"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What the scale changes in this chapter.
+
+    Attributes:
+        sentences: sentences of the loss, gradient and fixed-length experiments.
+        vocabulary: ids kept by the vocabulary (including 0 = padding and 1 = OOV).
+        units: recurrent units of the models trained here.
+        embedding_dim: width of their embeddings.
+        epochs: epochs of the fixed-length classifier.
+    """
+
+    sentences: int
+    vocabulary: int
+    units: int
+    embedding_dim: int
+    epochs: int
+
+
+SIZES = {
+    "ci": Sizes(sentences=256, vocabulary=5000, units=16, embedding_dim=16, epochs=2),
+    "full": Sizes(sentences=2048, vocabulary=20000, units=32, embedding_dim=32, epochs=4),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The chapter's recipe, the same at both scales.
+
+    Attributes:
+        batch_size: examples per batch everywhere.
+        strategies: the compared batching strategies (:data:`rnncourse.batching.STRATEGIES`).
+        train_timesteps: the fixed input length of the fixed-length classifier.
+        probe_units: units of the small layers that probe Keras' masking.
+        optimizer: of the trained classifier.
+    """
+
+    batch_size: int = 32
+    strategies: tuple[str, ...] = batching.STRATEGIES
+    train_timesteps: int = 20
+    probe_units: int = 8
+    optimizer: str = "adam"
+
+
+RECIPE = Recipe()
+
+
+def settings() -> Settings[Sizes, Recipe]:
+    """This chapter's settings at the current scale and seed."""
+    return settings_for(SIZES, RECIPE)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def review_ids(kind: str = "reviews", max_words: int | None = None, limit: int | None = None,
+               seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Pang & Lee movie reviews as id sequences, shuffled (the corpus is sorted by label).
+
+    Args:
+        kind: ``"reviews"`` (1,500 full reviews) or ``"sentences"`` (4,000 sentences).
+        max_words: vocabulary size including ids 0 and 1 (:class:`rnncourse.text.Vocabulary`).
+        limit: keep the first ``limit`` examples after shuffling.
+        seed: shuffling seed.
+
+    Returns:
+        ``(sequences, labels)``: int32 id arrays, labels int32 ``(n,)`` with 1 = positive.
+    """
+    texts, labels = load_movie_reviews(kind)
+    order = np.random.default_rng(seed).permutation(len(texts))[:limit]
+    tokens = [texts[i].split() for i in order]
+    vocabulary = text.Vocabulary.from_tokens(tokens, max_size=max_words)
+    ids = [np.asarray(row, dtype="int32") for row in vocabulary.encode_batch(tokens)]
+    return ids, np.asarray(labels)[order].astype("int32")
+
+
+# --------------------------------------------------------------------------- masking probes
+
+
+def _recurrent(kind: str, units: int, return_sequences: bool, seed: int) -> keras.layers.Layer:
+    """LSTM/GRU (``bi_*``: bidirectional) with random biases and ``return_state=True``."""
+    base = kind.removeprefix("bi_")
+    if base not in ("lstm", "gru"):
+        raise ValueError(f"kind must be lstm, gru, bi_lstm or bi_gru, not {kind!r}")
+    # Random biases, as after training: with zero biases a zero input leaves a zero LSTM
+    # state at zero, which would hide what zero padding does to a trained layer.
+    layer = models.recurrent_layer(
+        base, units, seed=seed, return_sequences=return_sequences, return_state=True,
+        bias_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=seed + 2))
+    return keras.layers.Bidirectional(layer) if kind.startswith("bi_") else layer
+
+
+def mask_exactness(kind: str = "lstm", padding: str = "post", use_mask: bool = True,
+                   features: str = "ids", sequences: Sequence | None = None, units: int = 8,
+                   seed: int = 0) -> dict[str, float]:
+    """Run a padded batch and each sequence alone; return the largest differences.
+
+    Args:
+        kind: ``"lstm"``, ``"gru"``, ``"bi_lstm"`` or ``"bi_gru"``.
+        padding: ``"pre"`` or ``"post"``.
+        use_mask: ``Embedding(mask_zero=True)`` / a ``Masking`` layer, or no mask.
+        features: ``"ids"`` (``Embedding`` in front) or ``"floats"`` (random float features
+            with zero vectors as padding, and a ``Masking`` layer).
+        sequences: id sequences to test (default: five of lengths 2..9).
+        units: recurrent units.
+        seed: weight and feature seed.
+
+    Returns:
+        ``{"outputs": ..., "states": ...}``: max abs difference between the padded batch and
+        the sequences run alone, over the real timesteps of ``return_sequences`` outputs and
+        over the final states (for ``bi_*`` the forward and backward states).
+    """
+    if sequences is None:
+        sequences = [np.arange(2, 2 + n) % 50 + 2 for n in (5, 2, 9, 7, 3)]
+    arrays = batching.validate_sequences(sequences, vocab_size=60)
+    x = batching.pad(arrays, padding=padding)
+    mask = batching.mask_of(x)
+    if features == "ids":
+        front = models.embedding(60, 4, mask_zero=use_mask, seed=seed + 3)
+        inputs, alone = x, [a[None, :] for a in arrays]
+    elif features == "floats":
+        table = np.random.default_rng(seed).normal(size=(60, 4)).astype("float32")
+        table[PAD] = 0.0
+        front = keras.layers.Masking(0.0) if use_mask else keras.layers.Identity()
+        inputs, alone = table[x], [table[a][None] for a in arrays]
+    else:
+        raise ValueError(f"features must be 'ids' or 'floats', not {features!r}")
+    rnn = _recurrent(kind, units, return_sequences=True, seed=seed)
+    batch = [np.asarray(t) for t in rnn(front(inputs))]
+    out_diff = state_diff = 0.0
+    for i, single in enumerate(alone):
+        ref = [np.asarray(t) for t in rnn(front(single))]
+        real = batch[0][i][mask[i]]
+        out_diff = max(out_diff, float(np.abs(real - ref[0][0]).max()))
+        for b, r in zip(batch[1:], ref[1:], strict=True):
+            state_diff = max(state_diff, float(np.abs(b[i] - r[0]).max()))
+    return {"outputs": out_diff, "states": state_diff}
+
+
+@dataclass(frozen=True)
+class MaskExactness:
+    """Padded batch vs each sequence alone, per layer and padding side, mask or not.
+
+    Attributes:
+        table: ``{(label, "mask" | "no mask"): {"outputs": diff, "states": diff}}``.
+    """
+
+    table: dict[tuple[str, str], dict[str, float]]
+
+    @property
+    def worst_masked(self) -> float:
+        """Largest difference with a mask (float rounding when masking is exact)."""
+        return max(max(r.values()) for (_, m), r in self.table.items() if m == "mask")
+
+    @property
+    def best_unmasked(self) -> float:
+        """Smallest of the per-layer largest differences without a mask."""
+        return min(max(r.values()) for (_, m), r in self.table.items() if m == "no mask")
+
+
+def run_mask_exactness(setup: Settings[Sizes, Recipe] | None = None) -> MaskExactness:
+    """:func:`mask_exactness` for LSTM, GRU and BiLSTM, pre and post, with and without a mask,
+    on ids, plus a BiLSTM behind a ``Masking`` layer on float features."""
+    s = setup or settings()
+    seed = config.seed(4)
+    table = {}
+    for kind in ("lstm", "gru", "bi_lstm"):
+        for padding in ("pre", "post"):
+            for use_mask in (True, False):
+                table[(f"{kind} {padding}", "mask" if use_mask else "no mask")] = mask_exactness(
+                    kind, padding, use_mask, "ids", units=s.recipe.probe_units, seed=seed)
+    for use_mask in (True, False):
+        table[("bi_lstm pre, Masking", "mask" if use_mask else "no mask")] = mask_exactness(
+            "bi_lstm", "pre", use_mask, "floats", units=s.recipe.probe_units, seed=seed)
+    return MaskExactness(table)
+
+
+def padded_step_outputs(padding: str = "post", kind: str = "lstm", units: int = 4,
+                        seed: int = 0, zero_output_for_mask: bool = False) -> np.ndarray:
+    """``return_sequences`` outputs of a masked layer for a short row in a padded batch.
+
+    The batch is ``[[3, 4, 5, 6, 7], [8, 9]]`` padded on the given side; the result is the
+    ``(5, units)`` (``bi_*``: ``(5, 2 * units)``) output of the second row on this machine's
+    kernel. On Keras' generic kernel (CPU, or GPU without cuDNN) post-padded steps repeat the
+    last real output unless ``zero_output_for_mask=True``; ``Bidirectional`` forces that
+    flag on (zeros), and so does the cuDNN kernel's output.
+    """
+    embedding = models.embedding(10, 4, mask_zero=True, seed=seed + 3)
+    layer = _recurrent(kind, units, return_sequences=True, seed=seed)
+    if not kind.startswith("bi_"):
+        layer.zero_output_for_mask = zero_output_for_mask
+    x = batching.pad([[3, 4, 5, 6, 7], [8, 9]], padding=padding)
+    return np.asarray(layer(embedding(x))[0])[1]
+
+
+def all_padding_row_output(kind: str = "lstm", units: int = 4, seed: int = 0) -> np.ndarray:
+    """What a masked layer returns for a row that is all padding, next to a real row.
+
+    Returns:
+        ``(units,)`` (``(2 * units,)`` for ``bi_*``): the final output of the all-padding row
+        of the batch ``[[3, 4, 5], [0, 0, 0]]`` after ``Embedding(mask_zero=True)``. On CPU
+        Keras returns the initial state (zeros) there; the cuDNN path refuses such a batch.
+    """
+    embedding = models.embedding(10, 4, mask_zero=True, seed=seed + 3)
+    layer = _recurrent(kind, units, return_sequences=False, seed=seed)
+    return np.asarray(layer(embedding(np.array([[3, 4, 5], [0, 0, 0]])))[0])[1]
+
+
+def mask_propagation() -> dict[str, dict[str, bool]]:
+    """Which layers pass an ``Embedding(mask_zero=True)`` mask on, checked in this Keras.
+
+    Returns:
+        ``{layer description: {"keeps_mask": bool, "warns": bool}}``; ``warns`` tells whether
+        Keras warned that the layer destroys the mask (silent drops are the dangerous ones).
+    """
+
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    class MaskedDoubler(Doubler):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+
+    candidates: dict[str, Callable] = {
+        "Dense": lambda t: keras.layers.Dense(4)(t),
+        "Dropout": lambda t: keras.layers.Dropout(0.1)(t),
+        "Activation": lambda t: keras.layers.Activation("relu")(t),
+        "LayerNormalization": lambda t: keras.layers.LayerNormalization()(t),
+        "TimeDistributed(Dense)": lambda t: keras.layers.TimeDistributed(keras.layers.Dense(4))(t),
+        "LSTM(return_sequences=True)": lambda t: keras.layers.LSTM(4, return_sequences=True)(t),
+        "Bidirectional(LSTM, return_sequences=True)": lambda t: keras.layers.Bidirectional(
+            keras.layers.LSTM(4, return_sequences=True))(t),
+        "Add()([x, x])": lambda t: keras.layers.Add()([t, t]),
+        "Concatenate()([x, x])": lambda t: keras.layers.Concatenate()([t, t]),
+        "LSTM(return_sequences=False)": lambda t: keras.layers.LSTM(4)(t),
+        "GlobalAveragePooling1D": lambda t: keras.layers.GlobalAveragePooling1D()(t),
+        "Conv1D": lambda t: keras.layers.Conv1D(4, 3, padding="same")(t),
+        "Lambda(lambda x: 2 * x)": lambda t: keras.layers.Lambda(lambda v: 2.0 * v)(t),
+        "keras.ops.multiply(x, 2)": lambda t: keras.ops.multiply(t, 2.0),
+        "x * 2 (Python operator)": lambda t: t * 2.0,
+        "custom Layer": lambda t: Doubler()(t),
+        "custom Layer, supports_masking=True": lambda t: MaskedDoubler()(t),
+    }
+    table = {}
+    for name, apply in candidates.items():
+        inputs = keras.Input(shape=(None,), dtype="int32")
+        embedded = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = apply(embedded)
+        table[name] = {
+            "keeps_mask": getattr(out, "_keras_mask", None) is not None,
+            "warns": any("mask" in str(w.message) for w in caught),
+        }
+    return table
+
+
+# --------------------------------------------------------------------------- losses, gradients
+
+
+@dataclass(frozen=True)
+class LossNormalisations:
+    """One per-token loss of a padded batch, normalised four ways, and by hand.
+
+    Attributes:
+        mask_loss: model with ``mask_zero=True`` (Keras' default reduction).
+        weight_loss: no mask, 2-D ``sample_weight`` = 1 at real tokens.
+        rescaled_weight_loss: the same weights times ``positions / real tokens``.
+        mean_with_sample_weight_loss: no mask, the 0/1 weights, and the loss built with
+            ``reduction="mean_with_sample_weight"`` (divides by the sum of the weights).
+        real_mean, all_mean: per-token losses summed over real tokens, divided by the
+            real-token count or by all positions.
+        real_fraction: real tokens / positions.
+        mask_accuracy: Keras accuracy with the mask; real_accuracy, all_accuracy: by hand
+            over real tokens / all positions.
+    """
+
+    mask_loss: float
+    weight_loss: float
+    rescaled_weight_loss: float
+    mean_with_sample_weight_loss: float
+    real_mean: float
+    all_mean: float
+    real_fraction: float
+    mask_accuracy: float
+    real_accuracy: float
+    all_accuracy: float
+
+
+def _probe_tagger(vocab_size: int, units: int, mask_zero: bool, seed: int,
+                  reduction: str = "sum_over_batch_size") -> keras.Model:
+    model = models.sequence_tagger(vocab_size, 1, units=units, embedding_dim=8,
+                                   bidirectional=False, activation="sigmoid",
+                                   mask_zero=mask_zero, seed=seed)
+    model.compile(loss=keras.losses.BinaryCrossentropy(reduction=reduction),
+                  metrics=["accuracy"])
+    return model
+
+
+def loss_normalisations(x: np.ndarray, y: np.ndarray, units: int = 8, seed: int = 0
+                        ) -> LossNormalisations:
+    """Per-token loss of a padded batch: mask vs 2-D ``sample_weight``, against hand sums.
+
+    A small tagger (:func:`rnncourse.models.sequence_tagger`: Embedding -> LSTM -> sigmoid
+    per step) scores every timestep; ``x`` is post- or pre-padded ids ``(batch, timesteps)``,
+    ``y`` the 0/1 targets ``(batch, timesteps)``. The whole batch is evaluated at once, so
+    each normalisation is over the batch.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape != np.asarray(y).shape[:2]:
+        raise ValueError(f"x has shape {x.shape} but y has {np.asarray(y).shape}; "
+                         "pass one target per timestep, (batch, timesteps)")
+    y = np.asarray(y, dtype="float32").reshape(x.shape + (1,))
+    vocab = int(x.max()) + 1
+    masked = _probe_tagger(vocab, units, True, seed)
+    unmasked = _probe_tagger(vocab, units, False, seed)
+    by_weights = _probe_tagger(vocab, units, False, seed, "mean_with_sample_weight")
+    weights = batching.mask_of(x).astype("float32")
+    n = len(x)
+    mask_loss, mask_accuracy = masked.evaluate(x, y, batch_size=n, verbose=0)
+    weight_loss = unmasked.evaluate(x, y, sample_weight=weights, batch_size=n, verbose=0)[0]
+    rescaled = weights * weights.size / weights.sum()
+    rescaled_loss = unmasked.evaluate(x, y, sample_weight=rescaled, batch_size=n, verbose=0)[0]
+    mean_weighted = by_weights.evaluate(x, y, sample_weight=weights, batch_size=n, verbose=0)[0]
+    p = np.clip(masked.predict(x, batch_size=n, verbose=0)[..., 0], 1e-7, 1 - 1e-7)
+    token_loss = -(y[..., 0] * np.log(p) + (1 - y[..., 0]) * np.log(1 - p))
+    hits = ((p > 0.5) == (y[..., 0] > 0.5)).astype("float64")
+    return LossNormalisations(
+        mask_loss=float(mask_loss), weight_loss=float(weight_loss),
+        rescaled_weight_loss=float(rescaled_loss),
+        mean_with_sample_weight_loss=float(mean_weighted),
+        real_mean=float((token_loss * weights).sum() / weights.sum()),
+        all_mean=float((token_loss * weights).sum() / weights.size),
+        real_fraction=float(weights.mean()), mask_accuracy=float(mask_accuracy),
+        real_accuracy=float((hits * weights).sum() / weights.sum()),
+        all_accuracy=float(hits.mean()))
+
+
+@dataclass(frozen=True)
+class GroupedGradients:
+    """Loss and gradients over a data set: length-grouped batches vs one masked padded batch.
+
+    Attributes:
+        loss_padded, loss_grouped: mean loss over all sequences, both ways.
+        max_grad_diff: largest absolute difference over all weights' gradients.
+        max_grad: largest absolute gradient (for scale).
+        batches: length-grouped batches.
+        distinct_lengths: distinct sequence lengths.
+    """
+
+    loss_padded: float
+    loss_grouped: float
+    max_grad_diff: float
+    max_grad: float
+    batches: int
+    distinct_lengths: int
+
+
+def grouped_vs_padded_gradients(sequences: Sequence, labels, batch_size: int = 32,
+                                units: int = 8, seed: int = 0) -> GroupedGradients:
+    """Two copies of one classifier with equal weights, fed two ways.
+
+    One :func:`rnncourse.models.sequence_classifier` with ``mask_zero=True`` sees all
+    sequences padded in one batch; a copy with no mask at all sees
+    :func:`rnncourse.batching.length_grouped_batches`. Each batch's mean loss and gradients
+    are weighted by ``batch / n`` and summed, which is the mean over all sequences.
+    """
+    arrays = batching.validate_sequences(sequences, labels)
+    labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
+    vocab = int(max(a.max() for a in arrays)) + 1
+    masked = models.sequence_classifier(vocab, embedding_dim=8, units=units, mask_zero=True,
+                                        seed=seed)
+    plain = models.sequence_classifier(vocab, embedding_dim=8, units=units, mask_zero=False,
+                                       seed=seed)
+    plain.set_weights(masked.get_weights())
+    loss_fn = keras.losses.BinaryCrossentropy()
+
+    def loss_and_grads(model, x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        return float(loss), [tf.convert_to_tensor(g).numpy() for g in grads]
+
+    loss_padded, grads_padded = loss_and_grads(masked, batching.pad(arrays), labels)
+    n = len(arrays)
+    loss_grouped, grads_grouped = 0.0, [np.zeros_like(g) for g in grads_padded]
+    batches = batching.length_grouped_batches(arrays, labels, batch_size, seed)
+    for x, y in batches:
+        loss, grads = loss_and_grads(plain, x, y)
+        loss_grouped += loss * len(x) / n
+        grads_grouped = [a + g * len(x) / n for a, g in zip(grads_grouped, grads, strict=True)]
+    return GroupedGradients(
+        loss_padded=loss_padded, loss_grouped=loss_grouped,
+        max_grad_diff=float(max(np.abs(a - b).max()
+                                for a, b in zip(grads_padded, grads_grouped, strict=True))),
+        max_grad=float(max(np.abs(g).max() for g in grads_padded)),
+        batches=len(batches), distinct_lengths=len(set(batching.lengths_of(arrays))))
+
+
+# --------------------------------------------------------------------------- other lengths
+
+
+def train_fixed_length(sequences: Sequence, labels, vocab_size: int,
+                       setup: Settings[Sizes, Recipe] | None = None) -> keras.Model:
+    """A classifier built for exactly ``train_timesteps`` steps, trained on ``sequences``
+    cut or padded to that length (the reader's fixed-length model)."""
+    s = setup or settings()
+    x = batching.pad(sequences, maxlen=s.recipe.train_timesteps)
+    model = models.sequence_classifier(vocab_size, embedding_dim=s.sizes.embedding_dim,
+                                       units=s.sizes.units, timesteps=s.recipe.train_timesteps,
+                                       seed=config.seed(5))
+    model.compile(optimizer=s.recipe.optimizer, loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    config.set_seed(config.seed(6))  # the order of the fit's batches
+    model.fit(x, np.asarray(labels), epochs=s.sizes.epochs, batch_size=s.recipe.batch_size,
+              verbose=0)
+    return model
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class EpochTimes:
+    """Wall time of one training epoch per batching strategy (interleaved repeats).
+
+    Attributes:
+        seconds: ``{strategy: (epoch seconds per repeat, ...)}``.
+        counts: ``{strategy: PaddingCount}`` of the strategy's batches (load-independent).
+    """
+
+    seconds: dict[str, tuple[float, ...]]
+    counts: dict[str, batching.PaddingCount] = field(default_factory=dict)
+
+    def median(self, strategy: str) -> float:
+        return statistics.median(self.seconds[strategy])
+
+    def ratio(self, strategy: str, base: str = "global_max") -> tuple[float, float, float]:
+        """``(median, min, max)`` of ``base / strategy`` over the repeats (paired)."""
+        ratios = [b / s for b, s in zip(self.seconds[base], self.seconds[strategy],
+                                        strict=True)]
+        return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def epoch_times(sequences: Sequence, labels, batch_size: int = 32, units: int = 16,
+                embedding_dim: int = 16, strategies: Sequence[str] = batching.STRATEGIES,
+                maxlen: int | None = None, seed: int = 0, repeats: int = 3) -> EpochTimes:
+    """Time one training epoch of the same classifier under each batching strategy.
+
+    One :func:`rnncourse.models.sequence_classifier` (``None`` timesteps) trains on every
+    strategy's dataset: one batch each first (so tracing is not timed), then ``repeats``
+    rounds of one full epoch per strategy, interleaved so that a burst of load on a shared
+    machine hits all strategies alike. Wall clock: for ``benchmarks/``, never for an assert.
+    """
+    arrays = batching.validate_sequences(sequences, labels)
+    labels = np.asarray(labels, dtype="float32")
+    vocab = int(max(a.max() for a in arrays)) + 1
+    model = models.sequence_classifier(vocab, embedding_dim=embedding_dim, units=units,
+                                       seed=seed)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    datasets = {strategy: batching.padded_dataset(arrays, labels, batch_size, strategy,
+                                                  seed=seed, maxlen=maxlen)
+                for strategy in strategies}
+    counts = {strategy: batching.count_padding(ds) for strategy, ds in datasets.items()}
+    for ds in datasets.values():
+        model.fit(ds.take(1), epochs=1, verbose=0, shuffle=False)
+    seconds: dict[str, list[float]] = {strategy: [] for strategy in strategies}
+    for _ in range(repeats):
+        for strategy, ds in datasets.items():
+            start = time.perf_counter()
+            model.fit(ds, epochs=1, verbose=0, shuffle=False)
+            seconds[strategy].append(time.perf_counter() - start)
+    return EpochTimes({k: tuple(v) for k, v in seconds.items()}, counts)

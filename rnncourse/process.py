@@ -1,0 +1,94 @@
+"""Run one function in a fresh Python process: the one place the package does so.
+
+Some measurements need a process of their own: TensorFlow fixes its devices and its
+allocator when it starts (logical CPUs for ``MirroredStrategy``; the counting BFC allocator
+for memory), and a peak measured in a process that already ran other work depends on that
+work. :func:`run_fresh` starts ``python -m rnncourse.process``, which imports the target by
+its dotted name, calls it with JSON keyword arguments and prints the JSON result.
+
+    >>> run_fresh("rnncourse.text:split_indices", {"n": 4}, timeout=60)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_fresh", "FreshProcessError"]
+
+_MARKER = "@@rnncourse-result@@"
+
+
+class FreshProcessError(RuntimeError):
+    """The child process failed or timed out; the message holds the end of its stderr.
+
+    Attributes:
+        returncode: the child's exit status (negative: killed by that signal), or ``None``
+            when it timed out.
+    """
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+
+def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
+              env: Mapping[str, str] | None = None, timeout: float = 600.0) -> Any:
+    """Call ``target`` (``"package.module:function"``) in a new Python process.
+
+    Args:
+        target: dotted module path and function name, separated by a colon.
+        kwargs: JSON-serialisable keyword arguments.
+        env: extra environment variables for the child (e.g.
+            ``{"TF_CPU_ALLOCATOR_USE_BFC": "true"}``), set before it imports TensorFlow.
+        timeout: seconds before the child is killed and :class:`FreshProcessError` raised.
+
+    Returns:
+        The function's return value, through JSON (tuples come back as lists).
+    """
+    if not isinstance(target, str) or target.count(":") != 1:
+        raise ValueError(f"target must be 'module:function', got {target!r}")
+    try:
+        payload = json.dumps(dict(kwargs or {}))
+    except TypeError as err:
+        raise TypeError(f"kwargs for {target} must be JSON-serialisable: {err}") from None
+    # The child must import this very copy of rnncourse (a source checkout need not be
+    # installed), so its parent directory goes first on the child's path.
+    root = str(Path(__file__).resolve().parents[1])
+    child_env = dict(os.environ)
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    child_env.update(env or {})
+    try:
+        done = subprocess.run([sys.executable, "-m", "rnncourse.process", target, payload],
+                              env=child_env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired as err:
+        raise FreshProcessError(f"{target} did not finish within {timeout:.0f} s") from err
+    results = [line for line in done.stdout.splitlines() if line.startswith(_MARKER)]
+    if done.returncode or not results:
+        raise FreshProcessError(f"{target} failed in a fresh process (exit "
+                                f"{done.returncode}):\n{done.stderr[-3000:]}", done.returncode)
+    return json.loads(results[-1][len(_MARKER):])
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m rnncourse.process module:function '<json kwargs>'",
+              file=sys.stderr)
+        return 2
+    module_name, function_name = argv[0].split(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    result = function(**json.loads(argv[1]))
+    print(_MARKER + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

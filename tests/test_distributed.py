@@ -1,0 +1,233 @@
+"""The multi-worker launcher (rnncourse.distributed) and chapter 7's two-worker runs.
+
+The launcher tests use tiny stdlib-only targets (below), so they take seconds. The two
+TensorFlow tests start two local ``MultiWorkerMirroredStrategy`` workers three times
+(uninterrupted, killed, resumed) on random data: no download. Every test checks that no
+process it started is left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import pytest
+
+from rnncourse import distributed
+from rnncourse.chapters import Settings
+
+# The workers of the launcher tests import this file: it must not import TensorFlow at
+# the top (chapter 7's module does), or each worker would take seconds to start.
+TARGET = "test_distributed:behave"  # tests/ is put on the workers' PYTHONPATH
+
+
+# ----------------------------------------------------------------------------- targets
+def behave(modes: list[str]) -> dict:
+    """Worker ``i`` does ``modes[i]``: ``ok``, ``fail`` (exit 3), ``hang``, ``sleep1``."""
+    index = distributed.worker_index()
+    mode = modes[index]
+    if mode == "fail":
+        sys.exit(3)
+    if mode == "hang":
+        time.sleep(600)
+    if mode == "sleep1":
+        time.sleep(1)
+    return {"index": index, "pid": os.getpid(), "tf_config": json.loads(os.environ["TF_CONFIG"])}
+
+
+def gone(outcomes: list[distributed.WorkerOutcome]) -> bool:
+    """No process of any worker's process group exists any more."""
+    for o in outcomes:
+        try:
+            os.killpg(o.pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# tests/ for this file, the checkout for rnncourse (an ``env`` PYTHONPATH replaces the
+# launcher's own).
+ENV = {"PYTHONPATH": os.pathsep.join([HERE, os.path.dirname(HERE)])}
+
+
+def launch(modes, **kwargs):
+    return distributed.launch_workers(TARGET, {"modes": modes}, workers=len(modes),
+                                      env=ENV, **kwargs)
+
+
+# ----------------------------------------------------------------------------- cluster
+def test_free_ports_are_distinct_and_bindable():
+    ports = distributed.free_ports(4)
+    assert len(set(ports)) == 4 and all(1024 <= p < 65536 for p in ports)
+
+
+def test_tf_config_is_one_cluster_with_own_task():
+    configs = [distributed.tf_config([4001, 4002], i) for i in range(2)]
+    assert configs[0]["cluster"] == configs[1]["cluster"] == {
+        "worker": ["127.0.0.1:4001", "127.0.0.1:4002"]}
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": 0},
+                                            {"type": "worker", "index": 1}]
+
+
+@pytest.mark.parametrize("ports, index, message", [
+    ([], 0, "non-empty"), ([4001, 4001], 0, "distinct"), ([4001], 1, "index"),
+    ([4001], -1, "index"), ([4001], True, "index"), ([4001], "0", "index")])
+def test_tf_config_rejects(ports, index, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.tf_config(ports, index)
+
+
+@pytest.mark.parametrize("raw, expected", [("", 0), ('{"task": {"index": 1}}', 1)])
+def test_worker_index(monkeypatch, raw, expected):
+    monkeypatch.setenv("TF_CONFIG", raw)
+    assert distributed.worker_index() == expected
+
+
+def test_worker_index_rejects_a_broken_tf_config(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distributed.worker_index()
+
+
+# ----------------------------------------------------------------------------- launcher
+@pytest.mark.parametrize("target, kwargs, options, error, message", [
+    ("no_colon", {}, {}, ValueError, "package.module:function"),
+    ("a:b:c", {}, {}, ValueError, "package.module:function"),
+    (":f", {}, {}, ValueError, "package.module:function"),
+    (42, {}, {}, ValueError, "package.module:function"),
+    ("no_such_module_xyz:f", {}, {}, ValueError, "no module named"),
+    ("rnncourse.config:seed", {"x": object()}, {}, TypeError, "JSON"),
+    ("rnncourse.config:seed", {}, {"workers": 0}, ValueError, "workers"),
+    ("rnncourse.config:seed", {}, {"workers": True}, ValueError, "workers"),
+    ("rnncourse.config:seed", {}, {"workers": 2.0}, ValueError, "workers"),
+    ("rnncourse.config:seed", {}, {"timeout": 0}, ValueError, "timeout"),
+    ("rnncourse.config:seed", {}, {"timeout": math.inf}, ValueError, "timeout"),
+    ("rnncourse.config:seed", {}, {"timeout": math.nan}, ValueError, "timeout"),
+    ("rnncourse.config:seed", {}, {"grace": -1}, ValueError, "grace"),
+    ("rnncourse.config:seed", {}, {"grace": "5"}, ValueError, "grace"),
+])
+def test_launch_workers_rejects_bad_input_before_starting(target, kwargs, options, error,
+                                                          message):
+    with pytest.raises(error, match=message):
+        distributed.launch_workers(target, kwargs, **options)
+
+
+def test_two_workers_get_their_own_tf_config_and_results():
+    outcomes = launch(["ok", "ok"], timeout=120)
+    assert [o.ok for o in outcomes] == [True, True], distributed.describe_failure(outcomes)
+    results = [o.result for o in outcomes]
+    assert [r["index"] for r in results] == [0, 1]
+    assert results[0]["tf_config"]["cluster"] == results[1]["tf_config"]["cluster"]
+    assert gone(outcomes)
+
+
+def test_a_failed_worker_stops_its_hanging_peer_after_the_grace():
+    start = time.monotonic()
+    outcomes = launch(["hang", "fail"], timeout=120, grace=1)
+    assert time.monotonic() - start < 60
+    hung, failed = outcomes
+    assert failed.returncode == 3 and not failed.stopped and failed.result is None
+    assert hung.stopped and not hung.ok
+    assert gone(outcomes)
+    with pytest.raises(distributed.WorkerError, match="worker 1 .* exited with status 3"):
+        distributed.run_workers(TARGET, {"modes": ["ok", "fail"]}, timeout=120,
+                                env=ENV)
+
+
+def test_the_timeout_stops_every_worker():
+    outcomes = launch(["hang", "sleep1"], timeout=4)
+    assert outcomes[0].stopped and 4 <= outcomes[0].seconds < 30
+    assert outcomes[1].ok  # ended by itself before the timeout
+    assert gone(outcomes)
+
+
+# ----------------------------------------------------------------------------- input
+def test_replica_batches_cut_each_global_batch_into_equal_padded_slices():
+    import numpy as np
+    import tensorflow as tf
+
+    ids = np.arange(1, 5 * 4 + 1, dtype="int32").reshape(5, 4)  # one batch of 5 rows
+    batches = tf.data.Dataset.from_tensors((ids, ids * 0)).repeat(2)
+    got = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(2, worker, 2)
+        got.append([tuple(t.numpy() for t in s)
+                    for s in distributed.replica_batches(batches, context)])
+    assert [len(g) for g in got] == [2, 2]  # one slice per global batch per worker
+    assert [g[0][0].shape for g in got] == [(3, 4), (2, 4)]  # ceil(5 / 2), then the rest
+    assert np.array_equal(np.concatenate([got[0][1][0], got[1][1][0]]), ids)
+    # one pipeline feeding two replicas (MirroredStrategy): both slices, in order
+    both = list(distributed.replica_batches(batches.take(1), tf.distribute.InputContext(
+        1, 0, 2)))
+    assert [tuple(b[0].shape) for b in both] == [(3, 4), (2, 4)]
+    with pytest.raises(ValueError, match="cannot be split"):
+        distributed.replica_batches(batches, tf.distribute.InputContext(2, 0, 3))
+
+
+def test_global_token_weights_average_over_the_global_batch():
+    import numpy as np
+    import tensorflow as tf
+
+    ids = tf.constant([[5, 6, 0, 0], [7, 0, 0, 0]])
+    weights = distributed.global_token_weights(ids).numpy()
+    assert np.allclose(weights, [[1 / 3, 1 / 3, 0, 0], [1 / 3, 0, 0, 0]])
+    assert float(distributed.global_token_weights(tf.zeros((2, 3), "int32")).numpy().sum()) == 0
+    with pytest.raises(ValueError, match="batch, timesteps"):
+        distributed.global_token_weights(tf.constant([1, 2]))
+
+
+# ----------------------------------------------------------------------------- chapter 7
+@pytest.fixture(scope="module")
+def ch07():
+    from rnncourse.chapters import ch07_scaling
+
+    return ch07_scaling
+
+
+@pytest.fixture(scope="module")
+def tiny(ch07):
+    return Settings(scale="ci", seed=0, sizes=ch07.Sizes(tweets=80, epochs=2, units=4),
+                    recipe=dataclasses.replace(ch07.RECIPE, corpus="synthetic",
+                                               batch_size=16, glove_dim=8, kill_batch=1,
+                                               collective_timeout=30.0,
+                                               worker_timeout=150.0, worker_grace=45.0))
+
+
+@pytest.fixture(scope="module")
+def runs(ch07, tiny, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("ch07"))
+    single = ch07.run_single(out, tiny)
+    multi = ch07.run_multi_worker(out, tiny)
+    return out, single, multi
+
+
+def test_two_workers_match_one_process(ch07, runs):
+    _, single, multi = runs
+    assert multi.replicas == 2 and len(multi.reports) == 2
+    steps = single.reports[0]["steps_per_epoch"]
+    assert all(r["steps_per_epoch"] == steps for r in multi.reports)
+    # each worker's replica gets half of every global batch, padded like the global one
+    assert [2 * r for r in multi.reports[0]["slice_rows"]] == single.reports[0]["slice_rows"]
+    assert multi.reports[0]["slice_timesteps"] == single.reports[0]["slice_timesteps"]
+    gap = ch07.exactness(single, multi)
+    assert gap.weights < 1e-5, gap
+    assert gap.gradient < 1e-5, gap
+
+
+def test_a_lost_worker_fails_its_peer_and_the_restart_resumes(ch07, tiny, runs):
+    out, _, multi = runs
+    lost = ch07.run_worker_lost(out, multi, tiny)
+    assert lost.killed.returncode == -9
+    # the survivor ends by itself with an error, well before the launcher would stop it
+    assert not lost.survivor.stopped and lost.survivor.returncode not in (0, None)
+    assert lost.survivor.seconds - lost.killed.seconds < tiny.recipe.collective_timeout
+    assert "Error" in lost.survivor_error
+    assert gone([lost.killed, lost.survivor])
+    assert [r["first_epoch"] for r in lost.resumed.reports] == [tiny.recipe.kill_epoch] * 2
+    assert lost.weights_vs_uninterrupted < 1e-6

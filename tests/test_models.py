@@ -1,0 +1,119 @@
+"""Tests of rnncourse.models: the cell registry and one builder per model family."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from rnncourse import models
+
+
+def test_one_registry_of_the_three_keras_cells():
+    assert models.CELLS == {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
+                            "lstm": keras.layers.LSTM}
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: models.recurrent_layer("rnn", 4), ValueError, "cell must be one of simple_rnn"),
+    (lambda: models.recurrent_layer("lstm", 0), ValueError, "units must be a positive int"),
+    (lambda: models.embedding(10), ValueError, "pass embedding_dim"),
+    (lambda: models.embedding(10, matrix=np.zeros((9, 3))), ValueError,
+     r"expected \(10, dim\)"),
+    (lambda: models.embedding(3, 4, matrix=np.zeros((3, 3))), ValueError,
+     "embedding_dim=4 but matrix has 3 columns"),
+    (lambda: models.embedding(2, matrix=np.array([[0.0], [np.nan]])), ValueError, "NaN"),
+    (lambda: models.embedding(0, 3), ValueError, "vocab_size must be a positive int"),
+    (lambda: models.sequence_classifier(10, num_classes=1), ValueError, "num_classes must be"),
+    (lambda: models.sequence_classifier(10, dropout=1.0), ValueError,
+     r"dropout must be in \[0, 1\)"),
+    (lambda: models.sequence_tagger(10, 0), ValueError, "num_tags must be a positive int"),
+    (lambda: models.sequence_regressor("gru", units=2, features=0), ValueError,
+     "features must be a positive int"),
+    (lambda: models.char_lm(5, stateful=True), ValueError, "needs a fixed batch_size"),
+])
+def test_bad_arguments_get_clear_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_embedding_starts_from_the_given_matrix():
+    matrix = np.arange(12, dtype="float32").reshape(4, 3)
+    layer = models.embedding(4, matrix=matrix, trainable=False)
+    out = np.asarray(layer(np.array([[3, 0, 1]])))
+    np.testing.assert_array_equal(out[0], matrix[[3, 0, 1]])
+    assert not layer.trainable and layer.mask_zero
+
+
+@pytest.mark.parametrize("builder", [
+    lambda seed: models.sequence_classifier(20, embedding_dim=4, units=3, seed=seed),
+    lambda seed: models.sequence_tagger(20, 5, units=3, embedding_dim=4, seed=seed),
+    lambda seed: models.sequence_regressor("gru", 3, 2, seed=seed),
+    lambda seed: models.char_lm(7, 3, 4, seed=seed),
+])
+def test_same_seed_same_weights(builder):
+    a, b, c = builder(1), builder(1), builder(2)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert any(not np.array_equal(wa, wc) for wa, wc in
+               zip(a.get_weights(), c.get_weights(), strict=True))
+
+
+@pytest.mark.parametrize("num_classes, shape", [(2, (2, 1)), (4, (2, 4))])
+def test_classifier_outputs_probabilities(num_classes, shape):
+    model = models.sequence_classifier(20, embedding_dim=4, units=3, num_classes=num_classes,
+                                       seed=0)
+    out = np.asarray(model(np.array([[2, 3, 0, 0], [4, 5, 6, 7]])))
+    assert out.shape == shape and (out >= 0).all() and (out <= 1).all()
+    if num_classes > 2:
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_classifier_mask_makes_padding_invisible():
+    model = models.sequence_classifier(20, embedding_dim=4, units=3, seed=0)
+    short = np.asarray(model(np.array([[2, 3]])))
+    padded = np.asarray(model(np.array([[2, 3, 0, 0, 0]])))
+    np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+def test_copy_weights_by_name_moves_a_fixed_length_model_to_any_length():
+    fixed = models.sequence_classifier(20, embedding_dim=4, units=3, timesteps=5, seed=0)
+    free = models.copy_weights_by_name(
+        fixed, models.sequence_classifier(20, embedding_dim=4, units=3, seed=9))
+    x = np.array([[2, 3, 4, 0, 0]])
+    np.testing.assert_allclose(np.asarray(fixed(x)), np.asarray(free(x)), atol=1e-6)
+    np.asarray(free(np.array([[2, 3, 4, 5, 6, 7, 8]])))  # any length now
+    with pytest.raises(ValueError, match="same vocab_size, units and embedding_dim"):
+        models.copy_weights_by_name(fixed, models.sequence_classifier(20, embedding_dim=4,
+                                                                      units=5))
+    with pytest.raises(ValueError, match="has no layer named"):
+        models.copy_weights_by_name(fixed, models.sequence_regressor("lstm", 3, 4))
+
+
+def test_tagger_predicts_one_distribution_per_step_and_masks_padding():
+    model = models.sequence_tagger(20, 5, units=3, embedding_dim=4, seed=0)
+    out = np.asarray(model(np.array([[2, 3, 4, 0]])))
+    assert out.shape == (1, 4, 5)
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
+    names = [layer.name for layer in model.layers]
+    assert names == ["token_ids", "embedding", "bi_lstm", "tags"]
+    binary = models.sequence_tagger(20, 1, units=3, bidirectional=False, activation="sigmoid")
+    assert np.asarray(binary(np.array([[2, 3]]))).shape == (1, 2, 1)
+
+
+def test_state_char_lm_equals_char_lm_from_a_zero_state():
+    lm = models.char_lm(7, 5, 4, seed=0)
+    explicit = models.copy_weights_by_name(lm, models.state_char_lm(7, 5, 4))
+    ids = np.array([[1, 2, 3, 4]], dtype="int32")
+    zero = np.zeros((1, 5), "float32")
+    logits, _, _ = explicit([ids, zero, zero])
+    np.testing.assert_allclose(np.asarray(lm(ids)), np.asarray(logits), atol=1e-5)
+
+
+def test_stateful_char_lm_carries_state_between_calls():
+    lm = models.char_lm(7, 5, 4, batch_size=1, stateful=True, seed=0)
+    ids = np.array([[1, 2]], dtype="int32")
+    first, second = np.asarray(lm(ids)), np.asarray(lm(ids))
+    assert not np.allclose(first, second)
+    lm.get_layer("lstm").reset_state()
+    np.testing.assert_allclose(np.asarray(lm(ids)), first, atol=1e-6)
