@@ -31,21 +31,19 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rnncourse.config import quiet_tensorflow
+from rnncourse.process import child_command, child_environment, read_result
 
 __all__ = ["free_ports", "tf_config", "WorkerOutcome", "WorkerError", "launch_workers",
            "describe_failure", "run_workers", "worker_index", "multi_worker_strategy",
            "replica_batches", "global_token_weights"]
 
-_MARKER = "@@rnncourse-worker-result@@"
 _HOST = "127.0.0.1"
 
 
@@ -172,7 +170,7 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
                    env: Mapping[str, str] | None = None) -> list[WorkerOutcome]:
     """Run ``target(**kwargs)`` in ``workers`` local processes, one ``TF_CONFIG`` each.
 
-    Every worker is started as ``python -m rnncourse.distributed`` in a process group of its
+    Every worker is started as ``python -m rnncourse.process`` in a process group of its
     own, with ``TF_CONFIG`` from :func:`tf_config` (free ports on 127.0.0.1), this copy of
     ``rnncourse`` first on ``PYTHONPATH``, and ``CUDA_VISIBLE_DEVICES=-1`` (CPU only; pass
     ``env={"CUDA_VISIBLE_DEVICES": "0"}`` to change it). Standard output and error go to
@@ -220,7 +218,6 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
         raise ValueError(f"target {target!r}: no module named {module_name!r} can be "
                          "imported; name an importable module (e.g. "
                          "'rnncourse.chapters.ch07_scaling:train_tagger')")
-    root = str(Path(__file__).resolve().parents[1])
     ports = free_ports(workers)
     processes: list[subprocess.Popen] = []
     logs: list[tuple[Any, Any]] = []
@@ -229,17 +226,14 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
     start = time.monotonic()
     try:
         for index in range(workers):
-            child_env = dict(os.environ)
-            child_env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-            child_env["CUDA_VISIBLE_DEVICES"] = "-1"
-            child_env["TF_CONFIG"] = json.dumps(tf_config(ports, index))
-            child_env.update(env or {})
+            child_env = child_environment({"CUDA_VISIBLE_DEVICES": "-1",
+                                           "TF_CONFIG": json.dumps(tf_config(ports, index)),
+                                           **(env or {})})
             out = tempfile.TemporaryFile(mode="w+b")
             err = tempfile.TemporaryFile(mode="w+b")
             logs.append((out, err))
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "rnncourse.distributed", target, payload],
+                child_command(target, payload),
                 env=child_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 start_new_session=True))
         first_failure: float | None = None
@@ -274,10 +268,9 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
         stderr = err.read().decode("utf-8", "replace")
         out.close()
         err.close()
-        results = [line for line in stdout.splitlines() if line.startswith(_MARKER)]
-        result = json.loads(results[-1][len(_MARKER):]) if results else None
+        found, result = read_result(stdout)
         returncode = process.returncode
-        if returncode == 0 and not results:
+        if returncode == 0 and not found:
             returncode = 1  # exited without printing a result: count it as a failure
         outcomes.append(WorkerOutcome(index=index, pid=process.pid, returncode=returncode,
                                       result=result, seconds=round(ended[index], 3),
@@ -411,20 +404,3 @@ def global_token_weights(token_ids):
                          f"{token_ids.shape}")
     real = tf.cast(tf.not_equal(token_ids, 0), tf.float32)
     return real / tf.maximum(tf.reduce_sum(real), 1.0)
-
-
-# --------------------------------------------------------------------------- worker entry
-def _main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m rnncourse.distributed module:function '<json kwargs>'",
-              file=sys.stderr)
-        return 2
-    module_name, function_name = argv[0].split(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    result = function(**json.loads(argv[1]))
-    print(_MARKER + json.dumps(result), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_fresh", "FreshProcessError"]
+__all__ = ["run_fresh", "FreshProcessError", "child_command", "child_environment",
+           "read_result"]
 
 _MARKER = "@@rnncourse-result@@"
 
@@ -58,24 +59,44 @@ def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
         payload = json.dumps(dict(kwargs or {}))
     except TypeError as err:
         raise TypeError(f"kwargs for {target} must be JSON-serialisable: {err}") from None
-    # The child must import this very copy of rnncourse (a source checkout need not be
-    # installed), so its parent directory goes first on the child's path.
+    try:
+        done = subprocess.run(child_command(target, payload), env=child_environment(env),
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise FreshProcessError(f"{target} did not finish within {timeout:.0f} s") from err
+    found, result = read_result(done.stdout)
+    if done.returncode or not found:
+        raise FreshProcessError(f"{target} failed in a fresh process (exit "
+                                f"{done.returncode}):\n{done.stderr[-3000:]}", done.returncode)
+    return result
+
+
+def child_command(target: str, payload: str) -> list[str]:
+    """The command line of a child that calls ``target`` with the JSON ``payload``."""
+    return [sys.executable, "-m", "rnncourse.process", target, payload]
+
+
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a child, plus ``env``.
+
+    The child must import this very copy of rnncourse (a source checkout need not be
+    installed), so its parent directory goes first on the child's ``PYTHONPATH``.
+    """
     root = str(Path(__file__).resolve().parents[1])
     child_env = dict(os.environ)
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     child_env.update(env or {})
-    try:
-        done = subprocess.run([sys.executable, "-m", "rnncourse.process", target, payload],
-                              env=child_env, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired as err:
-        raise FreshProcessError(f"{target} did not finish within {timeout:.0f} s") from err
-    results = [line for line in done.stdout.splitlines() if line.startswith(_MARKER)]
-    if done.returncode or not results:
-        raise FreshProcessError(f"{target} failed in a fresh process (exit "
-                                f"{done.returncode}):\n{done.stderr[-3000:]}", done.returncode)
-    return json.loads(results[-1][len(_MARKER):])
+    return child_env
+
+
+def read_result(stdout: str) -> tuple[bool, Any]:
+    """``(True, value)`` for the last result a child printed on ``stdout``, else
+    ``(False, None)`` (it failed or was stopped before returning)."""
+    results = [line for line in stdout.splitlines() if line.startswith(_MARKER)]
+    if not results:
+        return False, None
+    return True, json.loads(results[-1][len(_MARKER):])
 
 
 def _main(argv: list[str]) -> int:

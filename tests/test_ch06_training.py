@@ -15,8 +15,8 @@ from rnncourse.plots import training as training_plots
 config.quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
+from test_training import STEPS, TAGS, VOCAB, ids  # noqa: E402  (tests/ is on the path)
 
-VOCAB, TAGS, STEPS = 30, 5, 6
 TINY = Settings(scale="ci", seed=0, recipe=ch06.RECIPE,
                 sizes=ch06.Sizes(loop_examples=3, loop_epochs=2, tagger_tweets=12,
                                  tagger_epochs=1, units=4, repeats=2))
@@ -24,17 +24,6 @@ TINY = Settings(scale="ci", seed=0, recipe=ch06.RECIPE,
 
 def tiny_tagger(seed: int = 0) -> tf.keras.Model:
     return models.sequence_tagger(VOCAB, TAGS, units=4, embedding_dim=6, seed=seed)
-
-
-def ids(n: int, seed: int = 0, padded: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.integers(2, VOCAB, size=(n, STEPS)).astype("int32")
-    y = rng.integers(0, TAGS, size=(n, STEPS)).astype("int32")
-    if padded:
-        for i, length in enumerate(rng.integers(1, STEPS + 1, size=n)):
-            x[i, length:] = 0
-            y[i, length:] = 0
-    return x, y
 
 
 def tiny_tweets() -> ch06.Tweets:

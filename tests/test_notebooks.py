@@ -4,7 +4,9 @@
 * an exercise's solution code follows its ":::{dropdown} Solution" and is tagged ``hide-cell``,
   so neither its code nor its output shows before the reader opens it;
 * no literal seed: ``config.set_seed()`` reads the seed knob ``RNNCOURSE_SEED``;
-* the page shows at least two library objects it teaches, included from the package source.
+* the page shows at least two library objects it teaches, included from the package source;
+* every figure has a caption and alt text of its own (none repeated in the book, alt text not
+  a copy of the caption), so a reader of the page or of a screen reader can tell them apart.
 """
 
 import json
@@ -65,3 +67,21 @@ def test_chapter_shows_the_library_code_it_teaches(path):
     assert len(library) >= 2, (
         f"{path.name}: show at least two library objects with literalinclude + :pyobject:, "
         f"found {included}")
+
+
+def test_every_figure_has_its_own_caption_and_alt_text():
+    captions: dict[str, str] = {}
+    alts: dict[str, str] = {}
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(cells(path)):
+            meta = cell.get("metadata", {}).get("mystnb", {})
+            if cell["cell_type"] != "code" or "figure" not in meta:
+                continue
+            where = f"{path.name}, cell {i}"
+            caption = meta["figure"].get("caption", "").strip()
+            alt = meta.get("image", {}).get("alt", "").strip()
+            assert caption and alt, f"{where}: a figure needs a caption and alt text"
+            assert alt != caption, f"{where}: the alt text repeats the caption"
+            assert caption not in captions, f"{where}: same caption as {captions.get(caption)}"
+            assert alt not in alts, f"{where}: same alt text as {alts.get(alt)}"
+            captions[caption], alts[alt] = where, where

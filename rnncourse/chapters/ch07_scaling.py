@@ -523,8 +523,8 @@ class Exactness:
     """How far two runs are apart.
 
     Attributes:
-        weights: largest |difference| of the final weights, other run vs reference.
-        gradient: largest |difference| between the reference's first-batch gradient and
+        weights: largest absolute difference of the final weights, other run vs reference.
+        gradient: largest absolute difference between the reference's first-batch gradient and
             the mean of the other run's per-replica gradients.
         unweighted_gradient: the same for the mean of per-replica gradients of Keras'
             default loss (mean over each slice's own real tokens), for contrast.
@@ -557,7 +557,7 @@ class WorkerLost:
         survivor: the other worker's outcome (it should end by itself: ``stopped`` False).
         survivor_error: the last error line the survivor printed.
         resumed: the restarted run (both workers, same backup folder).
-        weights_vs_uninterrupted: largest |difference| of the resumed run's final
+        weights_vs_uninterrupted: largest absolute difference of the resumed run's final
             weights from ``uninterrupted``'s.
     """
 
