@@ -253,7 +253,8 @@ def test_screenshot_every_chapter_figure(site, browser):
         page, _, _ = visit(browser, site["url"] + page_path)
         try:
             page.screenshot(path=str(out / f"{Path(page_path).stem}_top.png"))
-            figures = page.query_selector_all(".cell_output img")
+            # Figures inside a collapsed solution (hide-cell) are not visible: skipped.
+            figures = [f for f in page.query_selector_all(".cell_output img") if f.is_visible()]
             for number, figure in enumerate(figures, 1):
                 figure.scroll_into_view_if_needed()
                 name = f"{Path(page_path).stem}_fig{number:02d}.png"
