@@ -111,10 +111,14 @@ def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None
         ValueError: an empty list, an empty sequence (it would become an all-padding row),
             an id 0 inside a sequence, a negative id, an id beyond int32 or ``vocab_size``,
             a sequence that is not 1-D, or a label count that differs from the sequence count.
-        TypeError: non-integer ids (floats, booleans, strings).
+        TypeError: non-integer ids (floats, booleans, strings), or ``sequences`` that is not
+            a list (a number, a generator).
     """
     if isinstance(sequences, (str, bytes)):
         raise TypeError("sequences must be a list of id sequences, not a string")
+    if sequences is not None and not hasattr(sequences, "__len__"):
+        raise TypeError(f"sequences must be a list of id sequences, got "
+                        f"{type(sequences).__name__}; pass a list (e.g. list(sequences))")
     if sequences is None or len(sequences) == 0:
         raise ValueError("no sequences given; pass a non-empty list of id sequences")
     arrays = [_as_ids(i, s) for i, s in enumerate(sequences)]
@@ -182,6 +186,11 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
 
     Returns:
         ``(per_token, labels)``: a numeric ndarray ``(n, ...)``, or a list of ``n`` arrays.
+
+    Raises:
+        ValueError: missing labels, a count or length that differs from the sequences,
+            non-numeric labels, or NaN/infinite labels (a NaN label turns the loss into NaN).
+        TypeError: per-token labels that are not numbers (tag names).
     """
     if labels is None:
         raise ValueError("labels are missing; pass one label per sequence or per token "
@@ -202,6 +211,7 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
             if label.dtype.kind not in "biuf":
                 raise TypeError(f"per-token labels of sequence {i} have dtype {label.dtype}; "
                                 "encode tags as numbers (e.g. rnncourse.text.encode_tagging)")
+            _check_finite(label, f"per-token labels of sequence {i}")
             out.append(label)
         if len({o.shape[1:] for o in out}) > 1 or len({o.dtype for o in out}) > 1:
             raise ValueError("per-token labels differ in trailing shape or dtype between "
@@ -218,7 +228,15 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
                 if len(lengths) > 1 else "")
         raise ValueError(f"labels must be numbers, one per sequence ((n,), (n, 1) or one-hot "
                          f"(n, classes)) or one array per sequence's tokens.{hint}")
+    _check_finite(array, "labels")
     return False, array
+
+
+def _check_finite(labels: np.ndarray, what: str) -> None:
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        first = np.argwhere(~np.isfinite(labels))[0].tolist()
+        raise ValueError(f"{what} hold NaN or infinite values (first at index {first}); a "
+                         "missing label makes the loss NaN: drop those examples or fill them")
 
 
 def lengths_of(sequences: Sequence) -> np.ndarray:
@@ -291,7 +309,8 @@ def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int |
     if lengths.dtype.kind not in "iu" or lengths[0] < 1:
         raise ValueError("lengths must be positive ints; drop empty sequences first")
     batch_size = _check_batch_size(batch_size)
-    if per_bucket is not None and (isinstance(per_bucket, bool) or per_bucket < 1):
+    if per_bucket is not None and (isinstance(per_bucket, bool) or not isinstance(
+            per_bucket, (int, np.integer)) or per_bucket < 1):
         raise ValueError(f"per_bucket must be a positive int or None, got {per_bucket!r}")
     per_bucket = per_bucket or max(1, (3 * batch_size) // 2)
     cuts = lengths[per_bucket::per_bucket]
@@ -343,7 +362,8 @@ def count_padding(batches: Iterable) -> PaddingCount:
         positions += int(x.size)
         tokens += int((x != PAD).sum())
     if count == 0 or positions == 0:
-        raise ValueError("count_padding got no batches (or only empty ones)")
+        raise ValueError("count_padding got no batches (or only empty ones); pass batches of "
+                         "ids, e.g. padded_dataset(sequences, labels)")
     return PaddingCount(count, timesteps, positions, tokens)
 
 
@@ -497,7 +517,8 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
             token (a list of ``(timesteps_i, ...)`` arrays, e.g. a tagger's tag ids);
             see :func:`validate_labels`.
         batch_size: examples per batch.
-        boundaries: bucket boundaries (default :func:`choose_boundaries`).
+        boundaries: bucket boundaries, strictly increasing positive ints (default
+            :func:`choose_boundaries`).
         shuffle: reshuffle every epoch.
         seed: shuffling seed.
         per_token: force the label layout (``None``: inferred).
@@ -511,6 +532,11 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
                                                      vocab_size)
     if boundaries is None:
         boundaries = choose_boundaries(lengths_of(arrays), batch_size)
+    if isinstance(boundaries, (str, bytes)) or not all(
+            isinstance(b, (int, float, np.number)) and not isinstance(b, bool)
+            and float(b).is_integer() for b in boundaries):
+        raise ValueError(f"boundaries must be a list of whole lengths, got {boundaries!r}; "
+                         "e.g. choose_boundaries(lengths_of(sequences), batch_size)")
     boundaries = [int(b) for b in boundaries]
     if any(b <= a for a, b in zip(boundaries, boundaries[1:], strict=False)) or (
             boundaries and boundaries[0] < 1):

@@ -47,8 +47,9 @@ class _Cell(keras.layers.Layer):
 
     def __init__(self, units: int, **kwargs) -> None:
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive int, got {units!r}")
+        units = int(units)
         self.units = units
         self.state_size = units
         self.output_size = units
@@ -332,6 +333,9 @@ def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = T
     """
     _check_cell(cell)
     _check_positive(input_dim=input_dim, units=units)
+    if not isinstance(reset_after, (bool, np.bool_)):
+        raise TypeError(f"reset_after must be True or False (Keras' GRU argument), got "
+                        f"{reset_after!r}")
     block = units * (input_dim + units) + units
     if cell == "simple_rnn":
         return block

@@ -20,6 +20,7 @@ CUDA or cuDNN load error, say) still reaches standard error.
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 import re
@@ -101,8 +102,9 @@ def set_seed(value: int | None = None) -> int:
     """
     if value is None:
         value = seed()
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
         raise ValueError(f"seed must be a non-negative int, got {value!r}")
+    value = int(value)  # NumPy ints too: random.seed takes only Python ints
     random.seed(value)
     quiet_tensorflow()
     import keras

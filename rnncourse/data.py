@@ -356,7 +356,8 @@ def glove_path(dim: int = 50, path: str | os.PathLike | None = None) -> Path:
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"no GloVe file at {path}")
+            raise FileNotFoundError(f"no GloVe file at {path}; pass the path of a GloVe text "
+                                    "file (not its folder), or leave path=None")
         return path
     if dim not in (50, 100, 200, 300):
         raise ValueError(f"GloVe 6B comes in 50, 100, 200 and 300 dimensions, not {dim}")
@@ -429,6 +430,17 @@ def _download_stanford_glove(dim: int, final: Path) -> Path:
     return final
 
 
+def _own_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a ``Path`` when it names an existing file, else a clear error."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"path {path} is a folder; pass the {what} file inside it")
+    if not path.is_file():
+        raise FileNotFoundError(f"path {path} does not exist; pass an existing {what} file, "
+                                "or leave path=None to use the cached corpus")
+    return path
+
+
 # --------------------------------------------------------------------------- movie reviews
 def load_movie_reviews(kind: str = "sentences", path: str | os.PathLike | None = None
                        ) -> tuple[list[str], np.ndarray]:
@@ -442,11 +454,16 @@ def load_movie_reviews(kind: str = "sentences", path: str | os.PathLike | None =
     Returns:
         ``(texts, labels)``: a list of lower-cased, tokenised strings (tokens separated by
         spaces, as distributed) and an int32 array of shape ``(len(texts),)``.
+
+    Raises:
+        ValueError: an unknown ``kind``, or a row that is not ``label,text``.
+        FileNotFoundError, IsADirectoryError: a ``path`` that is missing or a folder.
     """
     files = {"sentences": "polarity-en-pang&lee2.csv", "reviews": "polarity-en-pang&lee1.csv"}
     if kind not in files:
         raise ValueError(f"kind must be 'sentences' or 'reviews', not {kind!r}")
-    csv_path = Path(path) if path is not None else fetch("movie-reviews") / files[kind]
+    csv_path = (_own_file(path, "'label,text' CSV") if path is not None
+                else fetch("movie-reviews") / files[kind])
     texts, labels = [], []
     with open(csv_path, encoding="utf-8-sig", newline="") as f:
         for line_no, row in enumerate(csv.reader(f), start=1):
@@ -472,8 +489,12 @@ def load_tweet_ner(path: str | os.PathLike | None = None
     Returns:
         ``(tokens, tags)``: two lists of equal length, one list of strings per tweet;
         ``tags[i][t]`` is the tag of ``tokens[i][t]`` (``"O"``, ``"B-person"``, ...).
+
+    Raises:
+        ValueError: a line that is not ``token<TAB>tag`` (the message names file and line).
+        FileNotFoundError, IsADirectoryError: a ``path`` that is missing or a folder.
     """
-    ner_path = Path(path) if path is not None else fetch("tweet-ner")
+    ner_path = _own_file(path, "'token<TAB>tag'") if path is not None else fetch("tweet-ner")
     sentences: list[list[str]] = []
     tags: list[list[str]] = []
     words: list[str] = []
@@ -507,7 +528,8 @@ def shakespeare_plays(path: str | os.PathLike | None = None) -> dict[str, Path]:
     root = Path(path) if path is not None else fetch("shakespeare")
     plays = {str(p.relative_to(root).with_suffix("")): p for p in root.rglob("*.md")}
     if not plays:
-        raise FileNotFoundError(f"no .md plays under {root}")
+        raise FileNotFoundError(f"no .md plays under {root}; pass the folder that holds the "
+                                "plays' .md files, or leave path=None")
     return dict(sorted(plays.items()))
 
 
@@ -524,7 +546,14 @@ def load_shakespeare(plays: list[str] | None = None, path: str | os.PathLike | N
 
     Returns:
         The plays joined by blank lines. All 38 plays: about 4.96 million characters.
+
+    Raises:
+        TypeError: ``plays`` is one string (``"macbeth"``) instead of a list of names.
+        KeyError: an unknown play.
     """
+    if isinstance(plays, str):
+        raise TypeError(f"plays must be a list of play names, e.g. [{plays!r}], not the "
+                        "string itself (it would be read letter by letter)")
     available = shakespeare_plays(path)
     if plays is None:
         chosen = list(available)
@@ -561,9 +590,15 @@ def adding_problem(n: int, timesteps: int, seed: int = 0) -> tuple[np.ndarray, n
 
     Returns:
         ``x`` of shape ``(n, timesteps, 2)`` float32 and ``y`` of shape ``(n, 1)`` float32.
+
+    Raises:
+        ValueError: ``n`` or ``timesteps`` that is not an int (``n >= 1``,
+            ``timesteps >= 2``).
     """
-    if n < 1 or timesteps < 2:
-        raise ValueError(f"need n >= 1 and timesteps >= 2, got n={n}, timesteps={timesteps}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+               for v in (n, timesteps)) or n < 1 or timesteps < 2:
+        raise ValueError(f"need ints n >= 1 and timesteps >= 2, got n={n!r}, "
+                         f"timesteps={timesteps!r}")
     rng = np.random.default_rng(seed)
     values = rng.uniform(0.0, 1.0, size=(n, timesteps)).astype(np.float32)
     half = timesteps // 2

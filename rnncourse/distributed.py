@@ -399,6 +399,7 @@ def global_token_weights(token_ids):
     quiet_tensorflow()
     import tensorflow as tf
 
+    token_ids = tf.convert_to_tensor(token_ids)  # NumPy arrays and lists too
     if token_ids.shape.rank != 2:
         raise ValueError(f"token_ids must be (batch, timesteps) ids, got shape "
                          f"{token_ids.shape}")

@@ -8,7 +8,9 @@ In the order a project uses them:
 2. :func:`embedding_matrix` - the ``(len(vocab), dim)`` matrix for
    :func:`rnncourse.models.embedding`: GloVe rows for known words, a seeded
    truncated-normal vector per out-of-vocabulary word (the same word always gets the same
-   vector), zeros for padding; plus a :class:`CoverageReport`.
+   draw; its vector is that draw scaled by the mean and standard deviation of the loaded
+   rows, so it is the same for the same loaded rows), zeros for padding; plus a
+   :class:`CoverageReport`.
 3. :func:`nearest`, :func:`analogy`, :func:`projection_2d` - cosine neighbours,
    ``a : b :: c : ?`` and a 2-D view.
 
@@ -327,6 +329,8 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
     * a word seen twice: the first line wins (counted in ``duplicates``);
     * bytes that are not UTF-8: kept, decoded with ``surrogateescape`` so two such words
       stay distinct (counted in ``decode_errors``, listed in ``undecodable``);
+    * a compressed archive (``glove.6B.zip``, ``.gz``) or a binary word2vec file:
+      ``ValueError`` saying to extract or convert it first;
     * a line with the wrong number of floats, or a field that is not a number:
       ``ValueError`` naming the file and line, or with ``on_error="skip"`` the line is
       skipped and its number recorded in ``skipped``. With ``vocabulary``, only the
@@ -355,6 +359,12 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
 
     Returns:
         :class:`GloveVectors` with ``words`` (n,) and ``vectors`` (n, dim) float32.
+
+    Raises:
+        TypeError: a ``path`` or ``vocabulary`` of the wrong type.
+        ValueError: a bad ``on_error``, ``dim`` or ``max_words``; an empty, compressed or
+            binary file; a malformed line (with ``on_error="raise"``).
+        FileNotFoundError, IsADirectoryError: ``path`` is missing or a folder.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike naming a GloVe text file, got "
@@ -363,9 +373,11 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     for name, value in (("dim", dim), ("max_words", max_words)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, np.integer)) or value < 1):
             raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    dim = None if dim is None else int(dim)
+    max_words = None if max_words is None else int(max_words)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; pass the GloVe text file inside it, "
                                 "e.g. glove.6B.50d.txt")
@@ -374,9 +386,11 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
                                 "returns the path of the 50d vectors")
     wanted = None
     if vocabulary is not None:
-        if isinstance(vocabulary, (str, bytes)):
+        if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, Iterable):
+            what = ("one string" if isinstance(vocabulary, (str, bytes))
+                    else type(vocabulary).__name__)
             raise TypeError("vocabulary must be an iterable of words (e.g. a list or a "
-                            "Vocabulary), not one string")
+                            f"Vocabulary), not {what}")
         wanted = set()
         for word in vocabulary:
             if not isinstance(word, str):
@@ -461,6 +475,7 @@ def _head_ends(chunk: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarr
 
 
 _BOM = b"\xef\xbb\xbf"
+_COMPRESSED = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")  # zip, gzip, bz2, xz
 
 
 def _blocks(f, size: int):
@@ -492,11 +507,19 @@ def _sniff(path: Path, dim: int | None) -> tuple[int, tuple[int, int] | None]:
     """Vector size and word2vec header from the first lines of the file."""
     with open(path, "rb") as f:
         lines = [f.readline() for _ in range(200)]
+    if lines[0].startswith(_COMPRESSED):
+        raise ValueError(f"{path} is a compressed archive (zip, gzip, bz2 or xz), not a GloVe "
+                         "text file; extract it and pass the .txt file inside "
+                         "(e.g. unzip glove.6B.zip)")
+    if any(b"\x00" in line for line in lines):
+        raise ValueError(f"{path} holds binary data (a word2vec .bin file?), not GloVe text "
+                         "lines 'word v1 ... vD'; convert it to the text format first")
     if lines and lines[0].startswith(_BOM):
         lines[0] = lines[0][len(_BOM):]
     lines = [line.split() for line in lines if line.strip()]
     if not lines:
-        raise ValueError(f"{path}: the file holds no vectors")
+        raise ValueError(f"{path}: the file holds no vectors (it is empty or blank); pass a "
+                         "GloVe text file of lines 'word v1 ... vD', e.g. data.glove_path(50)")
     header = None
     first = lines[0]
     if len(first) == 2 and first[0].isdigit() and first[1].isdigit():
@@ -712,10 +735,12 @@ def coverage(vocab: Vocabulary, glove: GloveVectors, lowercase: bool = True,
              top: int = 20) -> CoverageReport:
     """:class:`CoverageReport` of ``vocab`` against ``glove`` (look-ups lower-cased if asked).
 
-    ``top``: how many of the most frequent missing words to list.
+    ``top``: how many of the most frequent missing words to list (an int >= 0).
     """
     _check_vocab(vocab)
     _check_glove(glove)
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
+        raise ValueError(f"top must be an int >= 0 (missing words to list), got {top!r}")
     index = glove.index
     found_types = found_tokens = 0
     missing = []
@@ -746,7 +771,10 @@ def truncated_normal(word: str, mean: np.ndarray, std: np.ndarray, seed: int = 0
 
     ``z`` is standard normal, re-drawn where ``|z| > limit`` (the truncation of
     ``keras.initializers.TruncatedNormal``), from a generator seeded by
-    :func:`word_seed`, so a word gets the same vector in every run and every vocabulary.
+    :func:`word_seed`, so a word gets the same ``z`` in every run and every vocabulary.
+    With the same ``mean`` and ``std`` (the same loaded GloVe rows) it gets the same vector;
+    ``read_glove(vocabulary=...)`` with another vocabulary loads other rows, whose mean and
+    standard deviation differ slightly, and so gives a slightly different vector.
     """
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
     if mean.ndim != 1 or mean.shape != std.shape:
@@ -777,6 +805,9 @@ def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncat
 
     Returns:
         ``(matrix, report)``: the matrix and a :class:`CoverageReport`.
+
+    Raises:
+        ValueError: a bad ``oov``; an empty ``glove``; a GloVe row holding nan or inf.
     """
     _check_vocab(vocab)
     _check_glove(glove)
@@ -785,6 +816,12 @@ def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncat
     if len(glove) == 0:
         raise ValueError("glove holds no vectors; was it read with a vocabulary that "
                          "matched nothing (GloVe 6B words are lower-case)?")
+    finite = np.isfinite(glove.vectors).all(axis=1)
+    if not finite.all():
+        bad = [glove.words[i] for i in np.flatnonzero(~finite)[:5]]
+        raise ValueError(f"{int((~finite).sum())} GloVe rows hold nan or inf (e.g. {bad}); "
+                         "fix or delete those lines of the file, or drop the words with "
+                         "read_glove(vocabulary=...)")
     matrix = np.zeros((len(vocab), glove.dim), dtype=np.float32)
     index = glove.index
     mean, std = glove.mean, glove.std

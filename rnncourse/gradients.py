@@ -12,6 +12,8 @@ experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
   :func:`open_gates`, :func:`compare_cells` - recurrent matrices with a chosen spectrum,
   gates that start open, gradient curves of freshly initialised cells. Models come from
   :func:`rnncourse.models.sequence_regressor`.
+* :func:`pascanu_regularizer` - the vanishing-gradient regulariser Omega of Pascanu et
+  al. (2013) for a SimpleRNN; :class:`PascanuRegularized` - ``fit`` with ``+ alpha * Omega``.
 * :func:`clip_by_global_norm`, :func:`clip_by_value`, :func:`global_norm`,
   :func:`cosine_similarity`, :func:`model_gradients` - what the optimizers'
   ``global_clipnorm`` and ``clipvalue`` do, on real gradients.
@@ -42,7 +44,8 @@ __all__ = [
     "NUMPY_ACTIVATIONS", "numpy_bptt", "tape_gradients", "timestep_gradient_norms",
     "state_gradient_norms", "early_to_late_ratio", "open_gates", "compare_cells",
     "global_norm", "clip_by_global_norm", "clip_by_value", "cosine_similarity",
-    "model_gradients", "GradientNormLogger", "StopOnNonFinite",
+    "model_gradients", "GradientNormLogger", "StopOnNonFinite", "TF_DERIVATIVES",
+    "pascanu_regularizer", "PascanuRegularized",
 ]
 
 #: Smallest norm reported by :func:`compare_cells` (float32 underflows below ~1e-38).
@@ -94,8 +97,7 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
     if matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"set_recurrent_spectrum needs a square recurrent matrix (SimpleRNN); "
                          f"{layer.name!r} has shape {matrix.shape}")
-    if not radius > 0:
-        raise ValueError(f"radius must be > 0, got {radius}")
+    _check_positive_number("radius", radius)
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal(matrix.shape))
     q = q * np.sign(np.diag(r))
@@ -203,7 +205,11 @@ def numpy_bptt(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray],
                          "simple_rnn_weights(model)")
     f, f_prime = NUMPY_ACTIVATIONS[activation]
     x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(len(x), -1)
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 0 or len(y) != len(x):
+        raise ValueError(f"x has {len(x)} sequences but y has shape {y.shape}; pass one "
+                         "target per sequence, (batch, 1)")
+    y = y.reshape(len(x), -1)
     if x.ndim != 3:
         raise ValueError(f"x must be (batch, timesteps, features), got shape {x.shape}")
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
@@ -401,6 +407,12 @@ def early_to_late_ratio(norms: np.ndarray) -> float:
     norms = np.asarray(norms, dtype=np.float64)
     if norms.ndim != 1 or len(norms) < 2:
         raise ValueError(f"need a (timesteps,) array with timesteps >= 2, got shape {norms.shape}")
+    if not (np.isfinite(norms).all() and (norms >= 0).all()):
+        raise ValueError("norms must be finite and >= 0 (gradient norms); a NaN or inf norm "
+                         "means the forward pass overflowed: clip or lower the learning rate")
+    if norms[-1] == 0:
+        raise ValueError("the last norm is 0, so the ratio is undefined: the loss does not "
+                         "depend on the last step's state (check the targets and the mask)")
     return float(norms[0] / norms[-1])
 
 
@@ -416,6 +428,9 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     Returns:
         The resulting gate value ``sigmoid(bias)`` (inputs and state at zero).
     """
+    if isinstance(bias, bool) or not isinstance(bias, (int, float, np.number)) \
+            or not np.isfinite(bias):
+        raise ValueError(f"bias must be a finite number (e.g. 5.0 opens the gate), got {bias!r}")
     rnn = recurrent_layer_of(model)
     cell = rnn.cell
     values = np.array(cell.bias.numpy()).copy()
@@ -451,6 +466,9 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
         ``{cell: (timesteps,) norms}``. Norms that underflow float32 (exactly 0) are
         floored at ``1e-38`` so the geometric mean and log plots stay finite.
     """
+    if isinstance(cells, str):
+        raise ValueError(f"cells must be a list of cell names, e.g. [{cells!r}], not one "
+                         "string (it would be read letter by letter)")
     result = {}
     for cell in cells:
         logs = []
@@ -466,8 +484,174 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
 
 
 # ---------------------------------------------------------------------------------------
+# Pascanu's regulariser: keep the norm of the back-propagated error, step by step
+# ---------------------------------------------------------------------------------------
+
+#: ``f'`` of a SimpleRNN activation written with its output ``a`` (TensorFlow twin of
+#: :data:`NUMPY_ACTIVATIONS`), used by :func:`pascanu_regularizer`.
+TF_DERIVATIVES = {
+    "tanh": lambda a: 1.0 - tf.square(a),
+    "linear": tf.ones_like,
+    "relu": lambda a: tf.cast(a > 0, a.dtype),
+}
+
+
+def _regularizable_rnn(model, layer=None) -> tuple[keras.layers.SimpleRNN, str]:
+    """The SimpleRNN of ``model`` and its activation's name, or a ValueError saying why not."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model with a SimpleRNN layer, got "
+                         f"{type(model).__name__}; build one with "
+                         "models.sequence_regressor('simple_rnn')")
+    rnn = recurrent_layer_of(model, layer)
+    if not isinstance(rnn, keras.layers.SimpleRNN):
+        raise ValueError(f"model: the regulariser needs a SimpleRNN layer, found "
+                         f"{type(rnn).__name__} {rnn.name!r}; build the model with "
+                         "models.sequence_regressor('simple_rnn') (a gated cell's Jacobian "
+                         "goes through its gates, which this formula leaves out)")
+    name = keras.activations.serialize(rnn.cell.activation)
+    name = name if isinstance(name, str) else str(name)
+    if name not in TF_DERIVATIVES:
+        raise ValueError(f"model: SimpleRNN {rnn.name!r} has activation {name!r}; the "
+                         f"regulariser knows {', '.join(TF_DERIVATIVES)}")
+    if rnn.cell.dropout or rnn.cell.recurrent_dropout or rnn.go_backwards or rnn.return_state:
+        raise ValueError(f"model: SimpleRNN {rnn.name!r} uses dropout, go_backwards or "
+                         "return_state; build it without them")
+    return rnn, name
+
+
+def _safe_norm(vectors: tf.Tensor) -> tf.Tensor:
+    """L2 norm over the last axis whose gradient is 0 (not NaN) at the zero vector."""
+    squares = tf.reduce_sum(tf.square(vectors), axis=-1)
+    positive = squares > 0
+    return tf.where(positive, tf.sqrt(tf.where(positive, squares, 1.0)), 0.0)
+
+
+def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = None,
+                        layer: str | keras.layers.Layer | None = None) -> tf.Tensor:
+    """The vanishing-gradient regulariser of Pascanu, Mikolov and Bengio (2013, sec. 3.3).
+
+    With ``a_t = f(x_t W_ax + a_{t-1} W_aa + b)`` the states of the model's SimpleRNN and
+    ``delta_t = dE/da_t`` the error back-propagated to step ``t`` (through all later steps)::
+
+        Omega = sum_{k=1}^{T-1} ( ||delta_{k+1} da_{k+1}/da_k|| / ||delta_{k+1}|| - 1 )^2,
+
+    where ``delta_{k+1} da_{k+1}/da_k = (delta_{k+1} * f'(a_{k+1})) W_aa^T`` is the error
+    passed one step back. ``delta`` is treated as a constant (``tf.stop_gradient``), as in
+    the paper: the gradient of Omega moves the weights only through the Jacobian, pushing it
+    to keep the norm of the error *along the error's direction*. Omega is 0 when every step
+    passes the error on with its norm unchanged (a linear RNN with an orthogonal ``W_aa``).
+    In value, for a loss on the last state, each ratio is ``||delta_k|| / ||delta_{k+1}||``:
+    Omega is 0 exactly when the gradient norm is the same at every step.
+
+    TensorFlow ops only (GPU, ``tf.function`` and ``train_step`` alike); the time loop is
+    unrolled in Python, so the number of timesteps must be static.
+
+    Args:
+        model: a Keras model with one SimpleRNN layer (tanh, linear or relu; no dropout),
+            e.g. :func:`rnncourse.models.sequence_regressor`; layers before and after it
+            are applied as in ``model(x)``.
+        x: ``(batch, timesteps, features)`` inputs (``timesteps >= 2``).
+        y: ``(batch, ...)`` targets, as the model's output.
+        loss: as in :func:`timestep_gradient_norms` (default MSE); its scale does not
+            matter, the ratios do not depend on it.
+        layer: name or instance of the SimpleRNN when the model has several recurrent
+            layers.
+
+    Returns:
+        Scalar float32 tensor: the mean over the batch of each example's Omega (``T - 1``
+        terms; a term whose error ``delta_{k+1}`` is exactly zero counts 0).
+    """
+    rnn, activation = _regularizable_rnn(model, layer)
+    loss_fn = _loss_function(loss)
+    x = tf.convert_to_tensor(x)
+    if x.dtype.is_floating:
+        x = tf.cast(x, tf.float32)
+    y = tf.cast(tf.convert_to_tensor(y), tf.float32)
+    if x.shape.rank is None or x.shape.rank < 2 or x.shape[1] is None or x.shape[1] < 2:
+        raise ValueError(f"x must be (batch, timesteps, ...) with a static timesteps >= 2, "
+                         f"got shape {x.shape}; pad or cut the sequences to one length")
+    cell = rnn.cell
+    kernel, recurrent = tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(
+        cell.recurrent_kernel)
+    layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
+    index = layers.index(rnn)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        hidden = x
+        for lay in layers[:index]:
+            hidden = lay(hidden, training=False)
+        driven = tf.matmul(hidden, kernel)  # (batch, T, units): x_t W_ax of every step
+        if cell.bias is not None:
+            driven = driven + tf.convert_to_tensor(cell.bias)
+        state = tf.zeros_like(driven[:, 0])
+        states = []
+        for t in range(x.shape[1]):
+            state = cell.activation(driven[:, t] + tf.matmul(state, recurrent))
+            tape.watch(state)  # d total / d state: the total derivative delta_t
+            states.append(state)
+        output = tf.stack(states, axis=1) if rnn.return_sequences else states[-1]
+        for lay in layers[index + 1:]:
+            output = lay(output, training=False)
+        total = _summed_loss(loss_fn, y, output)
+    deltas = tf.stop_gradient(tf.stack(tape.gradient(total, states), axis=1)[:, 1:])
+    after = tf.stack(states[1:], axis=1)  # a_{k+1}, (batch, T - 1, units)
+    passed = tf.matmul(deltas * TF_DERIVATIVES[activation](after), recurrent,
+                       transpose_b=True)  # delta_{k+1} da_{k+1}/da_k
+    denominator = _safe_norm(deltas)
+    live = denominator > 0
+    ratio = _safe_norm(passed) / tf.where(live, denominator, 1.0)
+    terms = tf.where(live, tf.square(ratio - 1.0), 0.0)
+    return tf.reduce_mean(tf.reduce_sum(terms, axis=1))
+
+
+class PascanuRegularized(keras.Model):
+    """Train a SimpleRNN model on its compiled loss plus ``alpha`` times Omega.
+
+    Wraps ``model`` and shares its weights: ``fit`` minimises
+    ``loss(y, model(x)) + alpha * pascanu_regularizer(model, x, y)`` (the ``loss`` it logs
+    is this sum); ``evaluate`` and ``predict`` see the compiled loss and ``model(x)`` alone.
+    It overrides only ``compute_loss``, so optimizers, clipping and callbacks
+    (:class:`GradientNormLogger` included) work as for any Keras model.
+
+    Example:
+        >>> trainer = PascanuRegularized(models.sequence_regressor("simple_rnn"), alpha=1.0)
+        >>> trainer.compile(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=1.0),
+        ...                 loss="mse")
+        >>> trainer.fit(x, y, epochs=3, verbose=0)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: keras.Model, alpha: float = 1.0,
+                 layer: str | keras.layers.Layer | None = None, **kwargs) -> None:
+        rnn, _ = _regularizable_rnn(model, layer)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
+                or not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0 (the weight of Omega), got "
+                             f"{alpha!r}; alpha=0 trains on the compiled loss alone")
+        super().__init__(name=kwargs.pop("name", f"{model.name}_pascanu"), **kwargs)
+        self.regularized = model
+        self.alpha = float(alpha)
+        self._rnn_name = rnn.name
+
+    def call(self, inputs, training=False):
+        return self.regularized(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        task = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        if not training or self.alpha == 0:
+            return task
+        omega = pascanu_regularizer(self.regularized, x, y, loss=self.loss,
+                                    layer=self._rnn_name)
+        return task + self.alpha * omega
+
+
+# ---------------------------------------------------------------------------------------
 # Clipping
 # ---------------------------------------------------------------------------------------
+
+def _check_positive_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not np.isfinite(value) or not value > 0:
+        raise ValueError(f"{name} must be > 0 (a finite number), got {value!r}")
+
 
 def _dense(gradient) -> tf.Tensor:
     """Dense tensor from a gradient (``IndexedSlices`` from Embedding layers are summed)."""
@@ -499,8 +683,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
         ``(clipped gradients, global norm before clipping)``.
     """
     _check_gradient_list(grads)
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    _check_positive_number("max_norm", max_norm)
     dense = [_dense(g) for g in grads]
     norm = global_norm(dense)
     scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
@@ -510,8 +693,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
 def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
     """Clamp every gradient entry to ``[-value, value]``; what ``clipvalue`` does."""
     _check_gradient_list(grads)
-    if not value > 0:
-        raise ValueError(f"value must be > 0, got {value}")
+    _check_positive_number("value", value)
     return [tf.clip_by_value(_dense(g), -value, value) for g in grads]
 
 
@@ -531,7 +713,14 @@ def cosine_similarity(grads_a: Sequence, grads_b: Sequence) -> float:
 
 def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
                     loss: str | Callable | None = None) -> list[tf.Tensor]:
-    """Gradients of the batch-mean loss with respect to ``model.trainable_weights``."""
+    """Gradients of the batch-mean loss with respect to ``model.trainable_weights``.
+
+    Raises:
+        ValueError: ``x`` and ``y`` hold different numbers of examples, or an unknown loss.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)}; pass one target per "
+                         "example")
     loss_fn = _loss_function(loss)
     with tf.GradientTape() as tape:
         values = loss_fn(tf.convert_to_tensor(y, tf.float32), model(x, training=False))

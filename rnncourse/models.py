@@ -40,7 +40,7 @@ CELLS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
 
 
 def _check_cell(cell: str) -> type:
-    if cell not in CELLS:
+    if not isinstance(cell, str) or cell not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
     return CELLS[cell]
 
@@ -56,8 +56,22 @@ def _glorot(seed: int | None, offset: int):
 
 
 def _check_rate(name: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), a number, got {value!r}")
+
+
+def _check_optional_positive(**values: int | None) -> None:
+    """Fixed sizes (timesteps, batch_size, window): a positive int, or None for any."""
+    for name, value in values.items():
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int or None (any size), got "
+                                 f"{value!r}")
+
+
+def _offset(seed: int | None, offset: int) -> int | None:
+    return None if seed is None else seed + offset
 
 
 def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
@@ -146,6 +160,7 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
         An uncompiled ``keras.Model`` with output ``(batch, 1)``.
     """
     _check_positive(units=units, features=features)
+    _check_optional_positive(timesteps=timesteps)
     kwargs: dict = {"name": cell}
     if recurrent_initializer is not None:
         kwargs["recurrent_initializer"] = (keras.initializers.Identity()
@@ -164,7 +179,8 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
                         cell: str = "lstm", num_classes: int = 2, bidirectional: bool = False,
                         embeddings: np.ndarray | None = None, trainable_embeddings: bool = True,
                         mask_zero: bool = True, dropout: float = 0.0,
-                        recurrent_dropout: float = 0.0, timesteps: int | None = None,
+                        recurrent_dropout: float = 0.0, input_dropout: float = 0.0,
+                        timesteps: int | None = None,
                         seed: int | None = None, name: str | None = None) -> keras.Model:
     """Token ids -> Embedding -> recurrent layer -> class probabilities.
 
@@ -186,6 +202,8 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
         mask_zero: id 0 is padding, skipped by the recurrent layer.
         dropout: dropout on the recurrent layer's output (keeps cuDNN).
         recurrent_dropout: dropout on the recurrent state; anything but 0 rules out cuDNN.
+        input_dropout: the recurrent layer's own ``dropout``: drops features of the word
+            vectors it reads, one mask per sequence for all its steps (keeps cuDNN).
         timesteps: fixed input length, or ``None`` for any length.
         seed: seeds every initialiser; ``None``: Keras' draw.
     """
@@ -194,12 +212,14 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
         raise ValueError(f"num_classes must be >= 2 (2 gives one sigmoid unit), got {num_classes}")
     _check_rate("dropout", dropout)
     _check_rate("recurrent_dropout", recurrent_dropout)
+    _check_rate("input_dropout", input_dropout)
+    _check_optional_positive(timesteps=timesteps)
     inputs = keras.Input(shape=(timesteps,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
                   matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
                   seed=seed)(inputs)
     rnn = recurrent_layer(cell, units, seed=None if seed is None else seed + 1, name=cell,
-                          recurrent_dropout=recurrent_dropout)
+                          dropout=input_dropout, recurrent_dropout=recurrent_dropout)
     x = keras.layers.Bidirectional(rnn, name=f"bi_{cell}")(x) if bidirectional else rnn(x)
     if dropout:
         x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
@@ -218,7 +238,7 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
                     embedding_dim: int = 50, embeddings: np.ndarray | None = None,
                     trainable_embeddings: bool = True, cell: str = "lstm",
                     bidirectional: bool = True, dropout: float = 0.0,
-                    activation: str = "softmax", mask_zero: bool = True, seed: int = 0,
+                    activation: str = "softmax", mask_zero: bool = True, seed: int | None = 0,
                     name: str | None = None) -> keras.Model:
     """A tagger: ids -> Embedding(mask_zero) -> (Bi)RNN -> one prediction per step.
 
@@ -239,7 +259,8 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
         dropout: dropout on the word vectors and on the RNN outputs (not recurrent
             dropout, which would rule out cuDNN); 0 for none.
         activation: of the per-step ``Dense`` layer.
-        seed: seeds of the initialisers (same seed, same initial weights) and dropout.
+        seed: seeds of the initialisers (same seed, same initial weights) and dropout;
+            ``None``: Keras' draw.
     """
     _check_positive(num_tags=num_tags, units=units)
     _check_rate("dropout", dropout)
@@ -249,18 +270,19 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
                   matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
                   seed=seed)(inputs)
     if dropout:
-        x = keras.layers.Dropout(dropout, seed=seed + 6, name="word_dropout")(x)
-    forward = recurrent_layer(cell, units, seed=seed + 1, return_sequences=True, name=cell)
+        x = keras.layers.Dropout(dropout, seed=_offset(seed, 6), name="word_dropout")(x)
+    forward = recurrent_layer(cell, units, seed=_offset(seed, 1), return_sequences=True,
+                              name=cell)
     if bidirectional:
-        backward = recurrent_layer(cell, units, seed=seed + 3, return_sequences=True,
+        backward = recurrent_layer(cell, units, seed=_offset(seed, 3), return_sequences=True,
                                    go_backwards=True, name=f"{cell}_backward")
         x = keras.layers.Bidirectional(forward, backward_layer=backward, name=f"bi_{cell}")(x)
     else:
         x = forward(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, seed=seed + 7, name="output_dropout")(x)
+        x = keras.layers.Dropout(dropout, seed=_offset(seed, 7), name="output_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation=activation, name="tags",
-                                 kernel_initializer=glorot(seed=seed + 5))(x)
+                                 kernel_initializer=glorot(seed=_offset(seed, 5)))(x)
     return keras.Model(inputs, outputs,
                        name=name or f"{'bi' if bidirectional else ''}{cell}_tagger")
 
@@ -286,6 +308,7 @@ def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
     if stateful and batch_size is None:
         raise ValueError("a stateful model needs a fixed batch_size (keras.Input(batch_shape="
                          "(batch_size, window))); pass batch_size=...")
+    _check_optional_positive(batch_size=batch_size, window=window)
     inputs = keras.Input(batch_shape=(batch_size, window), dtype="int32", name="char_ids")
     x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(inputs)
     x = recurrent_layer("lstm", units, seed=None if seed is None else seed + 1,
@@ -328,6 +351,9 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model,
     moves a trained model into one with another input shape (fixed -> any length, batch
     32 -> batch 1, stateful -> explicit state). Returns ``target``.
     """
+    for role, model in (("source", source), ("target", target)):
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"{role} must be a keras.Model, got {type(model).__name__}")
     names = list(names) if names is not None else [
         layer.name for layer in source.layers if layer.weights]
     if not names:

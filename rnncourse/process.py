@@ -52,9 +52,16 @@ def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
 
     Returns:
         The function's return value, through JSON (tuples come back as lists).
+
+    Raises:
+        ValueError: a ``target`` that is not ``"module:function"``, or ``timeout <= 0``.
+        TypeError: ``kwargs`` that JSON cannot encode.
+        FreshProcessError: the child failed or timed out.
     """
     if not isinstance(target, str) or target.count(":") != 1:
         raise ValueError(f"target must be 'module:function', got {target!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     try:
         payload = json.dumps(dict(kwargs or {}))
     except TypeError as err:

@@ -71,6 +71,29 @@ def _check_ids(name: str, ids, ndim: int | None = 2) -> np.ndarray:
     return array.astype(np.int32)
 
 
+def _check_id_range(model: keras.Model, inputs: np.ndarray, targets=None) -> None:
+    """Refuse ids beyond the model's Embedding rows and target ids beyond its outputs.
+
+    TensorFlow would fail deep inside the step on a CPU, and on a GPU an out-of-range
+    embedding look-up silently returns zeros. Only a model with exactly one Embedding
+    layer has its inputs checked; ``targets`` (integer class ids) are checked against the
+    last dimension of the model's first output.
+    """
+    embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    if len(embeddings) == 1 and inputs.size and int(inputs.max()) >= embeddings[0].input_dim:
+        rows = embeddings[0].input_dim
+        raise ValueError(f"inputs hold the id {int(inputs.max())} but the model's Embedding has "
+                         f"{rows} rows (ids 0..{rows - 1}); encode with the vocabulary the "
+                         "model was built for (vocab_size=len(vocab))")
+    classes = model.outputs[0].shape[-1]
+    if targets is not None and classes is not None and targets.size and \
+            np.asarray(targets).dtype.kind in "iu" and not 0 <= int(targets.min()) <= \
+            int(targets.max()) < classes:
+        raise ValueError(f"targets hold ids {int(targets.min())}..{int(targets.max())} but the "
+                         f"model predicts {classes} classes (ids 0..{classes - 1}); encode "
+                         "targets with the same vocabulary as the inputs")
+
+
 # --------------------------------------------------------------------------- text
 def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Cut a stream of ids into consecutive, non-overlapping next-character examples.
@@ -440,12 +463,27 @@ def run_windows(model: keras.Model, inputs: np.ndarray, window: int,
         state: initial states (e.g. ``(h, c)``, each ``(batch, units)``); zeros when ``None``.
 
     Returns:
-        logits ``(batch, L, vocab)`` and the final states, each ``(batch, units)``.
+        logits ``(batch, L, vocab)`` and the final states, each ``(batch, units)``; the
+        states can be passed back as ``state`` to continue the same sequences.
+
+    Raises:
+        ValueError: ids the model's Embedding has no row for, a ``window`` that is not a
+            positive int, or ``state`` of other shapes than the model's states.
     """
     shapes = _state_inputs(model)
     inputs = _check_ids("inputs", inputs)
     window = _check_count("window", window)
-    states = tuple(state) if state is not None else _initial_states(shapes, len(inputs))
+    _check_id_range(model, inputs)
+    if state is not None:
+        states = tuple(tf.convert_to_tensor(s, dtype=spec.dtype)
+                       for s, spec in zip(state, model.inputs[1:], strict=False))
+        expected = [(len(inputs), *shape) for shape in shapes]
+        if len(tuple(state)) != len(shapes) or [tuple(s.shape) for s in states] != expected:
+            raise ValueError(f"state must be {len(shapes)} arrays of shapes {expected}, got "
+                             f"{[tuple(np.shape(s)) for s in state]}; pass the states "
+                             "run_windows returned for these sequences, or None for zeros")
+    else:
+        states = _initial_states(shapes, len(inputs))
     outs = []
     for start in range(0, inputs.shape[1], window):
         x = tf.constant(inputs[:, start: start + window])
@@ -498,6 +536,7 @@ class TBPTTTrainer:
         self.model, self.optimizer = model, optimizer
         self.window, self.depth = window, depth
         self.loss = loss if loss is not None else sequence_loss()
+        self._class_targets = loss is None  # the default loss takes class-id targets
         optimizer.build(model.trainable_variables)
         self._step = tf.function(self._step_impl)
         self._grads = tf.function(self._grads_impl)
@@ -569,6 +608,10 @@ class TBPTTTrainer:
         if weights.shape != inputs.shape:
             raise ValueError(f"weights {weights.shape} must match inputs {inputs.shape} "
                              "(one weight per step)")
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("weights must be finite and >= 0 (one weight per step, 0 for "
+                             "padding); a NaN or negative weight corrupts every update")
+        _check_id_range(self.model, inputs, targets if self._class_targets else None)
         pad = -inputs.shape[1] % self.window
         if pad:  # zero-weight padding after the last real step of every sequence
             inputs = np.pad(inputs, [(0, 0), (0, pad)])
@@ -611,6 +654,12 @@ class TBPTTTrainer:
             The mean training loss per epoch over the real steps, in the loss's unit (nats
             for the default :func:`sequence_loss`; divide by ``ln 2`` for bits per
             character).
+
+        Raises:
+            TypeError: non-integer ``inputs``.
+            ValueError: ``targets``/``weights`` whose shape differs from ``inputs``, NaN or
+                negative ``weights``, ids beyond the model's Embedding rows or (default
+                loss) target ids beyond its outputs, or a size that is not a positive int.
         """
         inputs, targets, weights = self._arrays(inputs, targets, weights)
         batch_size, epochs = _check_count("batch_size", batch_size), _check_count("epochs",
@@ -672,6 +721,7 @@ def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
         raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be the "
                          "same non-empty (N, L)")
     batch_size = _check_count("batch_size", batch_size)
+    _check_id_range(model, inputs, targets)
     total, count = 0.0, 0
     for start in range(0, len(inputs), batch_size):
         x, y = inputs[start: start + batch_size], targets[start: start + batch_size]
@@ -696,6 +746,10 @@ def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if model.inputs[0].shape[0] != 1:
         raise ValueError("generate() needs a batch-1 model; use inference_model(trained)")
+    if model.outputs[0].shape[-1] != len(vocab):
+        raise ValueError(f"vocab has {len(vocab)} characters but the model predicts "
+                         f"{model.outputs[0].shape[-1]}; pass the vocabulary the model was "
+                         "trained with")
     rng = np.random.default_rng(seed)
     reset_states(model)
     logits = model(vocab.encode(prompt)[None, :], training=False)[0, -1]

@@ -40,6 +40,10 @@ OUTSIDE = "O"
 """The BIO tag of a token outside every entity; tag id 0."""
 
 
+def _is_int(value) -> bool:
+    """An int (NumPy ints too), but not a bool: ``True`` is no size."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
 
 class Vocabulary:
     """Words to integer ids: ``0`` padding, ``1`` out-of-vocabulary, then by frequency.
@@ -81,18 +85,23 @@ class Vocabulary:
             token_lists: iterable of token lists (one per sentence), e.g.
                 ``[text.split() for text in texts]``. A plain string is rejected.
             max_size: at most this many entries *including* ``<pad>`` and ``<oov>``
-                (as ``keras.layers.TextVectorization(max_tokens=...)`` counts them).
-            min_count: keep words seen at least this many times.
+                (as ``keras.layers.TextVectorization(max_tokens=...)`` counts them): an
+                int >= 2, or ``None`` for no limit.
+            min_count: keep words seen at least this many times (an int >= 1).
             lower: lower-case tokens (when building and when encoding).
+
+        Raises:
+            ValueError: a string instead of token lists, or a size that is not an int in
+                range.
         """
         if isinstance(token_lists, str):
             raise ValueError("token_lists must be a list of token lists, e.g. "
                              "[text.split() for text in texts], not a string")
-        if max_size is not None and max_size < 2:
-            raise ValueError(f"max_size counts <pad> and <oov>, so it must be >= 2, "
-                             f"got {max_size}")
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        if max_size is not None and (not _is_int(max_size) or max_size < 2):
+            raise ValueError(f"max_size counts <pad> and <oov>, so it must be an int >= 2 "
+                             f"or None, got {max_size!r}")
+        if not _is_int(min_count) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
         counts: Counter = Counter()
         for tokens in token_lists:
             if isinstance(tokens, str):
@@ -143,8 +152,18 @@ class Vocabulary:
         return {word: i for i, word in enumerate(self.words) if i >= 2}
 
     def decode(self, ids: Iterable[int]) -> list[str]:
-        """Ids -> words (padding ids skipped)."""
-        return [self.words[int(i)] for i in ids if int(i) != self.PAD]
+        """Ids -> words (padding ids skipped).
+
+        Raises:
+            ValueError: an id outside ``0 .. len(vocab) - 1`` (a negative id would
+                otherwise silently index from the end).
+        """
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < len(self.words)]
+        if bad:
+            raise ValueError(f"ids must be in 0..{len(self.words) - 1} (this vocabulary), got "
+                             f"{bad[0]}; decode with the Vocabulary that encoded them")
+        return [self.words[i] for i in ids if i != self.PAD]
 
 
 def pad_ids(id_lists: Sequence[Sequence[int]], maxlen: int | None = None,
@@ -157,11 +176,24 @@ def pad_ids(id_lists: Sequence[Sequence[int]], maxlen: int | None = None,
 
     Args:
         id_lists: ``n`` sequences of ids (``Vocabulary.encode_batch`` output).
-        maxlen: timesteps of the result; ``None``: the longest sequence.
+        maxlen: timesteps of the result, a positive int; ``None``: the longest sequence.
         truncate: allow cutting sequences longer than ``maxlen`` (their end is dropped).
+
+    Raises:
+        ValueError: no sequences, a ``maxlen`` that is not a positive int, or sequences
+            longer than ``maxlen`` without ``truncate``.
+        TypeError: a sequence that is a string (text not yet encoded).
     """
     from keras.utils import pad_sequences
 
+    if maxlen is not None and (not _is_int(maxlen) or maxlen < 1):
+        raise ValueError(f"maxlen must be a positive int or None (the longest sequence), "
+                         f"got {maxlen!r}")
+    texts = [i for i, ids in enumerate(id_lists) if isinstance(ids, (str, bytes))]
+    if texts:
+        raise TypeError(f"id_lists[{texts[0]}] is the string {id_lists[texts[0]][:30]!r}; "
+                        "pad_ids takes id lists: encode the text first "
+                        "(vocab.encode_batch([text.split() for text in texts]))")
     lengths = [len(ids) for ids in id_lists]
     if not lengths:
         raise ValueError("pad_ids got no sequences; pass a non-empty list of id lists")
@@ -200,8 +232,12 @@ class CharVocabulary:
                              "with char_vocabulary() from text that contains it") from None
 
     def decode(self, ids) -> str:
-        """``(n,)`` ids -> text; an id outside ``0 .. len - 1`` raises ``ValueError``."""
+        """``(n,)`` ids -> text; an id outside ``0 .. len - 1`` raises ``ValueError``,
+        a non-integer id (``0.5``) ``TypeError``."""
         flat = np.asarray(ids).reshape(-1)
+        if flat.size and flat.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got dtype {flat.dtype}; pass the ids "
+                            "from encode (or argmax of the logits), not probabilities")
         if flat.size and (flat.min() < 0 or flat.max() >= len(self.chars)):
             raise ValueError(f"ids must be in 0..{len(self.chars) - 1}, got "
                              f"{int(flat.min())}..{int(flat.max())}")
@@ -225,9 +261,19 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]]) -> list[str]:
 
     Returns:
         list of tag names; ``names.index(tag)`` is a tag's id.
+
+    Raises:
+        ValueError: a string instead of the lists (or one sentence's tags given as a
+            string, which would be split into characters), or no tag at all.
     """
     if isinstance(tag_lists, str):
         raise ValueError("tag_lists must be one list of tags per sentence, not a string")
+    tag_lists = list(tag_lists)
+    strings = [i for i, tags in enumerate(tag_lists) if isinstance(tags, str)]
+    if strings:
+        raise ValueError(f"tag_lists[{strings[0]}] is the string {tag_lists[strings[0]]!r}, "
+                         "not a list of tags; pass one list per sentence, e.g. "
+                         "[['B-person', 'O'], ['O']]")
     tags = {tag for tags in tag_lists for tag in tags}
     if not tags:
         raise ValueError("no tags found: pass one list of BIO tags per sentence")
@@ -290,8 +336,10 @@ def split_indices(n: int, validation_fraction: float = 0.2, seed: int = 0,
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n must be an int >= 2 (one example to train, one to validate), "
                          f"got {n!r}")
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    if isinstance(validation_fraction, bool) or not isinstance(
+            validation_fraction, (int, float, np.number)) or not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), a number (the share held "
+                         f"out), got {validation_fraction!r}")
     n_val = min(n - 1, max(1, round(n * validation_fraction)))
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     validation = order[n - n_val:] if not shuffle else order[:n_val]

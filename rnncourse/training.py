@@ -80,6 +80,8 @@ def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float,
                          or not learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive number or a schedule, got "
                          f"{learning_rate!r}")
+    if not schedule:
+        learning_rate = float(learning_rate)  # Keras refuses NumPy scalars (np.float32(1e-3))
     return OPTIMIZERS[name](learning_rate=learning_rate, **kwargs)
 
 
@@ -353,6 +355,10 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
         y_true: (batch, timesteps) int tag ids.
         probabilities: (batch, timesteps, num_tags) predicted probabilities.
         mask: (batch, timesteps) bool, True at real tokens.
+
+    Raises:
+        ValueError: shapes that disagree, a mask with no token, or tag ids in ``y_true``
+            outside ``0 .. num_tags - 1``.
     """
     y_true, mask = np.asarray(y_true), np.asarray(mask, dtype=bool)
     probabilities = np.asarray(probabilities)
@@ -362,7 +368,14 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
                          f"probabilities {probabilities.shape}; expected (batch, timesteps) "
                          "and (batch, timesteps, num_tags)")
     if not mask.any():
-        raise ValueError("the mask selects no token (all-padding batch)")
+        raise ValueError("the mask selects no token (all-padding batch); pass mask=x != 0 for "
+                         "the token ids x, and drop all-padding rows")
+    real = y_true[mask]
+    if real.min() < 0 or real.max() >= probabilities.shape[-1]:
+        raise ValueError(f"y_true holds tag ids {int(real.min())}..{int(real.max())} but "
+                         f"probabilities has {probabilities.shape[-1]} tags (ids 0.."
+                         f"{probabilities.shape[-1] - 1}); encode y_true with the tag names "
+                         "the model was trained on")
     correct = np.argmax(probabilities, axis=-1) == y_true
     return float(correct[mask].mean())
 
@@ -377,17 +390,24 @@ def predict_tags(model: keras.Model, x: np.ndarray, tag_names: Sequence[str],
         x: (n, timesteps) int token ids, 0 as padding.
         tag_names: id -> tag name (``num_tags`` of them).
         lengths: real length of each sentence (default: count of non-zero ids).
+        batch_size: examples per prediction batch (an int >= 1).
 
     Returns:
         ``n`` lists of tag names, one per real token.
+
+    Raises:
+        ValueError: ``x`` not 2-D, a bad ``batch_size``, ``lengths`` that are not one int
+            per row within ``0 .. timesteps``, or a model with another number of tags.
     """
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"x must be (n, timesteps) token ids, got shape {x.shape}")
+    _check_count("batch_size", batch_size)
     lengths = (x != PAD).sum(axis=1) if lengths is None else np.asarray(lengths)
-    if lengths.shape != (len(x),) or (lengths < 0).any() or (lengths > x.shape[1]).any():
+    if lengths.shape != (len(x),) or lengths.dtype.kind not in "iu" or (lengths < 0).any() \
+            or (lengths > x.shape[1]).any():
         raise ValueError(f"lengths must hold one length in 0..{x.shape[1]} per row of x "
-                         f"({len(x)} rows)")
+                         f"({len(x)} rows), as ints")
     probabilities = model.predict(x, batch_size=batch_size, verbose=0)
     if probabilities.shape[-1] != len(tag_names):
         raise ValueError(f"the model predicts {probabilities.shape[-1]} tags but tag_names "

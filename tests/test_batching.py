@@ -1,4 +1,4 @@
-"""Tests of rnncourse.batching: padding, bucketing, labels, grouping, bad input."""
+"""Tests of rnncourse.batching: padding, bucketing, labels, grouping."""
 
 from __future__ import annotations
 
@@ -25,59 +25,7 @@ def test_pad_wraps_keras_pre_and_post():
     assert x.dtype == np.int32
 
 
-# The call, the error type, a fragment of the message (the fix it names).
-BAD_INPUT = [
-    (lambda: batching.validate_sequences([[3, 4], []]), ValueError, "empty sequence"),
-    (lambda: batching.validate_sequences([]), ValueError, "no sequences"),
-    (lambda: batching.validate_sequences("3 4 5"), TypeError, "not a string"),
-    (lambda: batching.validate_sequences([[3, 0, 4]]), ValueError, "reserved for padding"),
-    (lambda: batching.validate_sequences([[3, -4]]), ValueError, "negative id -4"),
-    (lambda: batching.validate_sequences([[3, 2.5]]), TypeError, "ids must be integers"),
-    (lambda: batching.validate_sequences([np.array([3.0, 4.0])]), TypeError, "astype"),
-    (lambda: batching.validate_sequences([[True, False]]), TypeError, "dtype bool"),
-    (lambda: batching.validate_sequences([[3, 2 ** 40]]), ValueError, "beyond int32"),
-    (lambda: batching.validate_sequences([[3, 2 ** 70]]), ValueError, "int64 range"),
-    (lambda: batching.validate_sequences(["the cat"]), TypeError, "not text"),
-    (lambda: batching.validate_sequences([[[3, 4]]]), ValueError, "1-D id sequence"),
-    (lambda: batching.validate_sequences([[3, 9]], vocab_size=9), ValueError,
-     "vocab_size is 9"),
-    (lambda: batching.validate_sequences([[3]], vocab_size=1), ValueError, "vocab_size must"),
-    (lambda: batching.validate_sequences([[3, 4], [5]], np.zeros(3)), ValueError,
-     "one label per sequence"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5]], np.zeros(3)), ValueError,
-     "one label per sequence"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5]], None), ValueError, "labels are missing"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5]], [0, 1], batch_size=0), ValueError,
-     "batch_size must be a positive int"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5]], [0, 1], boundaries=[3, 2]), ValueError,
-     "strictly increasing"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5]], ["pos", "neg"]), ValueError,
-     "labels must be numbers"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5, 6, 7]], [[1, 0], [0, 1]],
-                                       per_token=True), ValueError, "has 3 tokens but 2"),
-    (lambda: batching.bucketed_dataset([[3, 4], [5]], [0, 1], vocab_size=5), ValueError,
-     "vocab_size is 5"),
-    (lambda: batching.length_grouped_batches([[3, 4], [5]], np.zeros(1)), ValueError,
-     "one label per sequence"),
-    (lambda: batching.padded_dataset([[3]], [0], strategy="sorted"), ValueError,
-     "strategy must be one of"),
-    (lambda: batching.padded_dataset([[3]], [0], maxlen=0), ValueError, "maxlen must"),
-    (lambda: batching.pad([[1]], padding="left"), ValueError, "'pre' or 'post'"),
-    (lambda: batching.pad([[1]], maxlen=-1), ValueError, "maxlen must"),
-    (lambda: batching.padding_stats([3, 0]), ValueError, "positive int lengths"),
-    (lambda: batching.choose_boundaries([], 8), ValueError, "no lengths"),
-    (lambda: batching.choose_boundaries([3, 4], 0), ValueError, "batch_size"),
-    (lambda: batching.count_padding([]), ValueError, "no batches"),
-    (lambda: batching.count_padding([np.ones((2, 3, 4))]), ValueError, "(batch, timesteps)"),
-    (lambda: batching.is_right_padded(np.ones(3)), ValueError, "(batch, timesteps)"),
-    (lambda: batching.ragged_to_padded(np.ones((2, 3))), TypeError, "tf.RaggedTensor"),
-]
-
-
-@pytest.mark.parametrize("call, error, message", BAD_INPUT)
-def test_bad_input_gets_a_clear_error(call, error, message):
-    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
-        call()
+# Bad input (ids, labels, sizes) is tested in test_bad_input.py.
 
 
 def test_ids_of_any_integer_type_are_accepted():

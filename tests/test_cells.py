@@ -1,6 +1,4 @@
-"""Scratch cells equal Keras' cells; weight loading; parameter counts; bad input; figures."""
-
-import re
+"""Scratch cells equal Keras' cells; weight loading; parameter counts; figures."""
 
 import numpy as np
 import pytest
@@ -71,55 +69,7 @@ def _built(layer, input_dim=2):
     return layer
 
 
-BAD_INPUT = [
-    (lambda: cells.parameter_count("rnn", 2, 3), ValueError, "cell must be one of"),
-    (lambda: cells.parameter_count("lstm", 0, 3), ValueError, "input_dim must be a positive"),
-    (lambda: cells.parameter_count("gru", 2, 2.5), ValueError, "units must be a positive"),
-    (lambda: cells.LSTMCell(0), ValueError, "units must be a positive int"),
-    (lambda: cells.GRUCell("8"), ValueError, "units must be a positive int"),
-    (lambda: cells.from_keras(keras.layers.Dense(3)), TypeError,
-     "expected a keras.layers.SimpleRNN"),
-    (lambda: cells.from_keras(keras.layers.Bidirectional(keras.layers.LSTM(3))), TypeError,
-     "forward_layer"),
-    (lambda: cells.from_keras(keras.layers.LSTM(3, activation="relu"), input_dim=2),
-     ValueError, "activation='tanh'"),
-    (lambda: cells.from_keras(keras.layers.GRU(3, recurrent_activation="hard_sigmoid"),
-                              input_dim=2), ValueError, "recurrent_activation='sigmoid'"),
-    (lambda: cells.from_keras(keras.layers.LSTM(3, dropout=0.2), input_dim=2), ValueError,
-     "dropout"),
-    (lambda: cells.from_keras(keras.layers.GRU(3)), ValueError, "not built"),
-    (lambda: cells.from_keras(keras.layers.GRU(3), input_dim=0), ValueError,
-     "input_dim must be a positive"),
-    (lambda: cells.load_keras_weights(
-        _built(keras.layers.GRU(3, reset_after=True)),
-        _built(keras.layers.RNN(cells.GRUCell(3, reset_after=False)))),
-     ValueError, "reset_after"),
-    (lambda: cells.load_keras_weights(_built(keras.layers.GRU(3)),
-                                      keras.layers.RNN(cells.GRUCell(3))),
-     ValueError, "scratch_layer is not built"),
-    (lambda: cells.load_keras_weights(keras.layers.GRU(3),
-                                      _built(keras.layers.RNN(cells.GRUCell(3)))),
-     ValueError, "keras_layer is not built"),
-    (lambda: cells.load_keras_weights(_built(keras.layers.GRU(3)), _built(keras.layers.LSTM(3))),
-     TypeError, "RNN(cells.GRUCell"),
-    (lambda: cells.load_keras_weights(_built(keras.layers.LSTM(3)),
-                                      _built(keras.layers.RNN(cells.GRUCell(3)))),
-     TypeError, "RNN(cells.LSTMCell"),
-    (lambda: cells.load_keras_weights(_built(keras.layers.LSTM(3)),
-                                      _built(keras.layers.RNN(cells.LSTMCell(4)))),
-     ValueError, "weight shapes differ"),
-    (lambda: cells.random_padded_batch(0, 3, 2), ValueError, "batch must be a positive"),
-    (lambda: cells.random_padded_batch(2, 3, True), ValueError, "features must be a positive"),
-    (lambda: cells.compare_with_keras("rnn"), ValueError, "cell must be one of"),
-    (lambda: cells.compare_with_keras("lstm", timesteps=0), ValueError,
-     "timesteps must be a positive"),
-]
-
-
-@pytest.mark.parametrize("call,error,fragment", BAD_INPUT)
-def test_bad_input_gives_clear_errors(call, error, fragment):
-    with pytest.raises(error, match=re.escape(fragment)):
-        call()
+# Bad input is tested in test_bad_input.py.
 
 
 def test_load_keras_weights_copies_every_weight_and_returns_the_scratch_layer():

@@ -128,3 +128,25 @@ def test_print_table(capsys):
     assert lines[0].split() == ["a", "bb"] and len(lines) == 3
     with pytest.raises(ValueError, match="no rows"):
         ch01.print_table([])
+
+
+def test_regularizer_runs_share_initial_weights_and_data(setup):
+    result = ch01.run_regularizer(setup)
+    before, without, regularized = ch01.REGULARIZER_RUNS
+    assert isinstance(result, ch01.RegularizerResult) and result.alpha == setup.omega_alpha
+    assert set(result.curves.norms) == set(ch01.REGULARIZER_RUNS)
+    assert all(v.shape == (2, 12) for v in result.curves.norms.values())
+    assert set(result.end_losses) == {without, regularized}
+    assert all(np.all(np.isfinite(v)) for v in result.end_losses.values())
+    np.testing.assert_allclose(result.log_ratio_gain(),
+                               result.log_ratios(regularized) - result.log_ratios(without))
+    # 4 SGD steps with Omega in the loss lower Omega below the plain run's, draw by draw
+    assert np.all(result.omegas[regularized] < result.omegas[without])
+    assert len(result.table()) == 2 and result.loss_change().shape == (2,)
+    # the untrained draws are the chapter's weight draws
+    x, y = ch01.probe_batch(setup)
+    fresh = models.sequence_regressor("simple_rnn", 4, 2, seed=ch01._weight_seeds(setup)[0])
+    np.testing.assert_allclose(result.curves.norms[before][0],
+                               gradients.state_gradient_norms(fresh, x, y), rtol=1e-4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.alpha = 0.0

@@ -13,7 +13,7 @@ from rnncourse.chapters import ch02_gru_lstm as ch02
 def _tiny(**sizes):
     setup = ch02.settings()
     values = dict(timesteps=6, train_examples=64, test_examples=32, epochs=2, units=4,
-                  probe_examples=16)
+                  probe_examples=16, overfit_epochs=2, overfit_repeats=2, overfit_units=3)
     values.update(sizes)
     return dataclasses.replace(setup, sizes=ch02.Sizes(**values))
 
@@ -89,3 +89,71 @@ def test_usage_shapes_and_dropout_act_only_in_training():
     drop = ch02.dropout_difference(rate=0.5)
     assert drop["dropout, inference"] < 1e-6 and drop["recurrent_dropout, inference"] < 1e-6
     assert drop["dropout, training"] > 1e-3 and drop["recurrent_dropout, training"] > 1e-3
+
+
+def _sentences(n_train=24, n_val=16, vocab=20, width=6, dim=8):
+    """Tiny right-padded id sequences and a random table, in place of the real sentences."""
+    rng = np.random.default_rng(0)
+
+    def ids(n):
+        x = rng.integers(2, vocab, size=(n, width)).astype("int32")
+        lengths = rng.integers(2, width + 1, size=n)
+        x[np.arange(width)[None, :] >= lengths[:, None]] = 0
+        return x
+
+    matrix = rng.normal(size=(vocab, dim)).astype("float32")
+    matrix[0] = 0.0
+    return ch02.SentenceData(ids(n_train), rng.integers(0, 2, n_train).astype("float32"),
+                             ids(n_val), rng.integers(0, 2, n_val).astype("float32"),
+                             matrix, split_seed=0)
+
+
+def test_overfit_model_sets_each_kind_of_dropout_and_freezes_the_table():
+    matrix = _sentences().matrix
+    layers = {v: ch02.overfit_model(v, matrix, _tiny(), seed=1) for v in ch02.REGULARISERS}
+    lstm = {v: m.get_layer("lstm") for v, m in layers.items()}
+    assert (lstm["none"].dropout, lstm["none"].recurrent_dropout) == (0.0, 0.0)
+    assert (lstm["dropout"].dropout, lstm["dropout"].recurrent_dropout) == (0.5, 0.0)
+    assert (lstm["recurrent_dropout"].dropout, lstm["recurrent_dropout"].recurrent_dropout) == (
+        0.0, 0.5)
+    assert not layers["none"].get_layer("embedding").trainable
+    for v in ch02.REGULARISERS:  # same seed, same initial weights in every variant
+        for a, b in zip(lstm[v].get_weights(), lstm["none"].get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        ch02.overfit_model("dropconnect", matrix, _tiny())
+
+
+def test_run_overfitting_records_curves_per_seed_and_dropout_changes_them(monkeypatch):
+    sentences = _sentences()
+    result = ch02.run_overfitting(_tiny(), sentences, variants=("none", "dropout"))
+    assert result.variants == ("none", "dropout") and len(result.seeds) == 2
+    assert result.cudnn == {"none": True, "dropout": True}
+    assert (result.train_sentences, result.val_sentences) == (24, 16)
+    for curves in (result.train_loss, result.val_loss, result.val_accuracy):
+        assert all(c.shape == (2, 2) and np.all(np.isfinite(c)) for c in curves.values())
+    assert result.gap("none").shape == result.best_val_loss("dropout").shape == (2,)
+    np.testing.assert_allclose(result.gap("dropout"), result.val_loss["dropout"][:, -1]
+                               - result.train_loss["dropout"][:, -1])
+    mean, spread = result.paired("none", "dropout")
+    assert np.isfinite(mean) and spread >= 0
+    assert not np.allclose(result.train_loss["none"], result.train_loss["dropout"])
+    # the second seed's run, restarted from fresh weights, equals a fresh model's run
+    second = result.seeds[1]
+    monkeypatch.setattr(ch02.config, "seeds", lambda count, offset=0: (second,))
+    alone = ch02.run_overfitting(_tiny(), sentences, variants=("dropout",))
+    np.testing.assert_allclose(alone.val_loss["dropout"][0], result.val_loss["dropout"][1],
+                               rtol=1e-5)
+
+
+def test_zero_dropout_rate_reproduces_the_plain_run():
+    setup = _tiny(overfit_repeats=1)
+    setup = dataclasses.replace(setup, recipe=dataclasses.replace(setup.recipe,
+                                                                  dropout_rate=0.0))
+    result = ch02.run_overfitting(setup, _sentences())
+    assert result.cudnn == {"none": True, "dropout": True, "recurrent_dropout": True}
+    for variant in ("dropout", "recurrent_dropout"):
+        np.testing.assert_allclose(result.train_loss[variant], result.train_loss["none"],
+                                   rtol=1e-5)
+        np.testing.assert_allclose(result.val_loss[variant], result.val_loss["none"],
+                                   rtol=1e-5)

@@ -336,3 +336,100 @@ def test_gradient_norm_logger_restores_the_optimizer_when_fit_raises():
 def test_bad_input_table(call, error, fragment):
     with pytest.raises(error, match=fragment):
         call()
+
+
+# ---------------------------------------------------------------------------------------
+# Pascanu's regulariser
+# ---------------------------------------------------------------------------------------
+
+def _numpy_omega(x, y, weights, activation="tanh"):
+    """Omega of Pascanu et al. (2013) written from scratch, one example at a time."""
+    f, f_prime = gradients.NUMPY_ACTIVATIONS[activation]
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    total = 0.0
+    for xi, yi in zip(np.asarray(x, np.float64), np.asarray(y, np.float64), strict=True):
+        states = [np.zeros(len(w["bias"]))]
+        for step in xi:
+            states.append(f(step @ w["kernel"] + states[-1] @ w["recurrent_kernel"] + w["bias"]))
+        timesteps = len(xi)
+        errors = {timesteps: 2 * (states[-1] @ w["dense_kernel"] + w["dense_bias"] - yi)
+                  @ w["dense_kernel"].T}
+        for t in range(timesteps, 1, -1):  # dE/da_{t-1} = (dE/da_t * f'(a_t)) W_aa^T
+            errors[t - 1] = (errors[t] * f_prime(states[t])) @ w["recurrent_kernel"].T
+        for k in range(1, timesteps):
+            passed = (errors[k + 1] * f_prime(states[k + 1])) @ w["recurrent_kernel"].T
+            total += (np.linalg.norm(passed) / np.linalg.norm(errors[k + 1]) - 1) ** 2
+    return total / len(x)
+
+
+@pytest.mark.parametrize("activation, initializer", [("tanh", None), ("relu", "identity")])
+def test_pascanu_regularizer_equals_numpy(batch, activation, initializer):
+    x, y = batch
+    model = models.sequence_regressor("simple_rnn", units=5, activation=activation,
+                                      recurrent_initializer=initializer, seed=7)
+    omega = float(gradients.pascanu_regularizer(model, x, y))
+    expected = _numpy_omega(x, y, gradients.simple_rnn_weights(model), activation)
+    assert omega == pytest.approx(expected, rel=1e-5, abs=1e-5) and expected > 0
+
+
+def test_pascanu_regularizer_is_zero_when_every_step_keeps_the_norm(batch):
+    x, y = batch
+    linear = models.sequence_regressor("simple_rnn", units=5, activation="linear", seed=7)
+    assert gradients.largest_singular_value(
+        gradients.recurrent_kernel(linear.get_layer("simple_rnn"))) == pytest.approx(1, rel=1e-5)
+    assert float(gradients.pascanu_regularizer(linear, x, y)) < 1e-8  # orthogonal W_aa
+    tanh = models.sequence_regressor("simple_rnn", units=5, seed=7)
+    assert float(gradients.pascanu_regularizer(tanh, x, y)) > 1e-3  # tanh' < 1 shrinks it
+
+
+def test_pascanu_regularizer_gradient_is_finite(batch, simple_model):
+    x, y = batch
+    y = np.array(y)
+    y[0] = simple_model.predict(x[:1], verbose=0)[0]  # example 0: zero error at every step
+    variables = [v.value for v in simple_model.trainable_variables]
+    with tf.GradientTape() as tape:
+        omega = gradients.pascanu_regularizer(simple_model, x, y)
+    grads = tape.gradient(omega, variables)
+    assert all(g is None or np.all(np.isfinite(g.numpy())) for g in grads)
+    recurrent = simple_model.get_layer("simple_rnn").cell.recurrent_kernel
+    index = [v.path for v in simple_model.trainable_variables].index(recurrent.path)
+    assert np.linalg.norm(grads[index].numpy()) > 0  # Omega moves W_aa
+
+
+def test_pascanu_regularized_fit_minimises_loss_plus_alpha_omega(batch):
+    x, y = batch
+    model = models.sequence_regressor("simple_rnn", units=5, seed=7)
+    omega = float(gradients.pascanu_regularizer(model, x, y))
+    mse = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    trainer = gradients.PascanuRegularized(model, alpha=2.0)
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    history = trainer.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(mse + 2.0 * omega, rel=1e-4)
+    assert trainer.evaluate(x, y, verbose=0) == pytest.approx(mse, rel=1e-4)  # task loss only
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
+    trainer.fit(x, y, batch_size=len(x), epochs=3, verbose=0)
+    assert float(gradients.pascanu_regularizer(model, x, y)) < omega  # shares model's weights
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: gradients.PascanuRegularized(models.sequence_regressor(units=2), alpha=-1.0),
+     "alpha must be a finite number >= 0"),
+    (lambda: gradients.PascanuRegularized(models.sequence_regressor(units=2), alpha=np.nan),
+     "alpha must be a finite number >= 0"),
+    (lambda: gradients.PascanuRegularized(models.sequence_regressor(units=2), alpha="1"),
+     "alpha must be a finite number >= 0"),
+    (lambda: gradients.PascanuRegularized(models.sequence_regressor("gru", units=2)),
+     r"model: the regulariser needs a SimpleRNN layer.*sequence_regressor\('simple_rnn'\)"),
+    (lambda: gradients.pascanu_regularizer(models.sequence_regressor("lstm", units=2),
+                                           np.zeros((2, 3, 2)), np.zeros((2, 1))),
+     "model: the regulariser needs a SimpleRNN layer"),
+    (lambda: gradients.pascanu_regularizer(keras.layers.SimpleRNN(2), np.zeros((2, 3, 2)),
+                                           np.zeros((2, 1))),
+     "model must be a keras.Model"),
+    (lambda: gradients.pascanu_regularizer(models.sequence_regressor(units=2),
+                                           np.zeros((2, 1, 2)), np.zeros((2, 1))),
+     "timesteps >= 2"),
+])
+def test_pascanu_bad_input_table(call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call()

@@ -85,3 +85,10 @@ def test_every_figure_has_its_own_caption_and_alt_text():
             assert caption not in captions, f"{where}: same caption as {captions.get(caption)}"
             assert alt not in alts, f"{where}: same alt text as {alts.get(alt)}"
             captions[caption], alts[alt] = where, where
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_an_id(path):
+    missing = [i for i, cell in enumerate(cells(path)) if not cell.get("id")]
+    assert not missing, (f"{path.name}: cells without an id {missing} (nbformat will refuse "
+                         "them); fix with nbformat.validator.normalize")

@@ -36,69 +36,7 @@ def ids(n: int, seed: int = 0, padded: bool = False) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-# ----------------------------------------------------------------------------- bad input
-def _g():
-    return tf.IndexedSlices(tf.ones((1, 3)), tf.constant([0]), tf.constant([4, 3]))
-
-
-BAD_INPUT = [
-    (lambda: training.optimizer("adagrad", 0.1), ValueError, "name must be one of"),
-    (lambda: training.optimizer("adam", 0.0), ValueError, "learning_rate must be a positive"),
-    (lambda: training.optimizer("adam", "fast"), ValueError, "learning_rate"),
-    (lambda: training.optimizer(keras.optimizers.SGD(), 0.1, momentum=0.9), ValueError,
-     "already an optimizer"),
-    (lambda: training.fit_per_example(None, np.zeros((3, 2)), np.zeros(2)), ValueError,
-     "one target per input"),
-    (lambda: training.fit_per_example(None, np.zeros((0, 2)), np.zeros(0)), ValueError,
-     "no examples"),
-    (lambda: training.fit_per_example(None, np.zeros((2, 2)), np.zeros(2), epochs=0),
-     ValueError, "epochs must be an int >= 1"),
-    (lambda: training.fit_minibatches(None, np.zeros((2, 2)), np.zeros(2), batch_size=0),
-     ValueError, "batch_size must be an int >= 1"),
-    (lambda: training.StepLosses(0, 4), ValueError, "n_examples"),
-    (lambda: training.roughness([1.0, 2.0]), ValueError, "at least 3"),
-    (lambda: training.roughness([1.0, np.nan, 2.0]), ValueError, "NaN"),
-    (lambda: training.roughness(np.ones((3, 3))), ValueError, "1-D"),
-    (lambda: training.add_gradients(_g(), None), ValueError, "got no gradient"),
-    (lambda: training.scale_gradient(_g(), "2"), TypeError, "factor must be a number"),
-    (lambda: training.accumulated_gradients(tiny_tagger(), [], "batch"), ValueError,
-     "micro_batches is empty"),
-    (lambda: training.accumulated_gradients(tiny_tagger(), [ids(2)], weighting="mean"),
-     ValueError, "weighting must be"),
-    (lambda: training.accumulated_gradients(tiny_tagger(), [(np.zeros((2, 3), "int32"),
-                                                             np.zeros((2, 3), "int32"))]),
-     ValueError, "only padding"),
-    (lambda: training.accumulated_gradients(tiny_tagger(), [(np.ones((2, 3), "int32"),
-                                                             np.zeros((2, 4), "int32"))]),
-     ValueError, "must both be (batch, timesteps)"),
-    (lambda: training.accumulated_gradients(tiny_tagger(), [np.ones((2, 3))]), ValueError,
-     "(x, y) pair"),
-    (lambda: training.accumulate_and_apply(tiny_tagger(), [ids(2)], "sgd"), TypeError,
-     "keras optimizer"),
-    (lambda: training.masked_accuracy(np.zeros((1, 2)), np.zeros((1, 2, 3)), np.zeros((1, 2))),
-     ValueError, "no token"),
-    (lambda: training.masked_accuracy(np.zeros((1, 2)), np.zeros((1, 3, 3)), np.ones((1, 2))),
-     ValueError, "shapes disagree"),
-    (lambda: training.predict_tags(tiny_tagger(), np.ones(4, "int32"), ["O"] * TAGS),
-     ValueError, "(n, timesteps)"),
-    (lambda: training.predict_tags(tiny_tagger(), np.ones((2, 3), "int32"), ["O"] * TAGS,
-                                   lengths=[1]), ValueError, "one length"),
-    (lambda: training.predict_tags(tiny_tagger(), np.ones((2, 3), "int32"), ["O", "B-x"]),
-     ValueError, "predicts 5 tags"),
-    (lambda: training.entity_scores([["O"]], [["O"], ["O"]]), ValueError, "one tag list"),
-    (lambda: training.entity_scores([["O", "O"]], [["O"]]), ValueError, "trim predictions"),
-    (lambda: training.entity_scores(["O O"], [["O"]]), ValueError, "is a string"),
-    (lambda: training.type_confusion([["O"]], [["O", "O"]]), ValueError, "trim predictions"),
-    (lambda: training.entity_type(3), TypeError, "tag must be a string"),
-]
-
-
-@pytest.mark.parametrize("call,error,fragment", BAD_INPUT,
-                         ids=[f"{i}-{frag[:24]}" for i, (_, _, frag) in enumerate(BAD_INPUT)])
-def test_bad_input_gets_a_clear_error(call, error, fragment):
-    with pytest.raises(error) as info:
-        call()
-    assert fragment in str(info.value)
+# Bad input is tested in test_bad_input.py.
 
 
 def test_optimizer_by_name_passes_options():

@@ -9,7 +9,8 @@ data and weights alike.
 Seed offsets used here: 0 the probe batch, 1 the probe model, 2 the orthogonal matrices of
 :func:`rnncourse.gradients.set_recurrent_spectrum`, 3 the clipping data, 4 the clipping
 model, 5 the review sentences, 6 the review classifier, 7 the exercise-1 model, and
-``10 ..`` the weight draws averaged over (``Sizes.weight_seeds`` of them).
+``10 ..`` the weight draws averaged over (``Sizes.weight_seeds`` of them; also the initial
+weights of :func:`run_regularizer`, which trains on the clipping data, offset 3).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "probe_batch", "Gra
            "run_spectrum_curves", "run_singular_value_sweep", "SingularValueSweep",
            "INITIALISATIONS", "run_initialisations", "run_cells", "TrainingRun",
            "fit_regressor", "ClippingResult", "run_clipping", "ReviewBatch", "review_batch",
-           "SPECTRA", "print_table"]
+           "SPECTRA", "print_table", "REGULARIZER_RUNS", "RegularizerResult",
+           "run_regularizer"]
 
 WEIGHT_SEED_OFFSET = 10
 
@@ -88,6 +90,7 @@ class Recipe:
         review_vocabulary: words kept (ids 0 and 1 are padding and OOV).
         review_maxlen: tokens per review sentence (longer ones are cut).
         review_optimizer: optimizer of the gradient-logger demo.
+        omega_alpha: weight of Pascanu et al.'s regulariser Omega in :func:`run_regularizer`.
     """
 
     batch_size: int = 32
@@ -99,6 +102,7 @@ class Recipe:
     review_vocabulary: int = 5000
     review_maxlen: int = 40
     review_optimizer: str = "adam"
+    omega_alpha: float = 1.0
 
 
 RECIPE = Recipe()
@@ -421,6 +425,119 @@ def run_clipping(setup: Settings | None = None,
                                      learning_rate=s.recipe.learning_rate,
                                      batch_size=s.recipe.batch_size, **clipping))
     return ClippingResult(tuple(results), float(np.mean((y - y.mean()) ** 2)))
+
+
+# ---------------------------------------------------------------------------------------
+# Pascanu's regulariser, trained with and without
+# ---------------------------------------------------------------------------------------
+
+#: Labels of :class:`RegularizerResult`: the untrained draws and the two trained runs.
+REGULARIZER_RUNS = ("before training", "trained without Omega", "trained with alpha * Omega")
+
+
+@dataclass(frozen=True)
+class RegularizerResult:
+    """Outcome of :func:`run_regularizer`, one entry per weight draw.
+
+    Attributes:
+        curves: ``||dLoss/da_t||`` on the probe batch (``Sizes.timesteps`` steps) for each
+            label of :data:`REGULARIZER_RUNS`, ``(draws, timesteps)``.
+        end_losses: ``{trained label: (draws,)}`` task MSE on the training set after training.
+        omegas: ``{label: (draws,)}`` :func:`rnncourse.gradients.pascanu_regularizer` on the
+            probe batch.
+        alpha: weight of Omega in the regularised run.
+        mean_predictor_loss: MSE of predicting the mean target on the training set.
+    """
+
+    curves: GradientCurves
+    end_losses: Mapping[str, np.ndarray]
+    omegas: Mapping[str, np.ndarray]
+    alpha: float
+    mean_predictor_loss: float
+
+    def log_ratios(self, label: str) -> np.ndarray:
+        """``(draws,)`` log10 of the first-step over last-step gradient norm."""
+        return np.log10(self.curves.ratios(label))
+
+    def log_ratio_gain(self) -> np.ndarray:
+        """``(draws,)`` log10 ratio with Omega minus without, draw by draw."""
+        return self.log_ratios(REGULARIZER_RUNS[2]) - self.log_ratios(REGULARIZER_RUNS[1])
+
+    def loss_change(self) -> np.ndarray:
+        """``(draws,)`` end loss with Omega minus without, draw by draw."""
+        return self.end_losses[REGULARIZER_RUNS[2]] - self.end_losses[REGULARIZER_RUNS[1]]
+
+    def table(self) -> list[dict]:
+        """One row per weight draw: log10 first/last of each run, end MSE, Omega
+        ("plain": trained without Omega, "reg.": with it)."""
+        before, without, regularized = REGULARIZER_RUNS
+        rows = []
+        for i in range(len(self.log_ratios(before))):
+            rows.append({
+                "draw": i,
+                "log10 f/l: untrained": f"{self.log_ratios(before)[i]:.2f}",
+                "plain": f"{self.log_ratios(without)[i]:.2f}",
+                "reg.": f"{self.log_ratios(regularized)[i]:.2f}",
+                "MSE plain": f"{self.end_losses[without][i]:.4f}",
+                "MSE reg.": f"{self.end_losses[regularized][i]:.4f}",
+                "Omega plain": f"{self.omegas[without][i]:.3g}",
+                "Omega reg.": f"{self.omegas[regularized][i]:.3g}"})
+        return rows
+
+
+def _sgd_trainer(s: Settings, alpha: float) -> gradients.PascanuRegularized:
+    """A compiled tanh SimpleRNN regressor trained on ``mse + alpha * Omega`` (one call of
+    the traced train function runs a whole epoch: the same updates, less Python)."""
+    trainer = gradients.PascanuRegularized(
+        models.sequence_regressor("simple_rnn", s.sizes.units, 2), alpha=alpha)
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=s.recipe.learning_rate,
+                                                   global_clipnorm=s.recipe.global_clipnorm),
+                    loss="mse", steps_per_execution=-(-s.sizes.train_examples
+                                                      // s.recipe.batch_size))
+    return trainer
+
+
+def run_regularizer(setup: Settings | None = None) -> RegularizerResult:
+    """Train the same tanh SimpleRNN (Keras' default orthogonal ``W_aa``) on the adding
+    problem of :func:`run_clipping` (same data, epochs and batch size, so the same steps),
+    once on the MSE alone and once on ``MSE + Recipe.omega_alpha * Omega``
+    (:class:`rnncourse.gradients.PascanuRegularized`), for each of the
+    ``Sizes.weight_seeds`` weight draws; then measure ``||dLoss/da_t||`` on the probe batch.
+
+    Both runs use plain SGD at ``Recipe.learning_rate`` with ``global_clipnorm``
+    (Pascanu et al. pair the regulariser with clipping). One compiled model per run is
+    reused across the draws (its weights reset to the draw's initial weights; SGD without
+    momentum keeps no other state), so each training function is traced once.
+    """
+    s = setup or settings()
+    x, y = data.adding_problem(s.sizes.train_examples, s.sizes.train_timesteps,
+                               seed=config.seed(3))
+    probe_x, probe_y = probe_batch(s)
+    before, without, regularized = REGULARIZER_RUNS
+    trainers = {without: _sgd_trainer(s, 0.0),
+                regularized: _sgd_trainer(s, s.recipe.omega_alpha)}
+    norms = {label: [] for label in REGULARIZER_RUNS}
+    omegas = {label: [] for label in REGULARIZER_RUNS}
+    end_losses = {label: [] for label in trainers}
+    for seed in _weight_seeds(s):
+        fresh = models.sequence_regressor("simple_rnn", s.sizes.units, 2, seed=seed)
+        norms[before].append(_state_norms(fresh, probe_x, probe_y, "tanh"))
+        omegas[before].append(float(gradients.pascanu_regularizer(fresh, probe_x, probe_y)))
+        for label, trainer in trainers.items():
+            trainer.regularized.set_weights(fresh.get_weights())
+            trainer.optimizer.iterations.assign(0)
+            trainer.fit(x, y, epochs=s.sizes.train_epochs, batch_size=s.recipe.batch_size,
+                        shuffle=False, verbose=0)
+            model = trainer.regularized
+            norms[label].append(_state_norms(model, probe_x, probe_y, "tanh"))
+            omegas[label].append(float(gradients.pascanu_regularizer(model, probe_x, probe_y)))
+            end_losses[label].append(
+                gradients.numpy_bptt(x, y, gradients.simple_rnn_weights(model)).loss)
+    return RegularizerResult(
+        GradientCurves({k: np.array(v) for k, v in norms.items()}),
+        {k: np.array(v) for k, v in end_losses.items()},
+        {k: np.array(v) for k, v in omegas.items()}, float(s.recipe.omega_alpha),
+        float(np.mean((y - y.mean()) ** 2)))
 
 
 # ---------------------------------------------------------------------------------------

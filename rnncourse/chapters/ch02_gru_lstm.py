@@ -11,6 +11,10 @@ here is the chapter's experiment and its probes of Keras behaviour:
 * :func:`constant_mse_tolerance` is the sampling error of the constant predictor's test MSE.
 * :func:`eligibility_table`, :func:`usage_shapes` and :func:`dropout_difference` probe Keras
   layers for the chapter's tables and asserts.
+* :func:`sentence_data` and :func:`run_overfitting` train one small LSTM sentiment
+  classifier (frozen GloVe vectors, movie-review sentences) without dropout, with
+  ``dropout=`` and with ``recurrent_dropout=``, from the same seeds on the same batches,
+  and measure how far validation loss ends above training loss.
 
 Wall-clock timings of the cuDNN kernel are in ``benchmarks/cudnn_speed.py``, never here.
 """
@@ -23,8 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnncourse import config, data, devices, gradients, models
+from rnncourse import config, data, devices, gradients, models, text
 from rnncourse.chapters import Settings, settings_for
+from rnncourse.glove import embedding_matrix, read_glove
 
 config.quiet_tensorflow()
 
@@ -33,7 +38,8 @@ import keras  # noqa: E402
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "BASELINE_MSE",
            "constant_mse_tolerance", "steps", "adding_model", "AddingRun", "train_adding",
            "AddingResult", "run_adding", "EXAMPLE_LAYERS", "eligibility_table",
-           "usage_shapes", "dropout_difference"]
+           "usage_shapes", "dropout_difference", "REGULARISERS", "SentenceData",
+           "sentence_data", "overfit_model", "OverfitResult", "run_overfitting"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class Sizes:
             Adam steps).
         units: recurrent units of every cell.
         probe_examples: test sequences on which the gradient through time is measured.
+        overfit_epochs: epochs of every run of the dropout experiment
+            (:func:`run_overfitting`).
+        overfit_repeats: training seeds per variant of that experiment.
+        overfit_units: LSTM units of its classifier.
     """
 
     timesteps: int
@@ -57,13 +67,17 @@ class Sizes:
     epochs: int
     units: int
     probe_examples: int
+    overfit_epochs: int
+    overfit_repeats: int
+    overfit_units: int
 
 
 SIZES = {
     "ci": Sizes(timesteps=20, train_examples=3000, test_examples=1000, epochs=20, units=32,
-                probe_examples=256),
+                probe_examples=256, overfit_epochs=5, overfit_repeats=3, overfit_units=32),
     "full": Sizes(timesteps=100, train_examples=10_000, test_examples=2000, epochs=24,
-                  units=64, probe_examples=256),
+                  units=64, probe_examples=256, overfit_epochs=10, overfit_repeats=5,
+                  overfit_units=32),
 }
 
 
@@ -78,6 +92,17 @@ class Recipe:
             ``target_fraction * BASELINE_MSE`` (1/30 for 0.2); training stops there.
         cells: the compared cells, each with the same recipe and the same largest budget.
         optimizer: the optimizer's name (``keras.optimizers.get``).
+        dropout_rate: ``p`` of ``dropout=p`` and ``recurrent_dropout=p`` in the dropout
+            experiment.
+        regularisers: its compared variants (:data:`REGULARISERS`).
+        overfit_sentences: labelled training sentences of that experiment, at both scales:
+            few labels, so that the classifier over-fits (part of the question asked);
+            validation uses the whole held-out share.
+        overfit_timesteps: sentences are cut to their first this many tokens (51% are no
+            longer): every step of the LSTM costs time on a CPU.
+        overfit_learning_rate: Adam's step size there.
+        overfit_batch_size: sentences per Adam step there.
+        validation_fraction: share of the 4,000 sentences held out for validation.
     """
 
     learning_rate: float = 3e-3
@@ -85,6 +110,13 @@ class Recipe:
     target_fraction: float = 0.2
     cells: tuple[str, ...] = ("simple_rnn", "gru", "lstm")
     optimizer: str = "adam"
+    dropout_rate: float = 0.5
+    regularisers: tuple[str, ...] = ("none", "dropout", "recurrent_dropout")
+    overfit_sentences: int = 1000
+    overfit_timesteps: int = 20
+    overfit_learning_rate: float = 1e-2
+    overfit_batch_size: int = 64
+    validation_fraction: float = 0.2
 
 
 RECIPE = Recipe()
@@ -363,3 +395,208 @@ def dropout_difference(rate: float = 0.5) -> dict[str, float]:
         result[f"{kind}, training"] = float(np.max(np.abs(layer(x, training=True).numpy()
                                                           - reference)))
     return result
+
+
+# ------------------------------------------------------------- dropout and over-fitting
+
+REGULARISERS = ("none", "dropout", "recurrent_dropout")
+"""The dropout experiment's variants: no dropout, ``LSTM(dropout=p)`` (inputs, keeps
+cuDNN), ``LSTM(recurrent_dropout=p)`` (state fed back, rules cuDNN out)."""
+
+
+@dataclass(frozen=True)
+class SentenceData:
+    """Movie-review sentences as padded ids, and their frozen GloVe table.
+
+    Attributes:
+        x_train, x_val: ``(n, overfit_timesteps)`` int32 ids, post-padded (right-padded).
+        y_train, y_val: ``(n,)`` float32 labels (1 positive).
+        matrix: ``(vocabulary, 50)`` float32 GloVe rows (seeded random rows for words GloVe
+            lacks, zeros for padding): :func:`rnncourse.glove.embedding_matrix`.
+        split_seed: seed of the train/validation split and of the kept training sentences.
+    """
+
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_val: np.ndarray = field(repr=False)
+    y_val: np.ndarray = field(repr=False)
+    matrix: np.ndarray = field(repr=False)
+    split_seed: int
+
+
+def sentence_data(setup: Settings[Sizes, Recipe] | None = None) -> SentenceData:
+    """The Pang & Lee sentences (:func:`rnncourse.data.load_movie_reviews`), split and encoded.
+
+    :func:`rnncourse.text.split_indices` (seed ``config.seed(5)``) holds out
+    ``validation_fraction``; ``overfit_sentences`` of the rest, drawn with the same seed,
+    are the training set. The vocabulary comes from the tokens of both (no labels), so
+    validation words have GloVe vectors too.
+    """
+    s = setup or settings()
+    r = s.recipe
+    texts, labels = data.load_movie_reviews("sentences")
+    split_seed = config.seed(5)
+    train, val = text.split_indices(len(texts), r.validation_fraction, seed=split_seed)
+    train = np.random.default_rng(split_seed).permutation(train)[:r.overfit_sentences]
+    tokens = [t.split() for t in texts]
+    vocab = text.Vocabulary.from_tokens([tokens[i] for i in train] + [tokens[i] for i in val])
+    matrix, _ = embedding_matrix(vocab, read_glove(data.glove_path(), vocabulary=vocab.words))
+
+    def ids(rows: np.ndarray) -> np.ndarray:
+        return text.pad_ids(vocab.encode_batch([tokens[i] for i in rows]),
+                            maxlen=r.overfit_timesteps, truncate=True)
+
+    labels = np.asarray(labels, dtype=np.float32)
+    return SentenceData(ids(train), labels[train], ids(val), labels[val], matrix, split_seed)
+
+
+def overfit_model(variant: str, matrix: np.ndarray, setup: Settings[Sizes, Recipe] | None = None,
+                  seed: int = 0) -> keras.Model:
+    """The classifier of one variant, compiled: ids -> frozen ``matrix`` -> LSTM -> sigmoid.
+
+    :func:`rnncourse.models.sequence_classifier` with the frozen table (so the trainable
+    weights are the LSTM's and the output unit's) and, for ``"dropout"``, the LSTM's
+    ``dropout=p`` (``input_dropout``), for ``"recurrent_dropout"`` its
+    ``recurrent_dropout=p``. The same ``seed`` gives every variant the same initial weights.
+    """
+    s = setup or settings()
+    if variant not in REGULARISERS:
+        raise ValueError(f"variant must be one of {', '.join(REGULARISERS)}, not {variant!r}")
+    p = s.recipe.dropout_rate
+    model = models.sequence_classifier(
+        len(matrix), embeddings=matrix, trainable_embeddings=False, units=s.sizes.overfit_units,
+        input_dropout=p if variant == "dropout" else 0.0,
+        recurrent_dropout=p if variant == "recurrent_dropout" else 0.0,
+        seed=seed, name=f"{variant}_lstm")
+    model.compile(optimizer=keras.optimizers.Adam(s.recipe.overfit_learning_rate),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@dataclass(frozen=True)
+class OverfitResult:
+    """Learning curves of every variant, trained from the same seeds on the same batches.
+
+    Attributes:
+        variants: the compared variants (keys of the curves).
+        seeds: training seeds, one run per variant and seed.
+        rate: ``p`` of ``dropout=p`` / ``recurrent_dropout=p``.
+        train_loss: ``{variant: (repeats, epochs)}`` loss on the training sentences after
+            each epoch, measured like the validation loss (inference: no dropout).
+        val_loss: ``{variant: (repeats, epochs)}`` validation loss after each epoch.
+        val_accuracy: ``{variant: (repeats, epochs)}`` validation accuracy after each epoch.
+        cudnn: ``{variant: whether the LSTM layer is cuDNN-eligible}``
+            (:func:`rnncourse.devices.cudnn_eligibility`).
+        train_sentences, val_sentences: sizes of the two sets.
+    """
+
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    rate: float
+    train_loss: dict[str, np.ndarray] = field(repr=False)
+    val_loss: dict[str, np.ndarray] = field(repr=False)
+    val_accuracy: dict[str, np.ndarray] = field(repr=False)
+    cudnn: dict[str, bool]
+    train_sentences: int
+    val_sentences: int
+
+    def gap(self, variant: str) -> np.ndarray:
+        """``(repeats,)`` generalisation gap at the end: validation minus training loss."""
+        return self.val_loss[variant][:, -1] - self.train_loss[variant][:, -1]
+
+    def best_val_loss(self, variant: str) -> np.ndarray:
+        """``(repeats,)`` validation loss at each run's best epoch."""
+        return self.val_loss[variant].min(axis=1)
+
+    def final(self, variant: str, measure: str = "val_loss") -> np.ndarray:
+        """``(repeats,)`` a curve's value after the last epoch (``val_loss``, ...)."""
+        return getattr(self, measure)[variant][:, -1]
+
+    def paired(self, a: str, b: str, measure: str = "gap") -> tuple[float, float]:
+        """Mean and standard deviation over seeds of ``measure(a) - measure(b)``.
+
+        ``measure``: ``"gap"``, ``"best_val_loss"`` or a curve name (its last epoch). Runs
+        with the same seed share initial weights and batches, so the paired difference
+        removes the part of the seed noise that both variants share.
+        """
+        values = {v: (getattr(self, measure)(v) if measure in ("gap", "best_val_loss")
+                      else self.final(v, measure)) for v in (a, b)}
+        diff = values[a] - values[b]
+        return float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+
+
+def _cross_entropy(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean binary cross-entropy of probabilities ``p`` clipped to ``[1e-7, 1 - 1e-7]``."""
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _restart(model: keras.Model, fresh: keras.Model, optimizer_start: list) -> None:
+    """Give the compiled ``model`` the variables of ``fresh`` and its optimizer's first state.
+
+    ``fresh`` is the same builder's model for another seed: its weights and its dropout
+    seed generators' states (``model.variables`` holds both) replace ``model``'s, and the
+    optimizer's variables go back to ``optimizer_start``. ``model`` keeps its traced
+    training step, which takes longer to trace on a CPU than an epoch takes to run.
+    """
+    for target, source in zip(model.variables, fresh.variables, strict=True):
+        target.assign(source)
+    for variable, value in zip(model.optimizer.variables, optimizer_start, strict=True):
+        variable.assign(value)
+
+
+def run_overfitting(setup: Settings[Sizes, Recipe] | None = None,
+                    sentences: SentenceData | None = None,
+                    variants: Sequence[str] | None = None) -> OverfitResult:
+    """The dropout experiment: every variant from ``config.seeds(overfit_repeats, offset=10)``.
+
+    For each seed every variant starts from the same weights (:func:`overfit_model`) and
+    sees the same batches: the epoch's order is ``numpy.random.default_rng(seed)``'s
+    permutation, fed to ``fit`` with ``shuffle=False``. After every epoch one prediction
+    of both sets (``predict_on_batch``: inference, dropout off) gives the training and the
+    validation loss alike.
+
+    Args:
+        setup: the chapter's settings (default: :func:`settings`).
+        sentences: the data (default: :func:`sentence_data`).
+        variants: a subset of the recipe's ``regularisers``.
+    """
+    s = setup or settings()
+    d = sentences if sentences is not None else sentence_data(s)
+    variants = tuple(variants or s.recipe.regularisers)
+    seeds = config.seeds(s.sizes.overfit_repeats, offset=10)
+    n_train, both = len(d.x_train), np.concatenate([d.x_train, d.x_val])
+    curves = {name: {v: [] for v in variants} for name in ("train", "val", "accuracy")}
+    cudnn = {}
+    for variant in variants:
+        model, start = None, []
+        for seed in seeds:
+            config.set_seed(seed)
+            fresh = overfit_model(variant, d.matrix, s, seed=seed)
+            if model is None:
+                model = fresh
+                model.optimizer.build(model.trainable_variables)
+                start = [v.numpy() for v in model.optimizer.variables]
+                cudnn[variant] = devices.cudnn_eligibility(model.get_layer("lstm"))[0]
+            else:
+                _restart(model, fresh, start)
+            order = np.random.default_rng(seed)
+            train, val, accuracy = [], [], []
+            for _ in range(s.sizes.overfit_epochs):
+                batch = order.permutation(n_train)
+                model.fit(d.x_train[batch], d.y_train[batch], shuffle=False, verbose=0,
+                          batch_size=s.recipe.overfit_batch_size, epochs=1)
+                p = np.asarray(model.predict_on_batch(both))[:, 0]
+                train.append(_cross_entropy(d.y_train, p[:n_train]))
+                val.append(_cross_entropy(d.y_val, p[n_train:]))
+                accuracy.append(float(((p[n_train:] > 0.5) == (d.y_val > 0.5)).mean()))
+            curves["train"][variant].append(train)
+            curves["val"][variant].append(val)
+            curves["accuracy"][variant].append(accuracy)
+
+    def arrays(name: str) -> dict[str, np.ndarray]:
+        return {v: np.array(c, dtype=float) for v, c in curves[name].items()}
+
+    return OverfitResult(variants, seeds, s.recipe.dropout_rate, arrays("train"),
+                         arrays("val"), arrays("accuracy"), cudnn, len(d.x_train),
+                         len(d.x_val))

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-if matplotlib.get_backend().lower() in ("", "agg") or not matplotlib.rcParams.get("backend"):
-    matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt  # the backend stays matplotlib's choice (Agg when headless)
+from matplotlib.figure import Figure
 
 #: Colours by role, from the colour-blind-safe Okabe-Ito palette.
 COLORS = {
@@ -53,7 +48,11 @@ STYLE = {
 
 
 def apply_style() -> None:
-    """Set the book's matplotlib defaults (white background survives the dark theme)."""
+    """Set the book's matplotlib defaults (white background survives the dark theme).
+
+    :func:`new_figure` calls it; importing :mod:`rnncourse.plots` leaves your
+    ``matplotlib.rcParams`` alone.
+    """
     plt.rcParams.update(STYLE)
 
 
@@ -128,6 +127,3 @@ def __getattr__(name: str):
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-apply_style()

@@ -98,3 +98,44 @@ def plot_gradient_norms(step_norms: Mapping[str, Sequence[float]]) -> Figure:
     ax.set_ylabel("global gradient norm (log scale)")
     ax.legend()
     return finish(fig, "Gradient norm during training")
+
+
+REGULARISER_LABELS = {"none": "no dropout", "dropout": "dropout=p (inputs)",
+                      "recurrent_dropout": "recurrent_dropout=p (state)"}
+REGULARISER_COLORS = {"none": COLORS["simple_rnn"], "dropout": COLORS["lstm"],
+                      "recurrent_dropout": COLORS["accent"]}
+
+
+def plot_overfitting(train_loss: Mapping[str, np.ndarray], val_loss: Mapping[str, np.ndarray],
+                     rate: float | None = None) -> Figure:
+    """Training and validation loss per epoch, one panel per variant: mean and range.
+
+    Args:
+        train_loss: ``{variant: (repeats, epochs)}`` loss on the training set after each
+            epoch (variants ``"none"``, ``"dropout"``, ``"recurrent_dropout"`` get their
+            labels; others their name).
+        val_loss: the same for the validation set.
+        rate: the dropout rate ``p``, for the title.
+    """
+    if not val_loss or set(train_loss) != set(val_loss):
+        raise ValueError("pass the same variants in train_loss and val_loss: "
+                         "{variant: (repeats, epochs) array}")
+    fig, axes = new_figure(ncols=len(val_loss), sharey=True, width=3.4 * len(val_loss))
+    axes = np.atleast_1d(axes)
+    for ax, variant in zip(axes, val_loss, strict=True):
+        color = REGULARISER_COLORS.get(variant, COLORS["other"])
+        for curves, style, what in ((train_loss[variant], "--", "training"),
+                                    (val_loss[variant], "-", "validation")):
+            curves = np.atleast_2d(np.asarray(curves, dtype=float))
+            epochs = np.arange(1, curves.shape[1] + 1)
+            ax.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=color,
+                            alpha=0.2, linewidth=0)
+            ax.plot(epochs, curves.mean(axis=0), style, color=color, marker="o",
+                    markersize=3, label=f"{what} (mean, range)")
+        ax.set_title(REGULARISER_LABELS.get(variant, variant), fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend(loc="lower left")
+    axes[0].set_ylabel("binary cross-entropy")
+    title = "Training vs validation loss over seeds"
+    return finish(fig, title + (f", p = {rate:g}" if rate is not None else ""))
