@@ -635,6 +635,11 @@ class PascanuRegularized(keras.Model):
         return self.regularized(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss, plus ``alpha * pascanu_regularizer(...)`` while training.
+
+        ``x`` ``(batch, timesteps, features)`` and ``y`` are the batch ``fit`` passes;
+        ``evaluate`` and ``predict`` (``training=False``) see the task loss alone.
+        """
         task = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training or self.alpha == 0:
             return task
