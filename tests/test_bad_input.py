@@ -108,15 +108,7 @@ def check_error(info: pytest.ExceptionInfo, expect: Raises) -> None:
 
 
 # =========================================================================== context
-ROWS = {
-    "the": [0.1, 0.2, 0.3],
-    "cat": [1.0, 0.0, -1.0],
-    "dog": [0.9, 0.1, -0.9],
-    "king": [0.5, 0.9, 0.1],
-    "queen": [0.5, 0.1, 0.9],
-    "man": [0.2, 0.9, 0.0],
-    "woman": [0.2, 0.0, 0.9],
-}
+from test_glove import ROWS  # noqa: E402  (the toy GloVe rows of the glove tests)
 
 
 def glove_text(rows=ROWS) -> str:
