@@ -157,3 +157,57 @@ def test_zero_dropout_rate_reproduces_the_plain_run():
                                    rtol=1e-5)
         np.testing.assert_allclose(result.val_loss[variant], result.val_loss["none"],
                                    rtol=1e-5)
+
+
+def _adding_run(cell, mse, steps_per_epoch=10):
+    norms = np.ones(4)
+    return ch02.AddingRun(cell, steps_per_epoch, tuple(mse), target=0.05, gradient_norms=(),
+                          initial_norms=norms, trained_norms=norms, parameters=7)
+
+
+@pytest.mark.parametrize("simple_mse, expected", [
+    ((0.2, 0.16, 0.04), "learned the lag after 30 steps, 1.5 times as many"),
+    ((0.2, 0.16, 0.15, 0.15), "did not learn the lag within 40 steps (test MSE 0.150)"),
+])
+def test_adding_tables_and_report_read_the_runs(simple_mse, expected):
+    runs = {"simple_rnn": _adding_run("simple_rnn", simple_mse),
+            "gru": _adding_run("gru", (0.1, 0.04)), "lstm": _adding_run("lstm", (0.04,))}
+    result = ch02.AddingResult(timesteps=4, budget=40, runs=runs, constant_mse=0.16,
+                               tolerance=0.01)
+    rows = result.rows()
+    assert [r["cell"] for r in rows] == ["simple_rnn", "gru", "lstm"]
+    assert rows[1]["Adam steps to MSE < 1/30"] == "20"
+    setup = ch02.settings()
+    row = result.recipe_row(setup)
+    assert row["budget (steps)"] == 40 and row["gru steps"] == "20"
+    assert row["simple_rnn steps"] == ("30" if runs["simple_rnn"].learned else "-")
+    report = result.report().splitlines()
+    # when both gated cells had learned (20 steps), the SimpleRNN was at its epoch-2 MSE
+    assert report[0].startswith("after 20 steps") and "MSE 0.160 (96% of" in report[0]
+    assert report[1].endswith(expected)
+
+
+def test_overfit_rows_and_comparisons_are_the_paired_differences():
+    val = {"none": np.array([[0.6, 0.9], [0.6, 0.8]]), "dropout": np.array([[0.6, 0.7]] * 2),
+           "recurrent_dropout": np.array([[0.6, 0.8], [0.6, 0.75]])}
+    train = {v: np.full((2, 2), 0.5) for v in val}
+    result = ch02.OverfitResult(tuple(val), (10, 11), 0.5, train, val,
+                                {v: np.full((2, 2), 0.6) for v in val},
+                                {"none": True, "dropout": True, "recurrent_dropout": False},
+                                24, 16)
+    rows = result.rows()
+    assert len(rows) == 6 and rows[0]["seed"] == "10" and rows[4]["cuDNN"] == "**no**"
+    assert rows[1]["gap at the end"] == pytest.approx(0.3)
+    comparisons = result.comparisons()
+    assert list(comparisons) == [f"{label}, {a} - {b}" for label, _, a, b in ch02.COMPARISONS]
+    for label, measure, a, b in ch02.COMPARISONS:
+        assert comparisons[f"{label}, {a} - {b}"] == result.paired(a, b, measure)
+    assert comparisons["gap, none - dropout"][0] == pytest.approx(0.15)
+    assert result.mean_gap() == pytest.approx({"none": 0.35, "dropout": 0.2,
+                                               "recurrent_dropout": 0.275})
+    report = result.report(epochs=2).splitlines()
+    assert report[0].startswith("p = 0.5, 24 training and 16 validation sentences, 2 epochs")
+    assert report[2] == "gap, none - dropout: +0.150 ± 0.071 (+2.1 sd)"
+    # every run's best validation loss is 0.6: a difference without spread, said so
+    assert report[5] == ("best validation loss, none - dropout: +0.000 ± 0.000 "
+                         "(no spread over seeds)")

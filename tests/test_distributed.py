@@ -199,6 +199,20 @@ def tiny(ch07):
                                                worker_timeout=150.0, worker_grace=45.0))
 
 
+@pytest.mark.parametrize("replicas", [1, 2, 3])
+def test_replica_slices_put_each_global_batch_back_together(ch07, replicas):
+    import numpy as np
+
+    data = ch07.tagging_set(40, 3, glove_dim=8, corpus="synthetic")
+    batches = ch07.global_batches(data.x, data.y, 16)
+    slices = ch07.replica_slices(batches, replicas, steps=2)
+    assert len(slices) == 2
+    for ids, parts in slices:
+        assert len(parts) == replicas
+        assert all(p.shape[1] == ids.shape[1] for p in parts)
+        np.testing.assert_array_equal(np.concatenate(parts), ids)
+
+
 @pytest.fixture(scope="module")
 def runs(ch07, tiny, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("ch07"))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnncourse import config, data, devices, gradients, models, text
+from rnncourse import cells, config, data, devices, gradients, models, text
 from rnncourse.chapters import Settings, settings_for
 from rnncourse.glove import embedding_matrix, read_glove
 
@@ -39,7 +39,8 @@ __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "BASELINE_MSE",
            "constant_mse_tolerance", "steps", "adding_model", "AddingRun", "train_adding",
            "AddingResult", "run_adding", "EXAMPLE_LAYERS", "eligibility_table",
            "usage_shapes", "dropout_difference", "REGULARISERS", "SentenceData",
-           "sentence_data", "overfit_model", "OverfitResult", "run_overfitting"]
+           "sentence_data", "overfit_model", "OverfitResult", "run_overfitting", "COMPARISONS",
+           "keras_check_rows"]
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,36 @@ class AddingResult:
         """``{cell: Adam steps until it learned the lag}`` (``inf``: not within the budget)."""
         return {cell: run.steps_to_learn for cell, run in self.runs.items()}
 
+    def rows(self) -> list[dict[str, object]]:
+        """One table row per cell: parameters, steps to learn, test MSE at the end."""
+        return [{"cell": c, "parameters": r.parameters,
+                 "Adam steps to MSE < 1/30": f"{r.steps:,}" if r.learned
+                 else f"not within {self.budget:,}",
+                 "test MSE at the end": r.final_mse} for c, r in self.runs.items()]
+
+    def recipe_row(self, setup: Settings[Sizes, Recipe]) -> dict[str, object]:
+        """The recipe and each cell's steps to learn, as one table row (``-``: not learned)."""
+        row = {"T": self.timesteps, "training sequences": setup.sizes.train_examples,
+               "batch": setup.recipe.batch_size, "learning rate": setup.recipe.learning_rate,
+               "units": setup.sizes.units, "budget (steps)": self.budget}
+        row.update({f"{c} steps": f"{s:,.0f}" if s <= self.budget else "-"
+                    for c, s in self.steps_to_learn.items()})
+        return row
+
+    def report(self) -> str:
+        """Two lines: the SimpleRNN's MSE when both gated cells had learned, and its steps."""
+        gated = max(self.steps_to_learn["gru"], self.steps_to_learn["lstm"])
+        simple = self.runs["simple_rnn"]
+        then = simple.mse_after(int(gated)) if math.isfinite(gated) else simple.final_mse
+        first = (f"after {gated:.0f} steps both gated cells are below 1/30; the SimpleRNN "
+                 f"is at MSE {then:.3f} ({then / BASELINE_MSE:.0%} of the constant "
+                 "predictor)")
+        second = (f"SimpleRNN: learned the lag after {simple.steps:,} steps, "
+                  f"{simple.steps / gated:.1f} times as many" if simple.learned
+                  else f"SimpleRNN: did not learn the lag within {self.budget:,} steps "
+                  f"(test MSE {simple.final_mse:.3f})")
+        return f"{first}\n{second}"
+
 
 def run_adding(setup: Settings[Sizes, Recipe] | None = None,
                cells: Sequence[str] | None = None) -> AddingResult:
@@ -523,6 +554,57 @@ class OverfitResult:
                       else self.final(v, measure)) for v in (a, b)}
         diff = values[a] - values[b]
         return float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+
+    def rows(self) -> list[dict[str, object]]:
+        """One table row per variant and seed: cuDNN, gap, best and last validation loss and
+        last validation accuracy."""
+        return [{"variant": v, "cuDNN": "yes" if self.cudnn[v] else "**no**",
+                 "seed": str(seed), "gap at the end": gap, "best validation loss": best,
+                 "validation loss at the end": end, "validation accuracy at the end": acc}
+                for v in self.variants
+                for seed, gap, best, end, acc in zip(
+                    self.seeds, self.gap(v), self.best_val_loss(v), self.final(v),
+                    self.final(v, "val_accuracy"), strict=True)]
+
+    def mean_gap(self) -> dict[str, float]:
+        """``{variant: gap at the end, mean over seeds}``."""
+        return {v: float(self.gap(v).mean()) for v in self.variants}
+
+    def comparisons(self) -> dict[str, tuple[float, float]]:
+        """The chapter's paired differences (:meth:`paired`): ``{label: (mean, sd)}``.
+
+        The labels read ``"<measure>, <a> - <b>"``, for :data:`COMPARISONS`' rows.
+        """
+        return {f"{label}, {a} - {b}": self.paired(a, b, measure)
+                for label, measure, a, b in COMPARISONS}
+
+    def report(self, epochs: int) -> str:
+        """The setting, the mean gap per variant and every comparison, mean ± sd (in sds)."""
+        lines = [f"p = {self.rate}, {self.train_sentences} training and "
+                 f"{self.val_sentences} validation sentences, {epochs} epochs, "
+                 f"seeds {self.seeds}; paired differences, mean ± sd:",
+                 f"mean gap: { {v: round(g, 3) for v, g in self.mean_gap().items()} }"]
+        lines += [f"{label}: {mean:+.3f} ± {sd:.3f} "
+                  + (f"({mean / sd:+.1f} sd)" if sd > 0 else "(no spread over seeds)")
+                  for label, (mean, sd) in self.comparisons().items()]
+        return "\n".join(lines)
+
+
+#: The paired differences the dropout section reports: (label, measure, a, b).
+COMPARISONS = (
+    ("gap", "gap", "none", "dropout"),
+    ("gap", "gap", "recurrent_dropout", "dropout"),
+    ("gap", "gap", "none", "recurrent_dropout"),
+    ("best validation loss", "best_val_loss", "none", "dropout"),
+    ("validation loss at the end", "val_loss", "none", "dropout"),
+)
+
+
+def keras_check_rows(checks: Sequence[cells.Equivalence]) -> list[dict[str, object]]:
+    """Table rows for :func:`rnncourse.cells.compare_with_keras` results, one per check."""
+    return [{"cell": c.cell, "reset_after": "-" if c.reset_after is None else c.reset_after,
+             "max |Δ output|": c.outputs, "max |Δ state|": c.states,
+             "max rel. Δ gradient": c.gradients} for c in checks]
 
 
 def _cross_entropy(y: np.ndarray, p: np.ndarray) -> float:

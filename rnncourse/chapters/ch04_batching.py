@@ -8,18 +8,26 @@ The tools a practitioner imports (padding, bucketing, padding counts) live in
   sequence run alone, with and without a mask;
 * :func:`padded_step_outputs`, :func:`all_padding_row_output`: what a masked layer returns
   at padded steps and for an all-padding row (probes of Keras behaviour);
-* :func:`mask_propagation`: which layers pass a mask on, in this Keras;
-* :func:`loss_normalisations`: a per-token loss with a mask, a 2-D ``sample_weight`` and
-  ``reduction="mean_with_sample_weight"``, against sums by hand;
+* :func:`mask_propagation` (printed by :func:`format_mask_propagation`): which layers pass
+  a mask on, in this Keras;
+* :func:`loss_normalisations` (on :func:`sentiment_tagging_batch`): a per-token loss with a
+  mask, a 2-D ``sample_weight`` and ``reduction="mean_with_sample_weight"``, against sums
+  by hand;
+* :func:`epoch_cost_report`: the padding counts of an epoch per batching strategy, as text;
 * :func:`grouped_vs_padded_gradients`: length-grouped batches without a mask against
   masked padding;
-* :func:`train_fixed_length`: a classifier trained with fixed timesteps;
+* :func:`train_fixed_length`: a classifier trained with fixed timesteps, moved to any length
+  with :func:`free_length_classifier` and compared by :func:`max_prediction_diff`;
+* :func:`tagger_predictions`: what ``predict`` returns for per-step outputs of a padded
+  array and of a pipeline with batches of different widths;
+* :func:`ragged_input_errors`: what a recurrent layer says about a ``tf.RaggedTensor``;
 * :func:`epoch_times`: wall time of an epoch per batching strategy (for
   ``benchmarks/batching_speed.py``; the notebook asserts no wall-clock number).
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 import warnings
@@ -39,9 +47,11 @@ import tensorflow as tf  # noqa: E402
 
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "review_ids",
            "MaskExactness", "mask_exactness", "run_mask_exactness", "padded_step_outputs",
-           "all_padding_row_output", "mask_propagation", "LossNormalisations",
-           "loss_normalisations", "GroupedGradients", "grouped_vs_padded_gradients",
-           "train_fixed_length", "EpochTimes", "epoch_times"]
+           "all_padding_row_output", "mask_propagation", "format_mask_propagation",
+           "LossNormalisations", "sentiment_tagging_batch", "loss_normalisations",
+           "epoch_cost_report", "GroupedGradients", "grouped_vs_padded_gradients",
+           "train_fixed_length", "free_length_classifier", "max_prediction_diff",
+           "tagger_predictions", "ragged_input_errors", "EpochTimes", "epoch_times"]
 
 
 @dataclass(frozen=True)
@@ -303,6 +313,19 @@ def mask_propagation() -> dict[str, dict[str, bool]]:
     return table
 
 
+def format_mask_propagation(table: dict[str, dict[str, bool]]) -> str:
+    """One line per layer of a :func:`mask_propagation` table: keeps or drops the mask.
+
+    A dropped mask is marked ``DROPS it (with a warning)`` or ``DROPS it silently``.
+    """
+    lines = []
+    for name, row in table.items():
+        verdict = ("keeps the mask" if row["keeps_mask"]
+                   else "DROPS it" + (" (with a warning)" if row["warns"] else " silently"))
+        lines.append(f"{name:<45}{verdict}")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- losses, gradients
 
 
@@ -333,6 +356,29 @@ class LossNormalisations:
     mask_accuracy: float
     real_accuracy: float
     all_accuracy: float
+
+    def rounded(self, digits: int = 4) -> dict[str, float]:
+        """Every field, rounded to ``digits`` decimals, by name (for printing)."""
+        return {k: round(v, digits) for k, v in vars(self).items()}
+
+
+def sentiment_tagging_batch(sequences: Sequence, labels, n: int = 64
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """A tagging batch from labelled sentences: each sentence's label at every timestep.
+
+    Args:
+        sequences: id sequences; the first ``n`` are used.
+        labels: one label per sequence, ``(len(sequences),)``.
+        n: sequences in the batch.
+
+    Returns:
+        ``(x, y)``: ``x`` the first ``n`` sequences post-padded to the longest of them,
+        ``(n, timesteps)``; ``y`` their labels repeated over the timesteps (padding
+        included), ``(n, timesteps)``.
+    """
+    x = batching.pad(sequences[:n])
+    y = np.repeat(np.asarray(labels)[:n, None], x.shape[1], axis=1)
+    return x, y
 
 
 def _probe_tagger(vocab_size: int, units: int, mask_zero: bool, seed: int,
@@ -382,6 +428,29 @@ def loss_normalisations(x: np.ndarray, y: np.ndarray, units: int = 8, seed: int 
         real_fraction=float(weights.mean()), mask_accuracy=float(mask_accuracy),
         real_accuracy=float((hits * weights).sum() / weights.sum()),
         all_accuracy=float(hits.mean()))
+
+
+# --------------------------------------------------------------------------- bucketing
+
+
+def epoch_cost_report(cost: dict[str, batching.PaddingCount]) -> str:
+    """The work of one epoch per batching strategy, one line each, and what bucketing saves.
+
+    Args:
+        cost: ``{strategy: count}`` from ``batching.count_padding`` of each strategy's
+            data set; needs ``"global_max"`` and ``"bucketed"``.
+
+    Returns:
+        A line per strategy (batches, padded timesteps, cells, padded fraction), then the
+        ratios of pad-to-global-max to bucketed timesteps and cells.
+    """
+    lines = [f"{name:<11} batches {c.batches:3d}  timesteps {c.timesteps:7d}  "
+             f"cells {c.positions:9d}  padded {c.padded:6.1%}" for name, c in cost.items()]
+    step_ratio = cost["global_max"].timesteps / cost["bucketed"].timesteps
+    cell_ratio = cost["global_max"].positions / cost["bucketed"].positions
+    lines.append(f"bucketed: {step_ratio:.2f}x fewer timesteps, {cell_ratio:.2f}x fewer cells "
+                 "than pad-to-global-max")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -463,6 +532,70 @@ def train_fixed_length(sequences: Sequence, labels, vocab_size: int,
     model.fit(x, np.asarray(labels), epochs=s.sizes.epochs, batch_size=s.recipe.batch_size,
               verbose=0)
     return model
+
+
+def free_length_classifier(vocab_size: int, setup: Settings[Sizes, Recipe] | None = None
+                           ) -> keras.Model:
+    """The classifier of :func:`train_fixed_length` built on ``shape=(None,)``, untrained.
+
+    The same builder with ``timesteps=None``, so its layer names match the fixed-length
+    model's: ``models.copy_weights_by_name(fixed, free_length_classifier(...))`` moves the
+    trained weights into a model that takes any length.
+    """
+    s = setup or settings()
+    return models.sequence_classifier(vocab_size, embedding_dim=s.sizes.embedding_dim,
+                                      units=s.sizes.units)
+
+
+def max_prediction_diff(first: keras.Model, second: keras.Model, x: np.ndarray) -> float:
+    """Largest absolute difference between two models' ``predict`` on the same input ``x``."""
+    return float(np.abs(first.predict(x, verbose=0) - second.predict(x, verbose=0)).max())
+
+
+def tagger_predictions(tagger: keras.Model, sequences: Sequence, batch_size: int = 16
+                       ) -> tuple[np.ndarray, tf.RaggedTensor, list[int]]:
+    """What ``predict`` returns for a tagger's per-step outputs, from an array and a pipeline.
+
+    Args:
+        tagger: a model with one prediction per step, ``(batch, timesteps, tags)``.
+        sequences: id sequences of different lengths.
+        batch_size: batch size of the per-batch padded pipeline (not shuffled).
+
+    Returns:
+        ``(as_array, as_ragged, widths)``: ``predict`` on the sequences padded to the
+        longest, ``(n, max length, tags)``; ``predict`` on a ``per_batch`` padded
+        ``tf.data`` pipeline, a ``tf.RaggedTensor`` ``(n, None, tags)``; and each
+        sequence's padded width in that pipeline (its batch's width), in order.
+    """
+    as_array = tagger.predict(batching.pad(sequences), verbose=0)
+    per_batch = batching.padded_dataset(sequences, np.zeros(len(sequences)), batch_size,
+                                        "per_batch", shuffle=False)
+    as_ragged = tagger.predict(per_batch.map(lambda x, y: x), verbose=0)
+    widths = [int(x.shape[1]) for x, _ in per_batch for _ in range(len(x))]
+    return as_array, as_ragged, widths
+
+
+def ragged_input_errors(ragged: tf.RaggedTensor, kind: str = "lstm", units: int = 2
+                        ) -> list[str]:
+    """Call a fresh recurrent layer on a ragged batch; return the error lines about raggedness.
+
+    Args:
+        ragged: a ``tf.RaggedTensor`` ``(batch, None, features)``.
+        kind: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
+        units: recurrent units.
+
+    Returns:
+        ``"ErrorType: line"`` for each line of the raised ``ValueError`` or ``TypeError``
+        that mentions "ragged" (terminal colour codes removed); empty when the layer
+        accepted the input.
+    """
+    try:
+        models.recurrent_layer(kind, units)(ragged)
+    except (ValueError, TypeError) as err:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # drop the terminal colours
+        return [f"{type(err).__name__}: {line.strip()}" for line in message.splitlines()
+                if "ragged" in line.lower()]
+    return []
 
 
 # --------------------------------------------------------------------------- timing

@@ -39,7 +39,8 @@ from keras.src.backend.tensorflow import trainer as _trainer  # noqa: E402
 _KERAS_REDUCE = _trainer.reduce_per_replica
 
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "KINDS", "TaggingSet",
-           "tagging_set", "length_boundaries", "global_batches", "stateful_probe",
+           "tagging_set", "length_boundaries", "global_batches", "replica_slices",
+           "stateful_probe",
            "train_tagger",
            "ReplicaRun", "run_single", "run_mirrored", "run_multi_worker", "Exactness",
            "exactness", "WorkerLost", "run_worker_lost", "max_abs_diff"]
@@ -182,6 +183,25 @@ def global_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dat
         padded_shapes=([None], [None]))
     return ds.map(lambda ids, tags: (ids, tags,
                                      distributed.global_token_weights(ids)))
+
+
+def replica_slices(batches: tf.data.Dataset, replicas: int,
+                   steps: int = 3) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """The first ``steps`` global batches and what each of ``replicas`` replicas gets of them.
+
+    Each replica's share comes from :func:`rnncourse.distributed.replica_batches` with the
+    ``tf.distribute.InputContext`` of a one-replica-per-pipeline setup, as
+    ``distribute_datasets_from_function`` would build it.
+
+    Returns:
+        ``[(ids, [slice_0, ..., slice_{R-1}])]``: the global ``(batch, timesteps)`` ids and
+        the replicas' ``(ceil(batch / R), timesteps)`` ids, in replica order.
+    """
+    shares = [list(distributed.replica_batches(
+        batches, tf.distribute.InputContext(replicas, worker, replicas)).take(steps))
+        for worker in range(replicas)]
+    return [(ids.numpy(), [shares[worker][step][0].numpy() for worker in range(replicas)])
+            for step, (ids, _, _) in enumerate(batches.take(steps))]
 
 
 # --------------------------------------------------------------------------- one run
