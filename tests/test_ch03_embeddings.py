@@ -119,6 +119,23 @@ def test_figures_have_data(small):
     assert ax.get_ylim() == (0, 100)
 
 
+def test_oov_figure_legend_sits_below_every_panel_and_its_label(small):
+    """The legend once covered the middle panel's x label (finish() undid the layout)."""
+    glove = G.read_glove(small, cache=False)
+    oov = np.stack([G.truncated_normal(f"w{i}", glove.mean, glove.std) for i in range(50)])
+    fig = P.plot_oov_vectors(glove, oov, oov * 0, dims=(0, 1, 2))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure comes back closed, without a canvas to draw
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (legend,) = fig.legends
+    top = legend.get_window_extent(renderer).y1
+    for ax in fig.axes:
+        assert top < ax.get_window_extent(renderer).y0
+        assert top < ax.xaxis.label.get_window_extent(renderer).y0, ax.get_xlabel()
+
+
 def test_keras_probes():
     matrix = np.random.default_rng(0).normal(size=(9, 4)).astype("float32")
     ids = np.array([[0, 3, 8], [1, 1, 2]])

@@ -131,7 +131,7 @@ def plot_oov_vectors(glove: GloveVectors, oov_vectors: np.ndarray,
         zero_vectors: optional ``(m, dim)`` rows of the zero strategy (drawn as a line).
         dims: which dimensions to show, one panel each.
     """
-    fig, axes = new_figure(ncols=len(dims), width=3.8 * len(dims), height=3.8)
+    fig, axes = new_figure(ncols=len(dims), width=max(7.0, 2.6 * len(dims)), height=3.6)
     axes = np.atleast_1d(axes)
     for ax, d in zip(axes, dims, strict=True):
         values = np.asarray(glove.vectors[:, d])
@@ -143,11 +143,13 @@ def plot_oov_vectors(glove: GloveVectors, oov_vectors: np.ndarray,
         if zero_vectors is not None:
             ax.axvline(0.0, color=COLORS["simple_rnn"], linestyle="--", label="OOV: zeros")
         ax.set_xlabel(f"value of dimension {d}")
-        ax.set_ylabel("density (1/unit)")
+    axes[0].set_ylabel("density (1/unit)")
     handles, labels = axes[0].get_legend_handles_labels()
+    finish(fig, "Out-of-vocabulary vectors drawn from GloVe's own statistics")
+    # below the panels' axis labels: finish() tightens the layout, then room is made
+    fig.subplots_adjust(bottom=0.3)
     fig.legend(handles, labels, loc="lower center", ncols=len(labels))
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return finish(fig, "Out-of-vocabulary vectors drawn from GloVe's own statistics")
+    return fig
 
 
 def plot_sentiment(comparison) -> Figure:
