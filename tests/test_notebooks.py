@@ -1,6 +1,7 @@
 """What every chapter notebook must look like on the page (checked on the sources).
 
 * code fits 88 columns, so no line is cut on the website;
+* a code cell has at most 15 lines: longer logic belongs in the package (thin notebooks);
 * an exercise's solution code follows its ":::{dropdown} Solution" and is tagged ``hide-cell``,
   so neither its code nor its output shows before the reader opens it;
 * no literal seed: ``config.set_seed()`` reads the seed knob ``RNNCOURSE_SEED``;
@@ -34,6 +35,17 @@ def test_code_fits_88_columns(path):
     long = [(i, line) for i, cell in enumerate(cells(path)) if cell["cell_type"] == "code"
             for line in source(cell).splitlines() if len(line) > 88]
     assert not long, f"{path.name}: code lines over 88 columns (cell, line): {long}"
+
+
+MAX_CELL_LINES = 15
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_cells_are_thin(path):
+    long = [(i, n) for i, cell in enumerate(cells(path)) if cell["cell_type"] == "code"
+            if (n := len(source(cell).splitlines())) > MAX_CELL_LINES]
+    assert not long, (f"{path.name}: code cells over {MAX_CELL_LINES} lines (cell, lines): "
+                      f"{long}; move the logic into rnncourse/chapters or the library")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
