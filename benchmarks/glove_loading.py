@@ -9,12 +9,13 @@ memory growth of
   cache lives under ``rnncourse.config.cache_dir() / "glove-cache"``),
 
 for 15,000 frequent words plus 5,000 rare ones spread over the file, and prints the
-ratios side by side. Time is the best of ``--repeats`` runs (the loaders alternate);
+ratios side by side. Time is the median of ``--repeats`` interleaved runs (the loaders
+alternate), printed with the range of the runs;
 memory is the ``tracemalloc`` peak of a separate run (NumPy reports its buffers to it).
 
 Usage::
 
-    python benchmarks/glove_loading.py [--repeats 3] [--gpu-lstm]
+    python benchmarks/glove_loading.py [--repeats 5] [--gpu-lstm]
 
 ``--gpu-lstm`` also times an LSTM training step with and without ``recurrent_dropout``
 (which disables cuDNN), useful on a GPU machine.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import time
 import tracemalloc
 
@@ -90,7 +92,7 @@ def lstm_step_times(steps: int = 30) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--gpu-lstm", action="store_true")
     args = parser.parse_args()
 
@@ -108,7 +110,7 @@ def main() -> None:
             result = fn(path, words)
             times[name].append(time.perf_counter() - start)
             del result
-    best = {name: min(ts) for name, ts in times.items()}
+    median = {name: statistics.median(ts) for name, ts in times.items()}
     memory = {name: peak_mib(fn, path, words) for name, fn in ways.items()}
 
     reference = dictionary_way(path, words)
@@ -118,17 +120,19 @@ def main() -> None:
             and all(np.array_equal(reference[w], v)
                     for w, v in zip(streamed.words, streamed.vectors, strict=True)))
 
-    base_t, base_m = best["dictionary loop"], memory["dictionary loop"]
-    print(f"\n{'method':<22}{'best time':>11}{'speed-up':>10}{'peak mem':>12}{'mem ratio':>11}")
+    base_t, base_m = median["dictionary loop"], memory["dictionary loop"]
+    print(f"\n{'method':<22}{'median time':>12}{'range':>17}{'speed-up':>10}{'peak mem':>12}"
+          f"{'mem ratio':>11}")
     for name in ways:
-        print(f"{name:<22}{best[name]:>10.3f}s{base_t / best[name]:>9.1f}x"
+        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}s"
+        print(f"{name:<22}{median[name]:>11.3f}s{spread:>17}{base_t / median[name]:>9.1f}x"
               f"{memory[name]:>9.1f} MiB{memory[name] / base_m:>10.2f}")
     print("\nall runs (s): " + "; ".join(f"{n}: {', '.join(f'{t:.2f}' for t in ts)}"
                                        for n, ts in times.items()))
     print(f"identical float32 rows for {len(streamed):,} words: {same}")
-    print(f"targets: streaming >= 8x faster: {base_t / best['read_glove streaming'] >= 8}; "
+    print(f"targets: streaming >= 8x faster: {base_t / median['read_glove streaming'] >= 8}; "
           f"streaming peak <= half: {memory['read_glove streaming'] <= base_m / 2}; "
-          f"cached < 0.2 s: {best['read_glove cached'] < 0.2}")
+          f"cached < 0.2 s: {median['read_glove cached'] < 0.2}")
 
     if args.gpu_lstm:
         from rnncourse import devices
