@@ -428,8 +428,7 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     Returns:
         The resulting gate value ``sigmoid(bias)`` (inputs and state at zero).
     """
-    if isinstance(bias, bool) or not isinstance(bias, (int, float, np.number)) \
-            or not np.isfinite(bias):
+    if not _is_finite_number(bias):
         raise ValueError(f"bias must be a finite number (e.g. 5.0 opens the gate), got {bias!r}")
     rnn = recurrent_layer_of(model)
     cell = rnn.cell
@@ -481,6 +480,12 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
             logs.append(np.log(np.maximum(norms, FLOOR)))
         result[cell] = np.exp(np.mean(logs, axis=0))
     return result
+
+
+def _is_finite_number(value) -> bool:
+    """A real, finite number (``bool`` is not one: ``True`` would pass as 1)."""
+    return (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -622,8 +627,7 @@ class PascanuRegularized(keras.Model):
     def __init__(self, model: keras.Model, alpha: float = 1.0,
                  layer: str | keras.layers.Layer | None = None, **kwargs) -> None:
         rnn, _ = _regularizable_rnn(model, layer)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
-                or not np.isfinite(alpha) or alpha < 0:
+        if not _is_finite_number(alpha) or alpha < 0:
             raise ValueError(f"alpha must be a finite number >= 0 (the weight of Omega), got "
                              f"{alpha!r}; alpha=0 trains on the compiled loss alone")
         super().__init__(name=kwargs.pop("name", f"{model.name}_pascanu"), **kwargs)
@@ -653,8 +657,7 @@ class PascanuRegularized(keras.Model):
 # ---------------------------------------------------------------------------------------
 
 def _check_positive_number(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not np.isfinite(value) or not value > 0:
+    if not _is_finite_number(value) or not value > 0:
         raise ValueError(f"{name} must be > 0 (a finite number), got {value!r}")
 
 

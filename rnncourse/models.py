@@ -45,9 +45,13 @@ def _check_cell(cell: str) -> type:
     return CELLS[cell]
 
 
+def _is_positive_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not _is_positive_int(value):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
@@ -64,10 +68,9 @@ def _check_rate(name: str, value: float) -> None:
 def _check_optional_positive(**values: int | None) -> None:
     """Fixed sizes (timesteps, batch_size, window): a positive int, or None for any."""
     for name, value in values.items():
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int or None (any size), got "
-                                 f"{value!r}")
+        if value is not None and not _is_positive_int(value):
+            raise ValueError(f"{name} must be a positive int or None (any size), got "
+                             f"{value!r}")
 
 
 def _offset(seed: int | None, offset: int) -> int | None:
