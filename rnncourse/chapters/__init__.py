@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from rnncourse import config
 
-__all__ = ["Settings", "settings_for", "headline", "CHAPTERS"]
+__all__ = ["Settings", "settings_for", "headline", "glue", "CHAPTERS"]
 
 CHAPTERS = ("ch00_setup", "ch01_gradients", "ch02_gru_lstm", "ch03_embeddings",
             "ch04_batching", "ch05_tbptt", "ch06_training", "ch07_scaling")
@@ -95,3 +95,18 @@ def headline(chapter: str, **numbers: float) -> dict[str, float]:
         with open(target, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
     return values
+
+
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Store ``value`` so that the page's prose can quote it, and return it.
+
+    Under Jupyter Book (``myst_nb`` installed) this is ``myst_nb.glue``: the prose writes
+    ``{glue:text}`name:.3f``` and shows the number this run measured, never a bound. Where
+    ``myst_nb`` is missing (Colab, the library alone) it only returns ``value``.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=display)
+    return value

@@ -1,0 +1,241 @@
+"""The one place where the library turns what a caller passes into what it computes on.
+
+Every public function of :mod:`rnncourse` normalises its arguments through these helpers, so
+the same kind of value is accepted (or refused) the same way everywhere:
+
+* counts, sizes, seeds and ids: Python or NumPy ints (and 0-d integer arrays or tensors);
+  never a bool, never a float, however whole;
+* numbers: any finite real (Python, NumPy, 0-d tensor), never a bool;
+* arrays and sequences: lists, ragged lists, NumPy arrays, ``tf.Tensor``/``tf.RaggedTensor``
+  and pandas columns;
+* token lists: lists of strings, never a bare string (which would be split into characters);
+* paths: ``str`` or ``os.PathLike``, with ``~`` expanded;
+* environment flags: ``0/false/no/off`` and ``1/true/yes/on`` in any case.
+
+A wrong *kind* of value raises :class:`TypeError`, a value of the right kind out of range
+:class:`ValueError`. Both carry the argument's name in ``.argument`` (and in the message),
+so a test asserts the type and the name, never the wording.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "count", "optional_count",
+           "number", "fraction", "choice", "array", "ids", "sequences", "token_lists",
+           "path", "flag"]
+
+
+class ArgumentTypeError(TypeError):
+    """A value of the wrong kind; ``argument`` names the parameter."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+class ArgumentValueError(ValueError):
+    """A value of the right kind but out of range; ``argument`` names the parameter."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+def fail(argument: str, message: str, kind: type = ValueError) -> NoReturn:
+    """Raise :class:`ArgumentValueError` (or :class:`ArgumentTypeError` for ``TypeError``)."""
+    raise (ArgumentTypeError if issubclass(kind, TypeError) else ArgumentValueError)(
+        argument, message)
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d NumPy array or tensor as its Python scalar; anything else unchanged."""
+    if hasattr(value, "numpy") and callable(value.numpy) and getattr(value, "shape", None) == ():
+        value = value.numpy()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def count(value: Any, argument: str, minimum: int = 1) -> int:
+    """``value`` as a Python int ``>= minimum`` (a size, a number of steps, a seed)."""
+    value = _scalar(value)
+    if not _is_int(value):
+        fail(argument, f"must be an int >= {minimum}, got {value!r} "
+                       f"({type(value).__name__})", TypeError)
+    if value < minimum:
+        fail(argument, f"must be an int >= {minimum}, got {int(value)}")
+    return int(value)
+
+
+def optional_count(value: Any, argument: str, minimum: int = 1) -> int | None:
+    """:func:`count`, or ``None`` passed through."""
+    return None if value is None else count(value, argument, minimum)
+
+
+def number(value: Any, argument: str, *, low: float | None = 0.0,
+           low_inclusive: bool = False, high: float | None = None,
+           high_inclusive: bool = True) -> float:
+    """``value`` as a finite Python float within ``(low, high]`` (by default: positive)."""
+    value = _scalar(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        fail(argument, f"must be a real number, got {value!r} ({type(value).__name__})",
+             TypeError)
+    value = float(value)
+    if not math.isfinite(value):
+        fail(argument, f"must be finite, got {value}")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        fail(argument, f"must be {'>=' if low_inclusive else '>'} {low}, got {value}")
+    if high is not None and (value > high or (value == high and not high_inclusive)):
+        fail(argument, f"must be {'<=' if high_inclusive else '<'} {high}, got {value}")
+    return value
+
+
+def fraction(value: Any, argument: str) -> float:
+    """A rate in ``[0, 1)``, such as a dropout rate."""
+    return number(value, argument, low=0.0, low_inclusive=True, high=1.0,
+                  high_inclusive=False)
+
+
+def choice(value: Any, argument: str, options: Iterable[str]) -> str:
+    """One of ``options`` (compared as given; strings only)."""
+    options = tuple(options)
+    if not isinstance(value, str):
+        fail(argument, f"must be one of {options}, got {value!r}", TypeError)
+    if value not in options:
+        fail(argument, f"must be one of {options}, got {value!r}")
+    return value
+
+
+def _to_numpy(value: Any) -> Any:
+    """Tensors, ragged tensors and pandas columns as NumPy arrays or lists."""
+    if hasattr(value, "to_list") and type(value).__name__ == "RaggedTensor":
+        return value.to_list()
+    if hasattr(value, "numpy") and callable(value.numpy):
+        return value.numpy()
+    if hasattr(value, "to_numpy") and callable(value.to_numpy):  # pandas Series / Index
+        return value.to_numpy()
+    return value
+
+
+def array(value: Any, argument: str, *, ndim: int | None = None,
+          kinds: str | None = None) -> np.ndarray:
+    """A rectangular NumPy array from a list, array, tensor or pandas column.
+
+    Args:
+        ndim: the number of dimensions required, if any.
+        kinds: the allowed ``dtype.kind`` letters (``"iu"`` integers, ``"f"`` floats,
+            ``"b"`` bools), if restricted.
+    """
+    if isinstance(value, (str, bytes)):
+        fail(argument, f"must be an array, got a {type(value).__name__}", TypeError)
+    try:
+        result = np.asarray(_to_numpy(value))
+    except ValueError as error:  # NumPy >= 1.24 refuses ragged nesting
+        fail(argument, f"must be rectangular (pad it first): {error}")
+    if result.dtype == object:
+        fail(argument, "must be rectangular numbers; got ragged or mixed rows (pad them "
+                       "first, or pass them where sequences of any length are accepted)",
+             TypeError)
+    if kinds is not None and result.dtype.kind not in kinds:
+        fail(argument, f"has dtype {result.dtype}; expected kind {kinds!r}", TypeError)
+    if ndim is not None and result.ndim != ndim:
+        fail(argument, f"must have {ndim} dimension(s), got shape {result.shape}")
+    return result
+
+
+def ids(value: Any, argument: str, *, ndim: int | None = None) -> np.ndarray:
+    """Non-negative integer ids as an ``int64`` array (floats and bools are refused)."""
+    result = array(value, argument, ndim=ndim)
+    if result.size and result.dtype.kind not in "iu":
+        fail(argument, f"must hold integer ids, got dtype {result.dtype}", TypeError)
+    result = result.astype(np.int64, copy=False)
+    if result.size and result.min() < 0:
+        fail(argument, f"holds a negative id ({int(result.min())}); ids start at 0")
+    return result
+
+
+def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[np.ndarray]:
+    """Sequences of integer ids of any lengths, each as a 1-D ``int64`` array.
+
+    Accepts a list of lists (ragged), a 2-D array or tensor (every row full length), a
+    ``tf.RaggedTensor`` or a pandas column of lists. Refuses a string, a flat list of ints
+    (one sequence, not a batch: wrap it in a list), floats and negative ids. An empty
+    sequence is refused unless ``allow_empty``: it has no last step to predict from.
+    """
+    value = _to_numpy(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        fail(argument, f"must be a batch of id sequences, got {type(value).__name__}",
+             TypeError)
+    rows = list(value)
+    result = []
+    for i, row in enumerate(rows):
+        row = _to_numpy(row)
+        if _is_int(_scalar(row)):
+            fail(argument, "must be a batch of sequences, got a flat sequence of ids; "
+                           "wrap one sequence in a list: [ids]", TypeError)
+        result.append(ids(row, f"{argument}[{i}]", ndim=1))
+        if not allow_empty and result[-1].size == 0:
+            fail(argument, f"sequence {i} is empty; drop empty sequences first")
+    return result
+
+
+def token_lists(value: Any, argument: str) -> list[list[str]]:
+    """Sentences as lists of string tokens; a bare string or non-string token is refused."""
+    value = _to_numpy(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        fail(argument, f"must be a list of token lists, got {type(value).__name__}",
+             TypeError)
+    result = []
+    for i, tokens in enumerate(value):
+        tokens = _to_numpy(tokens)
+        if isinstance(tokens, str):
+            fail(argument, f"item {i} is the string {tokens[:30]!r}, not a list of tokens; "
+                           "split it first (e.g. rnncourse.text.tokenize)", TypeError)
+        tokens = list(tokens)
+        for token in tokens:
+            if not isinstance(token, str):
+                fail(argument, f"item {i} holds a {type(token).__name__} ({token!r}); "
+                               "tokens are strings", TypeError)
+        result.append(tokens)
+    return result
+
+
+def path(value: Any, argument: str) -> Path:
+    """A :class:`~pathlib.Path` from ``str`` or ``os.PathLike``, with ``~`` expanded."""
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, (str, os.PathLike)):
+        fail(argument, f"must be a path, got {type(value).__name__}", TypeError)
+    text = os.fspath(value)
+    if not text.strip():
+        fail(argument, "is an empty path")
+    return Path(text).expanduser()
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def flag(name: str, default: bool) -> bool:
+    """The environment variable ``name`` as a bool; unset or blank gives ``default``."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    fail(name, f"environment variable is {os.environ[name]!r}; use one of "
+               f"{sorted(_TRUE)} or {sorted(_FALSE)}")
