@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnncourse import _checks
+
 __all__ = [
     "PAD", "OOV", "PAD_TOKEN", "OOV_TOKEN", "OUTSIDE", "Vocabulary", "CharVocabulary",
-    "char_vocabulary", "tag_vocabulary", "pad_ids", "encode_tagging", "split_indices",
+    "char_vocabulary", "tag_vocabulary", "pad", "encode_tagging", "split_indices",
 ]
 
 PAD = 0
@@ -141,7 +143,7 @@ class Vocabulary:
         return [get(t, oov) for t in tokens]
 
     def encode_batch(self, token_lists: Iterable[Sequence[str]]) -> list[list[int]]:
-        """Many token lists -> ragged id lists (pad them with :func:`pad_ids`)."""
+        """Many token lists -> ragged id lists (pad them with :func:`pad`)."""
         if isinstance(token_lists, str):
             raise ValueError("encode_batch takes a list of token lists, not a string; "
                              "use vocab.encode_batch([text.split() for text in texts])")
@@ -166,43 +168,48 @@ class Vocabulary:
         return [self.words[i] for i in ids if i != self.PAD]
 
 
-def pad_ids(id_lists: Sequence[Sequence[int]], maxlen: int | None = None,
-            truncate: bool = False) -> np.ndarray:
-    """Ragged id lists -> ``(n, timesteps)`` int32, post-padded with :data:`PAD`.
+def pad(sequences, maxlen: int | None = None, padding: str = "post",
+        truncating: str | None = None) -> np.ndarray:
+    """Id sequences of any lengths -> ``(batch, timesteps)`` int32, padded with :data:`PAD`.
 
-    Post-padding keeps an LSTM/GRU cuDNN-eligible under a mask (see
-    :func:`rnncourse.devices.cudnn_eligibility`). ``keras.utils.pad_sequences`` does the
-    work; this wrapper refuses to cut a sequence unless asked, so no token is lost silently.
+    The book's one pad function: ``keras.utils.pad_sequences`` after the inputs are
+    normalised (lists, ragged lists, arrays, tensors, pandas columns of lists). Post-padding
+    (the default) keeps an LSTM/GRU cuDNN-eligible under a mask (see
+    :func:`rnncourse.devices.cudnn_eligibility`).
 
     Args:
-        id_lists: ``n`` sequences of ids (``Vocabulary.encode_batch`` output).
-        maxlen: timesteps of the result, a positive int; ``None``: the longest sequence.
-        truncate: allow cutting sequences longer than ``maxlen`` (their end is dropped).
+        sequences: ``batch`` sequences of non-negative integer ids, none empty, none holding
+            the padding id 0 (it would be masked like padding).
+        maxlen: ``timesteps`` of the result; ``None``: the longest sequence.
+        padding: ``"post"`` (zeros after the tokens) or ``"pre"``.
+        truncating: ``None`` refuses to cut a sequence longer than ``maxlen``; ``"post"``
+            keeps its first ``maxlen`` ids, ``"pre"`` its last ones.
 
     Raises:
-        ValueError: no sequences, a ``maxlen`` that is not a positive int, or sequences
-            longer than ``maxlen`` without ``truncate``.
-        TypeError: a sequence that is a string (text not yet encoded).
+        TypeError: text instead of ids, float or bool ids, a flat list (one sequence).
+        ValueError: no sequences, an empty sequence, id 0 or a negative id inside a
+            sequence, a sequence longer than ``maxlen`` without ``truncating``.
     """
     from keras.utils import pad_sequences
 
-    if maxlen is not None and (not _is_int(maxlen) or maxlen < 1):
-        raise ValueError(f"maxlen must be a positive int or None (the longest sequence), "
-                         f"got {maxlen!r}")
-    texts = [i for i, ids in enumerate(id_lists) if isinstance(ids, (str, bytes))]
-    if texts:
-        raise TypeError(f"id_lists[{texts[0]}] is the string {id_lists[texts[0]][:30]!r}; "
-                        "pad_ids takes id lists: encode the text first "
-                        "(vocab.encode_batch([text.split() for text in texts]))")
-    lengths = [len(ids) for ids in id_lists]
-    if not lengths:
-        raise ValueError("pad_ids got no sequences; pass a non-empty list of id lists")
-    if maxlen is not None and max(lengths) > maxlen and not truncate:
-        raise ValueError(f"{sum(n > maxlen for n in lengths)} of {len(lengths)} sequences are "
-                         f"longer than maxlen={maxlen} (longest {max(lengths)}); raise maxlen "
-                         "or pass truncate=True to cut their ends")
-    return pad_sequences(id_lists, maxlen=maxlen, padding="post", truncating="post",
-                         value=PAD, dtype="int32")
+    arrays = _checks.sequences(sequences, "sequences")
+    if not arrays:
+        _checks.fail("sequences", "is empty; pass at least one id sequence")
+    maxlen = _checks.optional_count(maxlen, "maxlen")
+    _checks.choice(padding, "padding", ("post", "pre"))
+    if truncating is not None:
+        _checks.choice(truncating, "truncating", ("post", "pre"))
+    holding_pad = [i for i, ids in enumerate(arrays) if (ids == PAD).any()]
+    if holding_pad:
+        _checks.fail("sequences", f"sequence {holding_pad[0]} holds the padding id {PAD}; "
+                                  "real ids start at 1 (already padded? pass the unpadded lists)")
+    longest = max(ids.size for ids in arrays)
+    if maxlen is not None and longest > maxlen and truncating is None:
+        _checks.fail("maxlen", f"{sum(ids.size > maxlen for ids in arrays)} sequences are longer "
+                               f"than maxlen={maxlen} (longest {longest}); raise maxlen or pass "
+                               "truncating='post' (keep the start) or 'pre' (keep the end)")
+    return pad_sequences(arrays, maxlen=maxlen, padding=padding,
+                         truncating=truncating or "post", value=PAD, dtype="int32")
 
 
 @dataclass
@@ -314,8 +321,12 @@ def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Seq
         if unknown:
             raise ValueError(f"sentence {i} has tags {sorted(unknown)} missing from tag_names; "
                              "build tag_names from all tag lists with tag_vocabulary()")
-    x = pad_ids(vocab.encode_batch([list(tokens) for tokens in token_lists]), maxlen, truncate)
-    y = pad_ids([[tag_id[t] for t in tags] for tags in tag_lists], x.shape[1], truncate)
+    from keras.utils import pad_sequences
+
+    x = pad(vocab.encode_batch([list(tokens) for tokens in token_lists]), maxlen,
+            truncating="post" if truncate else None)
+    y = pad_sequences([[tag_id[t] for t in tags] for tags in tag_lists], x.shape[1],
+                      dtype="int32", padding="post", truncating="post", value=0)
     return x, y
 
 

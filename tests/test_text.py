@@ -61,19 +61,24 @@ def test_mapping_is_the_word_view():
     assert vocab.mapping() == {"x": 2, "y": 3}
 
 
-@pytest.mark.parametrize("ids, maxlen, truncate, expected", [
-    ([[2, 3], [4]], None, False, [[2, 3], [4, 0]]),
-    ([[2, 3], [4]], 3, False, [[2, 3, 0], [4, 0, 0]]),
-    ([[2, 3, 5], [4]], 2, True, [[2, 3], [4, 0]]),
+@pytest.mark.parametrize("ids, maxlen, truncating, expected", [
+    ([[2, 3], [4]], None, None, [[2, 3], [4, 0]]),
+    ([[2, 3], [4]], 3, None, [[2, 3, 0], [4, 0, 0]]),
+    ([[2, 3, 5], [4]], 2, "post", [[2, 3], [4, 0]]),
+    ([[2, 3, 5], [4]], 2, "pre", [[3, 5], [4, 0]]),
+    (np.array([[2, 3], [4, 5]], dtype=np.uint8), None, None, [[2, 3], [4, 5]]),
+    ([[np.int64(2), np.int64(3)]], None, None, [[2, 3]]),
 ])
-def test_pad_ids_post_pads_with_zero(ids, maxlen, truncate, expected):
-    out = T.pad_ids(ids, maxlen, truncate)
+def test_pad_post_pads_with_zero(ids, maxlen, truncating, expected):
+    out = T.pad(ids, maxlen, truncating=truncating)
     assert out.dtype == np.int32 and out.tolist() == expected
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: T.pad_ids([[2, 3, 5]], 2), ValueError, "longer than maxlen=2"),
-    (lambda: T.pad_ids([]), ValueError, "no sequences"),
+    (lambda: T.pad([[2, 3, 5]], 2), ValueError, "maxlen"),
+    (lambda: T.pad([]), ValueError, "sequences"),
+    (lambda: T.pad([[2, 0, 0]]), ValueError, "sequences"),
+    (lambda: T.pad([[1.6, 2.7]]), TypeError, "sequences"),
     (lambda: Vocabulary(["a", "b"]), ValueError, "starts with '<pad>'"),
     (lambda: Vocabulary(["<pad>", "<oov>", "a", "a"]), ValueError, "unique"),
     (lambda: Vocabulary.from_tokens([["a"]]).encode("a b"), ValueError, "not a string"),

@@ -77,7 +77,7 @@ def run_smoke(texts: Sequence[str], labels: Sequence[int],
     config.set_seed(config.seed(0))
     tokens = [t.split() for t in texts]
     vocabulary = text.Vocabulary.from_tokens(tokens, max_size=s.recipe.max_vocabulary)
-    ids = text.pad_ids(vocabulary.encode_batch(tokens))
+    ids = text.pad(vocabulary.encode_batch(tokens))
     labels = np.asarray(labels, dtype="float32")
     train, test = text.split_indices(len(ids), s.recipe.validation_fraction, seed=config.seed(1))
     model = models.sequence_classifier(len(vocabulary), units=s.sizes.units, seed=config.seed(2))

@@ -569,8 +569,8 @@ def review_batch(setup: Settings | None = None) -> ReviewBatch:
     order = order[:s.sizes.review_sentences]
     tokens = [texts[i].split() for i in order]
     vocabulary = text.Vocabulary.from_tokens(tokens, max_size=s.recipe.review_vocabulary)
-    ids = text.pad_ids(vocabulary.encode_batch(tokens), maxlen=s.recipe.review_maxlen,
-                       truncate=True)
+    ids = text.pad(vocabulary.encode_batch(tokens), maxlen=s.recipe.review_maxlen,
+                   truncating="post")
     targets = np.asarray(labels)[order].astype("float32")[:, None]
     return ReviewBatch(ids, targets, vocabulary)
 

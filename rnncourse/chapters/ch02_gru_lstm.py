@@ -474,8 +474,8 @@ def sentence_data(setup: Settings[Sizes, Recipe] | None = None) -> SentenceData:
     matrix, _ = embedding_matrix(vocab, read_glove(data.glove_path(), vocabulary=vocab.words))
 
     def ids(rows: np.ndarray) -> np.ndarray:
-        return text.pad_ids(vocab.encode_batch([tokens[i] for i in rows]),
-                            maxlen=r.overfit_timesteps, truncate=True)
+        return text.pad(vocab.encode_batch([tokens[i] for i in rows]),
+                        maxlen=r.overfit_timesteps, truncating="post")
 
     labels = np.asarray(labels, dtype=np.float32)
     return SentenceData(ids(train), labels[train], ids(val), labels[val], matrix, split_seed)

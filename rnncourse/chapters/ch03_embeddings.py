@@ -318,7 +318,7 @@ def sentiment_data(texts: Sequence[str], labels: Sequence[int], glove_path: str 
     matrix, report = embedding_matrix(vocab, glove)
 
     def pad(token_lists):
-        return text.pad_ids(vocab.encode_batch(token_lists), maxlen=r.timesteps, truncate=True)
+        return text.pad(vocab.encode_batch(token_lists), maxlen=r.timesteps, truncating="post")
 
     return SentimentData(vocab, glove, matrix, report, pad(tr_tokens), labels[order],
                          pad(va_tokens), labels[val], split_seed)
