@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ class Raises:
 
     error: type[BaseException]
     fragments: tuple[str, ...]
+    argument: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,15 @@ def raises(error: type[BaseException], *fragments: str) -> Raises:
     return Raises(error, fragments)
 
 
+def bad(error: type[BaseException], argument: str) -> Raises:
+    """The call raises ``error`` about ``argument``: the type and the name, not the wording.
+
+    The name is the error's ``argument`` attribute (every error of ``rnncourse._checks``
+    has one) or, for the few errors raised elsewhere, a whole word of the message.
+    """
+    return Raises(error, (), argument)
+
+
 def ok(check) -> Returns:
     return Returns(check)
 
@@ -102,6 +113,11 @@ def check_error(info: pytest.ExceptionInfo, expect: Raises) -> None:
     message = str(info.value)
     missing = [f for f in expect.fragments if f not in message]
     assert not missing, f"message {message!r} lacks {missing}"
+    if expect.argument is not None:
+        named = getattr(info.value, "argument", None)
+        assert named == expect.argument or (named is None and re.search(
+            rf"(?<![\w.]){re.escape(expect.argument)}(?![\w])", message)), (
+            f"error names {named!r}, not {expect.argument!r}: {message!r}")
     origin = Path(str(info.traceback[-1].path)).resolve()
     assert origin.is_relative_to(PACKAGE), (
         f"{type(info.value).__name__} raised in {origin}, not by rnncourse: {message!r}")
@@ -311,13 +327,15 @@ TEXT = [
         [["The", "Cat"]], lower=True).encode(["THE", "cat", "dog"]),
         ok(lambda ids: ids == [2, 3, 1])),
     case("text-pad-maxlen-0", lambda c: T.pad([[2, 3]], 0, truncating="post"),
-         raises(ValueError, "maxlen")),
-    case("text-pad-maxlen-float", lambda c: T.pad([[2, 3]], 2.5), raises(TypeError, "maxlen")),
-    case("text-pad-maxlen-bool", lambda c: T.pad([[2, 3]], True), raises(TypeError, "maxlen")),
+         bad(ValueError, "maxlen")),
+    case("text-pad-maxlen-float", lambda c: T.pad([[2, 3]], 2.5), bad(TypeError, "maxlen")),
+    case("text-pad-maxlen-bool", lambda c: T.pad([[2, 3]], True), bad(TypeError, "maxlen")),
     case("text-pad-of-text", lambda c: T.pad(["the cat", "a dog"]),
-         raises(TypeError, "sequences")),
+         bad(TypeError, "sequences")),
+    case("text-pad-float-ids", lambda c: T.pad([[1.6, 2.7]]), bad(TypeError, "sequences[0]")),
+    case("text-pad-already-padded", lambda c: T.pad([[2, 3, 0]]), bad(ValueError, "sequences")),
     case("text-pad-cut-needs-truncating", lambda c: T.pad([[2, 3, 4], [5]], maxlen=2),
-         raises(ValueError, "maxlen", "truncating")),
+         bad(ValueError, "maxlen")),
     case("text-tag-vocabulary-flat-list", lambda c: T.tag_vocabulary(["O", "B-person"]),
          raises(ValueError, "tag_lists[0] is the string", "one list per sentence")),
     case("text-char-decode-probabilities", lambda c: T.char_vocabulary("ab").decode([0.5, 0.9]),
