@@ -182,10 +182,17 @@ def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[n
     result = []
     for i, row in enumerate(rows):
         row = _to_numpy(row)
+        if isinstance(row, (str, bytes)):
+            fail(argument, f"sequence {i} is text ({row[:30]!r}); encode it to ids first "
+                           "(rnncourse.text.Vocabulary.encode)", TypeError)
         if _is_int(_scalar(row)):
             fail(argument, "must be a batch of sequences, got a flat sequence of ids; "
                            "wrap one sequence in a list: [ids]", TypeError)
-        result.append(ids(row, f"{argument}[{i}]", ndim=1))
+        try:
+            result.append(ids(row, argument, ndim=1))
+        except (ArgumentTypeError, ArgumentValueError) as error:
+            detail = str(error).split(": ", 1)[1]
+            raise type(error)(argument, f"sequence {i} {detail}") from None
         if not allow_empty and result[-1].size == 0:
             fail(argument, f"sequence {i} is empty; drop empty sequences first")
     return result

@@ -332,7 +332,7 @@ TEXT = [
     case("text-pad-maxlen-bool", lambda c: T.pad([[2, 3]], True), bad(TypeError, "maxlen")),
     case("text-pad-of-text", lambda c: T.pad(["the cat", "a dog"]),
          bad(TypeError, "sequences")),
-    case("text-pad-float-ids", lambda c: T.pad([[1.6, 2.7]]), bad(TypeError, "sequences[0]")),
+    case("text-pad-float-ids", lambda c: T.pad([[1.6, 2.7]]), bad(TypeError, "sequences")),
     case("text-pad-already-padded", lambda c: T.pad([[2, 3, 0]]), bad(ValueError, "sequences")),
     case("text-pad-cut-needs-truncating", lambda c: T.pad([[2, 3, 4], [5]], maxlen=2),
          bad(ValueError, "maxlen")),
