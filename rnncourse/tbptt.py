@@ -15,8 +15,9 @@ Two ways to train a recurrent network on sequences too long for one backward pas
    is free; any ``[x, *states] -> [y, *states]`` model and any loss work, and the losses it
    reports are in the loss's unit (nats for the default :func:`sequence_loss`).
 
-:func:`inference_model` turns a trained one-input model into a stateful one with another
-batch size (batch 1 for generation), finding its recurrent layers by type.
+:func:`convert` moves a trained character model between its three views: stateful (for
+``fit`` on a window layout), explicit state (any batch size) and batch-1 inference;
+:func:`bits_per_char` and :func:`generate` take any of them.
 
 Tools for a character-level language model complete it: :func:`char_sequences` (a text as
 consecutive next-character examples), :func:`bits_per_char`, :func:`unigram_entropy_bits`,
@@ -26,14 +27,13 @@ consecutive next-character examples), :func:`bits_per_char`, :func:`unigram_entr
 
 from __future__ import annotations
 
-import inspect
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rnncourse import _checks, models
 from rnncourse.config import quiet_tensorflow
 from rnncourse.progress import progress
 from rnncourse.text import CharVocabulary
@@ -45,30 +45,15 @@ import tensorflow as tf  # noqa: E402
 
 __all__ = ["char_sequences", "unigram_entropy_bits", "StatefulBatches", "stateful_batches",
            "reset_states", "ResetStateCallback", "fit_stateful", "predict_stateful",
-           "inference_model", "zero_state", "masked_cross_entropy", "sequence_loss",
+           "VIEWS", "convert", "zero_state", "masked_cross_entropy", "sequence_loss",
            "run_windows", "TBPTTTrainer", "full_bptt_gradients", "bits_per_char", "generate"]
 
 LN2 = math.log(2.0)
 
 
-def _check_count(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_ids(name: str, ids, ndim: int | None = 2) -> np.ndarray:
-    array = np.asarray(ids)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer ids, got dtype {array.dtype}; encode text "
-                        "with rnncourse.text.char_vocabulary(text).encode(...)")
-    if ndim is not None and array.ndim != ndim:
-        shape = "(batch, timesteps)" if ndim == 2 else f"{ndim} dimensions"
-        raise ValueError(f"{name} must be {shape} ids, got shape {array.shape}")
-    if array.size and array.min() < 0:
-        raise ValueError(f"{name} holds negative ids (smallest {int(array.min())}); ids start "
-                         "at 0")
-    return array.astype(np.int32)
+def _int_ids(value, argument: str, ndim: int | None = 2) -> np.ndarray:
+    """Non-negative integer ids (``(batch, timesteps)`` unless ``ndim``) as int32."""
+    return _checks.ids(value, argument, ndim=ndim).astype(np.int32)
 
 
 def _check_id_range(model: keras.Model, inputs: np.ndarray, targets=None) -> None:
@@ -82,16 +67,17 @@ def _check_id_range(model: keras.Model, inputs: np.ndarray, targets=None) -> Non
     embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
     if len(embeddings) == 1 and inputs.size and int(inputs.max()) >= embeddings[0].input_dim:
         rows = embeddings[0].input_dim
-        raise ValueError(f"inputs hold the id {int(inputs.max())} but the model's Embedding has "
-                         f"{rows} rows (ids 0..{rows - 1}); encode with the vocabulary the "
-                         "model was built for (vocab_size=len(vocab))")
+        _checks.fail("inputs", f"holds the id {int(inputs.max())} but the model's Embedding "
+                               f"has {rows} rows (ids 0..{rows - 1}); encode with the "
+                               "vocabulary the model was built for (vocab_size=len(vocab))")
     classes = model.outputs[0].shape[-1]
     if targets is not None and classes is not None and targets.size and \
             np.asarray(targets).dtype.kind in "iu" and not 0 <= int(targets.min()) <= \
             int(targets.max()) < classes:
-        raise ValueError(f"targets hold ids {int(targets.min())}..{int(targets.max())} but the "
-                         f"model predicts {classes} classes (ids 0..{classes - 1}); encode "
-                         "targets with the same vocabulary as the inputs")
+        _checks.fail("targets", f"holds ids {int(targets.min())}..{int(targets.max())} but "
+                                f"the model predicts {classes} classes (ids 0.."
+                                f"{classes - 1}); encode targets with the same vocabulary as "
+                                "the inputs")
 
 
 # --------------------------------------------------------------------------- text
@@ -107,12 +93,13 @@ def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, n
         ``targets[i, t] == inputs[i, t + 1]`` and sequence ``i + 1`` continuing sequence ``i``;
         ``N = (n - 1) // L``.
     """
-    ids = _check_ids("ids", ids, ndim=None).reshape(-1)
-    sequence_length = _check_count("sequence_length", sequence_length)
+    ids = _int_ids(ids, "ids", ndim=None).reshape(-1)
+    sequence_length = _checks.count(sequence_length, "sequence_length")
     n = (len(ids) - 1) // sequence_length
     if n < 1:
-        raise ValueError(f"{len(ids)} ids are too few for one sequence of {sequence_length} "
-                         "plus its target; use more text or a shorter sequence_length")
+        _checks.fail("ids", f"{len(ids)} ids are too few for one sequence of "
+                            f"{sequence_length} plus its target; use more text or a shorter "
+                            "sequence_length")
     inputs = ids[: n * sequence_length].reshape(n, sequence_length)
     targets = ids[1: n * sequence_length + 1].reshape(n, sequence_length)
     return inputs, targets
@@ -123,13 +110,13 @@ def unigram_entropy_bits(ids: np.ndarray, vocab_size: int) -> float:
 
     ``ids`` any shape of ids in ``0 .. vocab_size - 1``.
     """
-    flat = _check_ids("ids", ids, ndim=None).reshape(-1)
-    vocab_size = _check_count("vocab_size", vocab_size)
+    flat = _int_ids(ids, "ids", ndim=None).reshape(-1)
+    vocab_size = _checks.count(vocab_size, "vocab_size")
     if flat.size == 0:
-        raise ValueError("ids is empty; pass the encoded text")
+        _checks.fail("ids", "is empty; pass the encoded text")
     if flat.max() >= vocab_size:
-        raise ValueError(f"ids go up to {int(flat.max())} but vocab_size={vocab_size}; pass "
-                         "len(vocabulary)")
+        _checks.fail("vocab_size", f"is {vocab_size} but ids go up to {int(flat.max())}; "
+                                   "pass len(vocabulary)")
     counts = np.bincount(flat, minlength=vocab_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
@@ -176,8 +163,8 @@ class StatefulBatches:
         windows = np.asarray(windows)
         b, w, k = self.batch_size, self.window, self.reset_every
         if windows.shape[:2] != (self.num_batches * b, w):
-            raise ValueError(f"windows must be ({self.num_batches * b}, {w}, ...), the shape "
-                             f"of this layout's inputs; got {windows.shape}")
+            _checks.fail("windows", f"must be ({self.num_batches * b}, {w}, ...), the shape "
+                                    f"of this layout's inputs; got {windows.shape}")
         groups = self.num_batches // k
         tail = windows.shape[2:]
         x = windows.reshape(groups, k, b, w, *tail)  # (group, window index, row, step, ...)
@@ -210,13 +197,13 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
     """
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     if inputs.ndim < 2 or len(inputs) == 0 or inputs.shape[1] == 0:
-        raise ValueError(f"inputs must be (N, L[, features]) with N, L >= 1, got shape "
-                         f"{inputs.shape}; stack your sequences first")
+        _checks.fail("inputs", f"must be (N, L[, features]) with N, L >= 1, got shape "
+                               f"{inputs.shape}; stack your sequences first")
     if targets.ndim < 2 or targets.shape[:2] != inputs.shape[:2]:
-        raise ValueError(f"targets {targets.shape[:2]} and inputs {inputs.shape[:2]} must agree "
-                         "on (N, L); shift them before laying out windows")
-    window = _check_count("window", window)
-    batch_size = _check_count("batch_size", batch_size)
+        _checks.fail("targets", f"{targets.shape[:2]} and inputs {inputs.shape[:2]} must "
+                                "agree on (N, L); shift them before laying out windows")
+    window = _checks.count(window, "window")
+    batch_size = _checks.count(batch_size, "batch_size")
     n, length = inputs.shape[:2]
     k = -(-length // window)
     n_pad, l_pad = -n % batch_size, k * window - length
@@ -242,7 +229,8 @@ def reset_states(model: keras.Model) -> int:
     ``Bidirectional`` wrappers included). Returns how many layers were reset.
     """
     if not isinstance(model, keras.layers.Layer):
-        raise TypeError(f"model must be a Keras model or layer, got {type(model).__name__}")
+        _checks.fail("model", f"must be a Keras model or layer, got {type(model).__name__}",
+                     TypeError)
     count = 0
     for layer in getattr(model, "layers", []):
         if isinstance(layer, keras.Model):  # a nested model: walk its layers too
@@ -259,25 +247,19 @@ class ResetStateCallback(keras.callbacks.Callback):
     With :func:`stateful_batches`' layout a new group of sequences starts at batch
     ``j`` whenever ``j % reset_every == 0``; forgetting the reset lets the end of one
     sequence leak into the start of an unrelated one. The layout also needs
-    ``fit(..., shuffle=False)``: the callback warns when it finds ``fit`` shuffling.
+    ``fit(..., shuffle=False)``, which Keras does not tell callbacks about:
+    :func:`fit_stateful` passes it and refuses ``shuffle=True``.
     """
 
     def __init__(self, reset_every: int) -> None:
         super().__init__()
-        self.reset_every = _check_count("reset_every", reset_every)
+        self.reset_every = _checks.count(reset_every, "reset_every")
         self.resets = 0
 
     def _maybe_reset(self, batch: int) -> None:
         if batch % self.reset_every == 0:
             reset_states(self.model)
             self.resets += 1
-
-    def on_train_begin(self, logs=None):
-        if _fit_shuffles():
-            warnings.warn("ResetStateCallback with fit(shuffle=True): the windows of a "
-                          "stateful layout run in a shuffled order, so every row continues "
-                          "an unrelated window; pass shuffle=False (tbptt.fit_stateful does)",
-                          UserWarning, stacklevel=2)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._maybe_reset(batch)
@@ -289,51 +271,121 @@ class ResetStateCallback(keras.callbacks.Callback):
         self._maybe_reset(batch)
 
 
-def _fit_shuffles() -> bool:
-    """Whether the Keras ``fit`` that is running was called with ``shuffle=True``.
-
-    Keras does not hand ``shuffle`` to callbacks; the ``fit`` frame on the call stack has it.
-    """
-    frame = inspect.currentframe()
-    try:
-        while frame is not None:
-            code = frame.f_code
-            if code.co_name == "fit" and "shuffle" in frame.f_locals and \
-                    "keras" in code.co_filename:
-                return bool(frame.f_locals["shuffle"])
-            frame = frame.f_back
-    finally:
-        del frame
-    return False
-
-
 def _check_model_fits_layout(model: keras.Model, batches: StatefulBatches) -> None:
+    if not isinstance(batches, StatefulBatches):
+        _checks.fail("batches", "must be a StatefulBatches from tbptt.stateful_batches(...)",
+                     TypeError)
+    if not isinstance(model, keras.Model):
+        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
     batch, steps = tuple(model.inputs[0].shape[:2])
     if batch != batches.batch_size:
-        raise ValueError(f"model was built for batch {batch}, layout has "
-                         f"batch_size={batches.batch_size}; build both with the same size")
+        _checks.fail("batches", f"has batch_size={batches.batch_size} but the model was "
+                                f"built for batch {batch}; build both with the same size")
     if steps is not None and steps != batches.window:
-        raise ValueError(f"model takes windows of {steps} steps, layout has "
-                         f"window={batches.window}; lay out with stateful_batches(..., "
-                         f"window={steps}) or build the model with window=None")
+        _checks.fail("batches", f"has window={batches.window} but the model takes windows "
+                                f"of {steps} steps; lay out with stateful_batches(..., "
+                                f"window={steps}) or build the model with window=None")
+
+
+_STEPS_IN_LOSS = {"mean_with_sample_weight": "real", "sum_over_batch_size": "all",
+                  "mean": "all", "sum": "one"}
+
+
+class _RealStepLoss(keras.callbacks.Callback):
+    """The epoch's training loss per real step (token-weighted), and a progress bar.
+
+    Keras' epoch ``loss`` is the mean of the batches' losses, each batch counting alike
+    (its loss tracker weighs a batch by its rows, which are the same in every batch of a
+    layout); a batch of filler rows and padded windows then counts as much as a full one.
+    This callback recovers each batch's loss from the running mean Keras logs after every
+    batch, turns it back into a sum over steps with the loss's reduction
+    (``"mean_with_sample_weight"`` divides by the batch's real steps,
+    ``"sum_over_batch_size"`` by all ``batch * window`` steps), and at the end of the epoch
+    replaces ``logs["loss"]`` by that sum over the real steps of the epoch; Keras' own
+    number stays as ``logs["batch_mean_loss"]``.
+    """
+
+    def __init__(self, real_steps: np.ndarray, all_steps: int, reduction: str,
+                 desc: str) -> None:
+        super().__init__()
+        self.real_steps, self.all_steps = real_steps, all_steps
+        self.reduction, self.desc = reduction, desc
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.bar = progress(total=self.params.get("epochs"), desc=self.desc, unit="epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.mean, self.total = 0.0, 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float(logs["loss"])  # Keras' running mean over batches 0..batch
+        loss = (batch + 1) * mean - batch * self.mean
+        self.mean = mean
+        steps = {"real": self.real_steps[batch], "all": self.all_steps, "one": 1.0}
+        self.total += loss * steps[_STEPS_IN_LOSS[self.reduction]]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["batch_mean_loss"] = logs["loss"]
+        logs["loss"] = self.total / float(self.real_steps.sum())
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}")
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
                  callbacks: Sequence[keras.callbacks.Callback] | None = None,
-                 verbose: int = 0) -> keras.callbacks.History:
+                 verbose: int = 0, shuffle: bool = False,
+                 desc: str = "stateful fit") -> keras.callbacks.History:
     """``model.fit`` on a window layout: ``shuffle=False``, resets on the period, weights.
 
-    ``model`` is a compiled stateful model whose input batch size is
-    ``batches.batch_size``; returns Keras' ``History``.
+    ``model`` is a stateful model compiled with one loss (e.g.
+    :func:`sequence_loss`) whose input batch size is ``batches.batch_size``. One
+    ``fit`` call trains on ``batches.inputs``/``targets`` (``(num_batches * batch_size,
+    window)``) with ``batches.sample_weight`` (0 on filler rows and padding), in order, with
+    a :class:`ResetStateCallback`, and shows one progress bar over the epochs
+    (``RNNCOURSE_PROGRESS=0`` hides it).
+
+    Returns:
+        Keras' ``History``. Its ``"loss"`` is each epoch's training loss per *real* step,
+        in the loss's unit (nats per character for :func:`sequence_loss`): the batches'
+        losses weighted by their real steps, so the filler-heavy batches of the last group
+        count for what they hold. Keras' own epoch loss, the plain mean over batches, is
+        ``"batch_mean_loss"``.
+
+    Raises:
+        ValueError: ``shuffle=True`` (it would feed every row a window of another
+            sequence), a layout whose batch size or window the model was not built for,
+            or a model compiled with ``steps_per_execution > 1`` (the resets happen
+            between batches) or with a loss reduction other than ``"mean_with_sample_weight"``,
+            ``"sum_over_batch_size"``, ``"mean"`` or ``"sum"``.
     """
-    if not isinstance(batches, StatefulBatches):
-        raise TypeError("batches must be a StatefulBatches from tbptt.stateful_batches(...)")
-    epochs = _check_count("epochs", epochs)
     _check_model_fits_layout(model, batches)
+    epochs = _checks.count(epochs, "epochs")
+    if shuffle:
+        _checks.fail("shuffle", "must be False: a shuffled layout feeds each row a window of "
+                                "another sequence, with the state of the one before")
+    if getattr(model, "steps_per_execution", 1) != 1:
+        _checks.fail("model", f"is compiled with steps_per_execution="
+                              f"{model.steps_per_execution}; the state is reset between "
+                              "batches, so compile it with steps_per_execution=1")
+    reduction = getattr(model.loss, "reduction", "sum_over_batch_size")  # Keras' default
+    if reduction not in _STEPS_IN_LOSS:
+        _checks.fail("model", f"has a loss with reduction={reduction!r}; compile it with a "
+                              "reduced loss such as tbptt.sequence_loss()")
+    real = batches.sample_weight.reshape(batches.num_batches, -1).sum(axis=1)
+    loss = _RealStepLoss(real.astype(np.float64), batches.batch_size * batches.window,
+                         reduction, desc)
     return model.fit(batches.inputs, batches.targets, sample_weight=batches.sample_weight,
                      batch_size=batches.batch_size, epochs=epochs, shuffle=False,
                      verbose=verbose,
-                     callbacks=[ResetStateCallback(batches.reset_every), *(callbacks or [])])
+                     callbacks=[ResetStateCallback(batches.reset_every), loss,
+                                *(callbacks or [])])
 
 
 def predict_stateful(model: keras.Model, batches: StatefulBatches, reset: bool = True,
@@ -344,8 +396,6 @@ def predict_stateful(model: keras.Model, batches: StatefulBatches, reset: bool =
     :class:`ResetStateCallback`; ``shuffle_seed`` feeds the windows in a shuffled order
     (what ``fit(shuffle=True)`` does) and puts the outputs back in place afterwards.
     """
-    if not isinstance(batches, StatefulBatches):
-        raise TypeError("batches must be a StatefulBatches from tbptt.stateful_batches(...)")
     _check_model_fits_layout(model, batches)
     callbacks = [ResetStateCallback(batches.reset_every)] if reset else []
     order = np.arange(len(batches.inputs))
@@ -358,45 +408,126 @@ def predict_stateful(model: keras.Model, batches: StatefulBatches, reset: bool =
     return batches.unstack(restored)
 
 
-def inference_model(trained: keras.Model, batch_size: int = 1) -> keras.Model:
-    """A stateful copy of a trained recurrent model, with its own batch size.
+# --------------------------------------------------------------------------- the three views
+VIEWS = ("stateful", "explicit", "inference")
+"""The views of a character model that :func:`convert` moves weights between."""
 
-    Solves "trained stateful with batch 32, must generate with batch 1": the batch size is
-    part of a stateful model's input shape (and of its state variables), so clone the model
-    on a ``(batch_size, None, ...)`` input, make every recurrent layer (any
-    ``keras.layers.RNN``: LSTM, GRU, SimpleRNN, found by type, not by name) stateful, and
-    copy the weights in (they do not depend on the batch). ``trained`` is a one-input
-    Functional or Sequential model, stateful or not (e.g. :func:`rnncourse.models.char_lm`);
-    the copy takes any number of steps per call.
+
+def _is_explicit(model: keras.Model) -> bool:
+    """Whether ``model`` takes its state as inputs: ``[x, *states] -> [y, *states]``."""
+    return len(model.inputs) >= 2
+
+
+def _is_stateful(model: keras.Model) -> bool:
+    return any(getattr(layer, "stateful", False) for layer in model.layers)
+
+
+def _char_lm_sizes(model: keras.Model) -> dict | None:
+    """The builder arguments of a :mod:`rnncourse.models` char LM, or ``None`` for others.
+
+    A char LM has an ``Embedding`` called ``embedding``, an ``LSTM`` called ``lstm`` and a
+    ``Dense`` called ``logits`` (the names :func:`rnncourse.models.char_lm` and
+    :func:`rnncourse.models.state_char_lm` share).
     """
-    batch_size = _check_count("batch_size", batch_size)
-    if not isinstance(trained, keras.Model) or len(trained.inputs) != 1:
-        raise ValueError("inference_model needs a one-input Keras model such as "
-                         "models.char_lm; an explicit-state model ([ids, *states]) takes any "
-                         "batch size already: call it with tbptt.run_windows")
+    layers = {layer.name: layer for layer in model.layers}
+    kinds = {"embedding": keras.layers.Embedding, "lstm": keras.layers.LSTM,
+             "logits": keras.layers.Dense}
+    if not all(isinstance(layers.get(name), kind) for name, kind in kinds.items()):
+        return None
+    embedding, lstm = layers["embedding"], layers["lstm"]
+    dropout = layers.get("dropout")
+    return {"vocab_size": embedding.input_dim, "units": lstm.units,
+            "embedding_dim": embedding.output_dim,
+            "activation": lstm.get_config()["activation"],
+            "dropout": dropout.rate if isinstance(dropout, keras.layers.Dropout) else 0.0}
+
+
+def _stateful_clone(trained: keras.Model, batch_size: int) -> keras.Model:
+    """Any one-input recurrent model, cloned on ``(batch_size, None, ...)`` and stateful."""
     if not any(isinstance(layer, keras.layers.RNN) for layer in trained.layers):
-        raise ValueError(f"model {trained.name!r} has no recurrent layer (keras.layers.RNN) "
-                         "to make stateful")
+        _checks.fail("model", f"{trained.name!r} has no recurrent layer (keras.layers.RNN) "
+                              "to make stateful")
     spec = trained.inputs[0]
     inputs = keras.Input(batch_shape=(batch_size, None, *spec.shape[2:]), dtype=spec.dtype,
                          name=spec.name)
 
-    def stateful_clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+    def stateful_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
         if isinstance(layer, keras.layers.RNN):
             config["stateful"] = True
         return layer.__class__.from_config(config)
 
     model = keras.models.clone_model(trained, input_tensors=inputs,
-                                     clone_function=stateful_clone)
+                                     clone_function=stateful_layer)
     model.set_weights(trained.get_weights())  # RNN state variables are not weights
     return model
+
+
+def convert(model: keras.Model, to: str, batch_size: int | None = None) -> keras.Model:
+    """The same trained character model in another view, with the same weights.
+
+    A character LM of :mod:`rnncourse.models` comes in three views that share their
+    weights (layers ``embedding``, ``lstm``, ``logits``) and differ in who keeps the state:
+
+    * ``"stateful"``: :func:`~rnncourse.models.char_lm` with ``stateful=True`` and a fixed
+      ``batch_size`` (required), any number of steps per call; trained with
+      :func:`fit_stateful` on a :func:`stateful_batches` layout;
+    * ``"explicit"``: :func:`~rnncourse.models.state_char_lm`, ``[ids, h, c] -> [logits, h,
+      c]`` with any batch size; trained with :class:`TBPTTTrainer` or a train step of your
+      own, scored with :func:`run_windows`;
+    * ``"inference"``: the stateful view with ``batch_size`` 1 (default), what
+      :func:`generate` feeds one character at a time.
+
+    ``model`` may be any of the three, or a plain ``char_lm`` (no state kept); the result
+    is a new model (a ``Dropout`` rate of the source is kept where the target has one).
+    For ``"stateful"`` and ``"inference"``, any other one-input recurrent model (GRU,
+    ``Sequential``, ...) works too: it is cloned with every ``keras.layers.RNN`` made
+    stateful (found by type, not by name).
+
+    Args:
+        model: the trained model.
+        to: ``"stateful"``, ``"explicit"`` or ``"inference"``.
+        batch_size: rows of the stateful views (``"inference"``: default 1); not taken by
+            ``"explicit"``, which serves any batch size.
+
+    Returns:
+        An uncompiled ``keras.Model`` with ``model``'s weights; stateful views start from a
+        zero state.
+    """
+    if not isinstance(model, keras.Model):
+        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
+    to = _checks.choice(to, "to", VIEWS)
+    if to == "explicit":
+        if batch_size is not None:
+            _checks.fail("batch_size", "is not taken by the explicit view, which serves any "
+                                       "batch size; leave it out")
+    elif to == "inference":
+        batch_size = 1 if batch_size is None else _checks.count(batch_size, "batch_size")
+    elif batch_size is None:
+        _checks.fail("batch_size", "is needed for a stateful model (its state has one row "
+                                   "per sequence of the batch); pass batch_size=...")
+    else:
+        batch_size = _checks.count(batch_size, "batch_size")
+    sizes = _char_lm_sizes(model)
+    if sizes is None:
+        if to == "explicit" or _is_explicit(model):
+            _checks.fail("model", f"{model.name!r} is not a character model of "
+                                  "rnncourse.models (layers embedding, lstm, logits); only "
+                                  "those convert to and from the explicit view")
+        return _stateful_clone(model, batch_size)
+    dropout = sizes.pop("dropout")
+    if to == "explicit":
+        target = models.state_char_lm(**sizes)
+    else:
+        target = models.char_lm(**sizes, batch_size=batch_size, stateful=True,
+                                dropout=dropout)
+    return models.copy_weights_by_name(model, target)
 
 
 # --------------------------------------------------------------------------- explicit loop
 def zero_state(batch_size: int, units: int) -> tuple[tf.Tensor, tf.Tensor]:
     """An LSTM's ``(h, c)`` zeros, each ``(batch_size, units)`` float32."""
-    batch_size, units = _check_count("batch_size", batch_size), _check_count("units", units)
+    batch_size, units = _checks.count(batch_size, "batch_size"), _checks.count(units, "units")
     return tf.zeros((batch_size, units)), tf.zeros((batch_size, units))
 
 
@@ -429,20 +560,23 @@ def sequence_loss() -> keras.losses.Loss:
 def _state_inputs(model: keras.Model) -> list[tuple[int, ...]]:
     """The state shapes of an explicit-state model ``[x, *states] -> [y, *states]``."""
     if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}",
+                     TypeError)
     ins, outs = list(model.inputs), list(model.outputs)
     if len(ins) < 2 or len(outs) != len(ins):
-        raise ValueError(f"model {model.name!r} must map [inputs, *states] to [outputs, "
-                         f"*states] (got {len(ins)} inputs, {len(outs)} outputs); build it "
-                         "with rnncourse.models.state_char_lm or an RNN with "
-                         "return_state=True and initial_state=[...] inputs")
+        _checks.fail("model", f"{model.name!r} must map [inputs, *states] to [outputs, "
+                              f"*states] (got {len(ins)} inputs, {len(outs)} outputs); "
+                              "convert a char model with tbptt.convert(model, "
+                              "to='explicit'), or build an RNN with return_state=True and "
+                              "initial_state=[...] inputs")
     shapes = []
     for i, (state_in, state_out) in enumerate(zip(ins[1:], outs[1:], strict=True), 1):
         shape = tuple(state_in.shape[1:])
         if None in shape or shape != tuple(state_out.shape[1:]):
-            raise ValueError(f"state {i} of model {model.name!r} has input shape "
-                             f"{state_in.shape} and output shape {state_out.shape}; each "
-                             "state must go out with the fixed shape it came in with")
+            _checks.fail("model", f"state {i} of {model.name!r} has input shape "
+                                  f"{state_in.shape} and output shape {state_out.shape}; "
+                                  "each state must go out with the fixed shape it came in "
+                                  "with")
         shapes.append(shape)
     return shapes
 
@@ -471,17 +605,18 @@ def run_windows(model: keras.Model, inputs: np.ndarray, window: int,
             positive int, or ``state`` of other shapes than the model's states.
     """
     shapes = _state_inputs(model)
-    inputs = _check_ids("inputs", inputs)
-    window = _check_count("window", window)
+    inputs = _int_ids(inputs, "inputs")
+    window = _checks.count(window, "window")
     _check_id_range(model, inputs)
     if state is not None:
         states = tuple(tf.convert_to_tensor(s, dtype=spec.dtype)
                        for s, spec in zip(state, model.inputs[1:], strict=False))
         expected = [(len(inputs), *shape) for shape in shapes]
         if len(tuple(state)) != len(shapes) or [tuple(s.shape) for s in states] != expected:
-            raise ValueError(f"state must be {len(shapes)} arrays of shapes {expected}, got "
-                             f"{[tuple(np.shape(s)) for s in state]}; pass the states "
-                             "run_windows returned for these sequences, or None for zeros")
+            _checks.fail("state", f"must be {len(shapes)} arrays of shapes {expected}, got "
+                                  f"{[tuple(np.shape(s)) for s in state]}; pass the states "
+                                  "run_windows returned for these sequences, or None for "
+                                  "zeros")
     else:
         states = _initial_states(shapes, len(inputs))
     outs = []
@@ -522,50 +657,66 @@ class TBPTTTrainer:
     def __init__(self, model: keras.Model, optimizer, window: int,
                  depth: int | None = None, loss: LossFunction | None = None) -> None:
         self._shapes = _state_inputs(model)
-        window = _check_count("window", window)
-        depth = window if depth is None else _check_count("depth", depth)
+        window = _checks.count(window, "window")
+        depth = window if depth is None else _checks.count(depth, "depth")
         if depth < window or depth % window:
-            raise ValueError(f"need depth >= window with depth a multiple of window "
-                             f"(BPTT(h; h') with h' <= h), got window={window}, depth={depth}")
+            _checks.fail("depth", f"must be >= window and a multiple of it (BPTT(h; h') "
+                                  f"with h' <= h), got window={window}, depth={depth}")
         if not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise TypeError(f"optimizer must be a keras.optimizers.Optimizer, got "
-                            f"{type(optimizer).__name__}; e.g. keras.optimizers.Adam(1e-3)")
+            _checks.fail("optimizer", f"must be a keras.optimizers.Optimizer, got "
+                                      f"{type(optimizer).__name__}; e.g. "
+                                      "keras.optimizers.Adam(1e-3)", TypeError)
         if loss is not None and not callable(loss):
-            raise TypeError(f"loss must be callable (targets, outputs, sample_weight), got "
-                            f"{type(loss).__name__}")
+            _checks.fail("loss", f"must be callable (targets, outputs, sample_weight), got "
+                                 f"{type(loss).__name__}", TypeError)
         self.model, self.optimizer = model, optimizer
         self.window, self.depth = window, depth
         self.loss = loss if loss is not None else sequence_loss()
         self._class_targets = loss is None  # the default loss takes class-id targets
         optimizer.build(model.trainable_variables)
-        self._step = tf.function(self._step_impl)
-        self._grads = tf.function(self._grads_impl)
+        self._functions: dict[tuple, Callable] = {}
 
-    # One update: windows x[:, 0..n-1] from the states; loss on the last window only.
-    def _loss_and_states(self, x, y, w, states):
-        states = tuple(tf.stop_gradient(s) for s in states)
-        n = x.shape[1] // self.window
-        first = states
-        for i in range(n):
-            sl = slice(i * self.window, (i + 1) * self.window)
-            outputs, *states = self.model([tf.convert_to_tensor(x[:, sl]), *states],
-                                          training=True)
-            if i == 0:
-                first = tuple(states)
-        loss = self.loss(y[:, -self.window:], outputs[:, -self.window:],
-                         sample_weight=w[:, -self.window:])
-        return loss, first, tuple(states)
+    def _function(self, span: bool, apply: bool, targets: np.ndarray) -> Callable:
+        """The compiled update, traced once: any batch size, any number of windows.
 
-    def _grads_impl(self, x, y, w, states):
+        Its input signature leaves the batch and the time dimension open, so neither a
+        last batch of another size nor an update reaching back over more windows traces it
+        again (a retrace costs seconds and TensorFlow warns after five). One function per
+        kind of update (one window; a first window and the rest), per ``apply`` and per
+        kind of targets.
+        """
+        key = (span, apply, targets.dtype.str, targets.shape[2:])
+        if key not in self._functions:
+            ids = tf.TensorSpec((None, None), tf.int32)
+            states = tuple(tf.TensorSpec((None, *shape), spec.dtype)
+                           for shape, spec in zip(self._shapes, self.model.inputs[1:],
+                                                  strict=True))
+            signature = [tf.TensorSpec((None, self.window), tf.int32), *[ids] * span,
+                         tf.TensorSpec((None, None, *targets.shape[2:]), targets.dtype),
+                         tf.TensorSpec((None, None), tf.float32), states]
+            if span:
+                def update(first, rest, y, w, states):
+                    return self._update(first, rest, y, w, states, apply)
+            else:
+                def update(first, y, w, states):
+                    return self._update(first, None, y, w, states, apply)
+            self._functions[key] = tf.function(update, input_signature=signature)
+        return self._functions[key]
+
+    # One update on the windows x[:, 0..n-1] from the states; loss on the last window only.
+    def _update(self, first, rest, y, w, states, apply):
+        states = tuple(tf.stop_gradient(s) for s in states)  # truncation: h steps back
         with tf.GradientTape() as tape:
-            loss, first, last = self._loss_and_states(x, y, w, states)
+            outputs, *after_first = self.model([first, *states], training=True)
+            last = after_first
+            if rest is not None:  # the later windows, from the state after the first
+                outputs, *last = self.model([rest, *after_first], training=True)
+            loss = self.loss(y[:, -self.window:], outputs[:, -self.window:],
+                             sample_weight=w[:, -self.window:])
         grads = tape.gradient(loss, self.model.trainable_variables)
-        return loss, grads, first, last
-
-    def _step_impl(self, x, y, w, states):
-        loss, grads, first, last = self._grads_impl(x, y, w, states)
-        self.optimizer.apply(grads, self.model.trainable_variables)
-        return loss, first, last
+        if apply:
+            self.optimizer.apply(grads, self.model.trainable_variables)
+        return loss, grads, tuple(after_first), tuple(last)
 
     def gradients(self, inputs, targets, weights=None) -> list[list[np.ndarray]]:
         """Gradients of each update over one batch of sequences, without applying them.
@@ -594,23 +745,25 @@ class TBPTTTrainer:
         return total / count if count else 0.0
 
     def _arrays(self, inputs, targets, weights):
-        inputs = _check_ids("inputs", inputs)
+        inputs = _int_ids(inputs, "inputs")
         targets = np.asarray(targets)
         if targets.shape[:2] != inputs.shape:
-            raise ValueError(f"targets {targets.shape} must start with the (batch, L) "
-                             f"{inputs.shape} of inputs; shift them by one step, don't cut")
+            _checks.fail("targets", f"{targets.shape} must start with the (batch, L) "
+                                    f"{inputs.shape} of inputs; shift them by one step, "
+                                    "don't cut")
         if len(inputs) == 0 or inputs.shape[1] == 0:
-            raise ValueError(f"inputs must hold at least one step of one sequence, got shape "
-                             f"{inputs.shape}")
+            _checks.fail("inputs", f"must hold at least one step of one sequence, got "
+                                   f"shape {inputs.shape}")
         if weights is None:
             weights = np.ones(inputs.shape, np.float32)
         weights = np.asarray(weights, np.float32)
         if weights.shape != inputs.shape:
-            raise ValueError(f"weights {weights.shape} must match inputs {inputs.shape} "
-                             "(one weight per step)")
+            _checks.fail("weights", f"{weights.shape} must match inputs {inputs.shape} "
+                                    "(one weight per step)")
         if not np.isfinite(weights).all() or (weights < 0).any():
-            raise ValueError("weights must be finite and >= 0 (one weight per step, 0 for "
-                             "padding); a NaN or negative weight corrupts every update")
+            _checks.fail("weights", "must be finite and >= 0 (one weight per step, 0 for "
+                                    "padding); a NaN or negative weight corrupts every "
+                                    "update")
         _check_id_range(self.model, inputs, targets if self._class_targets else None)
         pad = -inputs.shape[1] % self.window
         if pad:  # zero-weight padding after the last real step of every sequence
@@ -630,15 +783,16 @@ class TBPTTTrainer:
             if lo > oldest:
                 state, oldest = first, lo  # the state after the window that drops out
             sl = slice(lo * w, (k + 1) * w)
-            args = (tf.constant(inputs[:, sl]), tf.constant(targets[:, sl]),
-                    tf.constant(weights[:, sl]), state)
+            head = tf.constant(inputs[:, lo * w: (lo + 1) * w])
+            y, weight = tf.constant(targets[:, sl]), tf.constant(weights[:, sl])
             real = float(weights[:, k * w: (k + 1) * w].sum())  # weight of this update's loss
-            if apply:
-                loss, first, last = self._step(*args)
-                yield loss, None, last, real
+            update = self._function(k > lo, apply, targets)
+            if k == lo:
+                loss, grads, first, last = update(head, y, weight, state)
             else:
-                loss, grads, first, last = self._grads(*args)
-                yield loss, grads, last, real
+                rest = tf.constant(inputs[:, (lo + 1) * w: (k + 1) * w])
+                loss, grads, first, last = update(head, rest, y, weight, state)
+            yield loss, grads, last, real
 
     def fit(self, inputs, targets, batch_size: int, epochs: int = 1, weights=None,
             seed: int = 0, shuffle: bool = True, desc: str = "TBPTT epochs") -> list[float]:
@@ -662,8 +816,8 @@ class TBPTTTrainer:
                 loss) target ids beyond its outputs, or a size that is not a positive int.
         """
         inputs, targets, weights = self._arrays(inputs, targets, weights)
-        batch_size, epochs = _check_count("batch_size", batch_size), _check_count("epochs",
-                                                                                  epochs)
+        batch_size = _checks.count(batch_size, "batch_size")
+        epochs = _checks.count(epochs, "epochs")
         n = len(inputs)
         rng = np.random.default_rng(seed)
         history = []
@@ -695,9 +849,9 @@ def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
     through all of them). Returns arrays in the order of ``model.trainable_variables``.
     """
     shapes = _state_inputs(model)
-    inputs = _check_ids("inputs", inputs)
+    inputs = _int_ids(inputs, "inputs")
     weights = np.ones(inputs.shape, np.float32) if weights is None else np.asarray(weights)
-    last = inputs.shape[1] if last is None else _check_count("last", last)
+    last = inputs.shape[1] if last is None else _checks.count(last, "last")
     loss_fn = loss if loss is not None else sequence_loss()
     states = _initial_states(shapes, len(inputs))
     with tf.GradientTape() as tape:
@@ -710,17 +864,24 @@ def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
 
 def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
                   batch_size: int = 256) -> float:
-    """Bits per character of an explicit-state char LM on held-out text.
+    """Bits per character of a char LM on held-out text, in any of its views.
 
-    ``model``: ``[ids, *states] -> [logits, *states]`` (:func:`rnncourse.models.state_char_lm`,
-    or a stateful model's weights copied into one). Each ``(N, L)`` sequence is run from a
-    zero state, ``window`` steps at a time; ``targets`` ``(N, L)`` ids.
+    ``model``: the explicit view ``[ids, *states] -> [logits, *states]``
+    (:func:`rnncourse.models.state_char_lm`), or a stateful, batch-1 or plain
+    :func:`rnncourse.models.char_lm`, which is scored through its explicit view
+    (:func:`convert`) and left untouched. Each ``(N, L)`` sequence of ``inputs`` is run from
+    a zero state, ``window`` steps at a time, ``batch_size`` sequences side by side;
+    ``targets`` ``(N, L)`` ids.
     """
-    inputs, targets = _check_ids("inputs", inputs), _check_ids("targets", targets)
+    inputs, targets = _int_ids(inputs, "inputs"), _int_ids(targets, "targets")
     if inputs.shape != targets.shape or len(inputs) == 0:
-        raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be the "
-                         "same non-empty (N, L)")
-    batch_size = _check_count("batch_size", batch_size)
+        _checks.fail("targets", f"{targets.shape} and inputs {inputs.shape} must be the same "
+                                "non-empty (N, L)")
+    batch_size = _checks.count(batch_size, "batch_size")
+    if not isinstance(model, keras.Model):
+        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
+    if not _is_explicit(model):
+        model = convert(model, "explicit")
     _check_id_range(model, inputs, targets)
     total, count = 0.0, 0
     for start in range(0, len(inputs), batch_size):
@@ -734,30 +895,48 @@ def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
 
 def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int,
              temperature: float = 0.8, seed: int = 0) -> str:
-    """Sample ``length`` characters after ``prompt`` with a batch-1 stateful model.
+    """Sample ``length`` characters after ``prompt`` from a char LM in any of its views.
 
-    ``model`` is an :func:`inference_model`; its state is reset first, then it reads the
-    prompt and feeds each sampled character back in, one step per call.
+    The model reads the prompt from a zero state, then each sampled character is fed back
+    in, one step per call. The explicit view (``[ids, *states] -> [logits, *states]``) gets
+    the state handed in and out; a batch-1 stateful model (:func:`convert` ``to=
+    "inference"``) is reset and used as it is; any other view (the stateful training
+    model, a plain ``char_lm``) is converted to a batch-1 model first.
     """
-    if not isinstance(prompt, str) or not prompt:
-        raise ValueError("prompt must be a non-empty str; give at least one character")
-    length = _check_count("length", length, minimum=0)
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if model.inputs[0].shape[0] != 1:
-        raise ValueError("generate() needs a batch-1 model; use inference_model(trained)")
+    if not isinstance(prompt, str):
+        _checks.fail("prompt", f"must be a str, got {type(prompt).__name__}", TypeError)
+    if not prompt:
+        _checks.fail("prompt", "is empty; give at least one character")
+    length = _checks.count(length, "length", minimum=0)
+    temperature = _checks.number(temperature, "temperature")
+    if not isinstance(model, keras.Model):
+        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
     if model.outputs[0].shape[-1] != len(vocab):
-        raise ValueError(f"vocab has {len(vocab)} characters but the model predicts "
-                         f"{model.outputs[0].shape[-1]}; pass the vocabulary the model was "
-                         "trained with")
+        _checks.fail("vocab", f"has {len(vocab)} characters but the model predicts "
+                              f"{model.outputs[0].shape[-1]}; pass the vocabulary the model "
+                              "was trained with")
+    if _is_explicit(model):
+        states = _initial_states(_state_inputs(model), 1)
+
+        def step(ids: np.ndarray) -> np.ndarray:
+            nonlocal states
+            logits, *states = model([tf.constant(ids), *states], training=False)
+            return np.asarray(logits)[0, -1]
+    else:
+        if not (_is_stateful(model) and model.inputs[0].shape[0] == 1):
+            model = convert(model, "inference")
+        reset_states(model)
+
+        def step(ids: np.ndarray) -> np.ndarray:
+            return np.asarray(model(ids, training=False))[0, -1]
+
     rng = np.random.default_rng(seed)
-    reset_states(model)
-    logits = model(vocab.encode(prompt)[None, :], training=False)[0, -1]
+    logits = step(vocab.encode(prompt)[None, :].astype(np.int32))
     out = []
     for _ in range(length):
-        z = np.asarray(logits, np.float64) / temperature
+        z = logits.astype(np.float64) / temperature
         p = np.exp(z - z.max())
         nxt = int(rng.choice(len(p), p=p / p.sum()))
         out.append(vocab.chars[nxt])
-        logits = model(np.array([[nxt]], np.int32), training=False)[0, -1]
+        logits = step(np.array([[nxt]], np.int32))
     return "".join(out)
