@@ -36,9 +36,9 @@ def throughput(batch_size: int, window: int, length: int, sequences: int, units:
     ids = rng.integers(0, vocab, (sequences, length + 1)).astype(np.int32)
     x, y = ids[:, :-1], ids[:, 1:]
     chars = sequences * length
-    stateful = ch05.compile_char_lm(models.char_lm(vocab, units, embedding_dim,
-                                                   batch_size=batch_size, window=window,
-                                                   stateful=True))
+    stateful = models.char_lm(vocab, units, embedding_dim, batch_size=batch_size,
+                              window=window, stateful=True)
+    stateful.compile(keras.optimizers.Adam(1e-3, clipnorm=1.0), tbptt.sequence_loss())
     layout = tbptt.stateful_batches(x, y, window, batch_size)
     model = models.state_char_lm(vocab, units, embedding_dim)
     trainer = tbptt.TBPTTTrainer(model, keras.optimizers.Adam(1e-3, clipnorm=1.0), window)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import dataclasses
 
-from rnncourse import config, models, tbptt
+import numpy as np
+
+from rnncourse import tbptt
 from rnncourse.chapters import ch05_tbptt as ch05
 from rnncourse.plots import has_data
 from rnncourse.plots import tbptt as tbptt_plots
@@ -32,33 +33,15 @@ def test_memory_is_flat_for_tbptt_and_grows_for_full_bptt():
     assert result.estimate[1] == 4 * result.estimate[0]
 
 
-def test_compile_char_lm_reports_nats_per_real_step():
-    config.set_seed(0)
-    model = ch05.compile_char_lm(models.char_lm(11, 8, 4))
-    x = np.random.default_rng(0).integers(0, 11, (2, 6)).astype(np.int32)
-    weight = np.ones((2, 6), np.float32)
-    weight[:, 3:] = 0.0  # padding: must not dilute the mean
-    padded = model.evaluate(x, x, sample_weight=weight, verbose=0)
-    real = model.evaluate(x[:, :3], x[:, :3], verbose=0)
-    assert padded == pytest.approx(real, rel=1e-5)
-
-
-def test_language_models_on_a_small_text(monkeypatch):
-    monkeypatch.setenv("RNNCOURSE_PROGRESS", "0")
+def test_char_data_on_a_small_text():
     s = ch05.settings()
-    sizes = ch05.Sizes(plays=1, characters=6_000, sequence_length=50, units=16, epochs=1,
-                       sample_characters=10, memory_lengths=(25,), memory_units=8,
-                       memory_sequences=2)
-    setup = type(s)(s.scale, s.seed, sizes, s.recipe)
-    chars = ch05.char_data(setup)
+    sizes = dataclasses.replace(s.sizes, plays=1, characters=6_000, sequence_length=50)
+    chars = ch05.char_data(type(s)(s.scale, s.seed, sizes, s.recipe))
     assert chars.x_train.shape[1] == 50 and len(chars.x_val) >= 1
-    stateful = ch05.run_stateful(chars, setup)
-    explicit = ch05.run_explicit(chars, setup)
-    for run in (stateful, explicit):
-        assert len(run.train_bits) == 1 and np.isfinite(run.validation_bits)
-    generator = tbptt.inference_model(stateful.model)
-    assert len(tbptt.generate(generator, chars.vocab, "A", 5)) == 5
-    assert has_data(tbptt_plots.plot_bits_per_char([stateful, explicit], chars.unigram_bits))
+    np.testing.assert_array_equal(chars.x_train[:, 1:], chars.y_train[:, :-1])
+    np.testing.assert_array_equal(chars.x_val[0, 0], chars.y_train[-1, -1])  # the end held out
+    assert chars.characters == 6_000
+    assert 0 < chars.unigram_bits < np.log2(len(chars.vocab))
 
 
 def test_figures_have_data():
@@ -66,3 +49,5 @@ def test_figures_have_data():
     assert has_data(tbptt_plots.plot_window_layout(tbptt.stateful_batches(x, x, 4, 2)))
     mem = ch05.MemoryResult((50, 100), (2e6, 4e6), (1e6, 1e6), (2e6, 4e6), 25, 4, 8)
     assert has_data(tbptt_plots.plot_memory(mem))
+    assert has_data(tbptt_plots.plot_bits_per_char({"a": [3.0, 2.5], "b": [3.1, 2.4]},
+                                                   {"a": 2.6, "b": 2.5}, 3.3))

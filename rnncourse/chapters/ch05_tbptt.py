@@ -3,15 +3,14 @@
 * :func:`activation_bytes`: the memory arithmetic of a backward pass through an LSTM.
 * :func:`run_memory` (:func:`measure_memory`, :func:`memory_vs_length`): the measured peak
   memory of one training pass, full BPTT vs TBPTT, counted in a fresh process.
-* :func:`char_data`, :func:`run_stateful`, :func:`run_explicit`: a character-level
-  LSTM language model on Shakespeare, trained with stateful layers and with the
-  explicit-state loop of :class:`rnncourse.tbptt.TBPTTTrainer`.
+* :func:`char_data`: Shakespeare as next-character sequences for the character-level LSTM
+  language model that the chapter's page trains, with stateful layers and with an
+  explicit-state loop.
 """
 
 from __future__ import annotations
 
 import gc
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,18 +18,15 @@ import numpy as np
 from rnncourse import config, data, models, process, tbptt, text
 from rnncourse.chapters import Settings, settings_for
 from rnncourse.text import CharVocabulary
-from rnncourse.training import EpochProgress
 
 config.quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-__all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "PLAYS", "compile_char_lm",
-           "activation_bytes", "MemoryResult", "memory_vs_length", "measure_memory",
-           "run_memory", "CharData", "char_data", "LanguageModelRun", "run_stateful",
-           "run_explicit"]
+__all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "PLAYS", "activation_bytes",
+           "MemoryResult", "memory_vs_length", "measure_memory", "run_memory", "CharData",
+           "char_data"]
 
-LN2 = math.log(2.0)
 PLAYS = ("macbeth", "hamlet", "othello", "king-lear")
 """The plays of the Shakespeare corpus the chapter reads, in this order."""
 
@@ -92,19 +88,6 @@ RECIPE = Recipe()
 def settings() -> Settings[Sizes, Recipe]:
     """This chapter's settings at the current scale and seed."""
     return settings_for(SIZES, RECIPE)
-
-
-def compile_char_lm(model: keras.Model, recipe: Recipe = RECIPE) -> keras.Model:
-    """Adam with gradient clipping and the per-step cross-entropy averaged over real steps.
-
-    The loss is :func:`rnncourse.tbptt.sequence_loss`: with a 2-D ``sample_weight`` (Keras 3's
-    replacement for ``sample_weight_mode="temporal"``) its ``"mean_with_sample_weight"``
-    reduction divides by the real steps, so ``fit`` reports nats per real character.
-    """
-    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate,
-                                                  clipnorm=recipe.clipnorm),
-                  loss=tbptt.sequence_loss())
-    return model
 
 
 # --------------------------------------------------------------------------- memory
@@ -278,65 +261,3 @@ def char_data(setup: Settings[Sizes, Recipe] | None = None) -> CharData:
     train, val = text.split_indices(len(x), s.recipe.validation_fraction, shuffle=False)
     return CharData(vocab, x[train], y[train], x[val], y[val],
                     tbptt.unigram_entropy_bits(ids, len(vocab)), len(corpus))
-
-
-@dataclass(frozen=True)
-class LanguageModelRun:
-    """A trained character model.
-
-    Attributes:
-        method: ``"stateful fit"`` or ``"explicit loop"``.
-        train_bits: training bits per real character, one per epoch.
-        validation_bits: held-out bits per character after training.
-        model: the trained model (stateful :func:`rnncourse.models.char_lm`, or
-            :func:`rnncourse.models.state_char_lm`).
-        evaluator: an explicit-state model with the trained weights (any batch size).
-    """
-
-    method: str
-    train_bits: tuple[float, ...]
-    validation_bits: float
-    model: keras.Model
-    evaluator: keras.Model
-
-
-def _evaluator(trained: keras.Model, vocab_size: int, s: Settings) -> keras.Model:
-    target = models.state_char_lm(vocab_size, s.sizes.units, s.recipe.embedding_dim)
-    return models.copy_weights_by_name(trained, target)
-
-
-def run_stateful(chars: CharData, setup: Settings[Sizes, Recipe] | None = None,
-                 seed_offset: int = 0) -> LanguageModelRun:
-    """Train a stateful char LM with ``fit`` on the window layout of the training text."""
-    s = setup or settings()
-    config.set_seed(config.seed(seed_offset))
-    r, vocab_size = s.recipe, len(chars.vocab)
-    layout = tbptt.stateful_batches(chars.x_train, chars.y_train, r.window, r.batch_size)
-    model = compile_char_lm(models.char_lm(vocab_size, s.sizes.units, r.embedding_dim,
-                                           batch_size=r.batch_size, window=r.window,
-                                           stateful=True, seed=config.seed(seed_offset + 1)),
-                            r)
-    history = tbptt.fit_stateful(model, layout, epochs=s.sizes.epochs,
-                                 callbacks=[EpochProgress("stateful fit")])
-    evaluator = _evaluator(model, vocab_size, s)
-    return LanguageModelRun("stateful fit",
-                            tuple(float(v) / LN2 for v in history.history["loss"]),
-                            tbptt.bits_per_char(evaluator, chars.x_val, chars.y_val),
-                            model, evaluator)
-
-
-def run_explicit(chars: CharData, setup: Settings[Sizes, Recipe] | None = None,
-                 seed_offset: int = 0) -> LanguageModelRun:
-    """Train the same model with the explicit-state loop, shuffling whole sequences."""
-    s = setup or settings()
-    config.set_seed(config.seed(seed_offset))
-    r, vocab_size = s.recipe, len(chars.vocab)
-    model = models.state_char_lm(vocab_size, s.sizes.units, r.embedding_dim,
-                                 seed=config.seed(seed_offset + 1))
-    trainer = tbptt.TBPTTTrainer(model, keras.optimizers.Adam(r.learning_rate,
-                                                              clipnorm=r.clipnorm),
-                                 window=r.window)
-    nats = trainer.fit(chars.x_train, chars.y_train, r.batch_size, epochs=s.sizes.epochs,
-                       seed=config.seed(seed_offset + 2), desc="explicit loop")
-    return LanguageModelRun("explicit loop", tuple(v / LN2 for v in nats),
-                            tbptt.bits_per_char(model, chars.x_val, chars.y_val), model, model)

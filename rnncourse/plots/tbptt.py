@@ -71,27 +71,31 @@ def plot_memory(result) -> Figure:
     return finish(fig, "Memory of one pass over a sequence: TBPTT is flat in L")
 
 
-def plot_bits_per_char(runs, unigram: float) -> Figure:
+def plot_bits_per_char(train_bits, validation_bits, unigram: float) -> Figure:
     """Training bits per character per epoch, held-out bits as stars, unigram baseline.
 
     Args:
-        runs: :class:`rnncourse.chapters.ch05_tbptt.LanguageModelRun` s (``method``,
-            ``train_bits`` per epoch, ``validation_bits``).
+        train_bits: ``{method: bits per character of each epoch}``, e.g.
+            ``{"stateful fit": [...], "explicit loop": [...]}``.
+        validation_bits: ``{method: held-out bits per character after training}``, the
+            same methods.
         unigram: entropy of the character frequencies (bits/char without context).
     """
-    runs = list(runs)
-    if not runs:
-        raise ValueError("pass at least one trained run")
+    train_bits, validation_bits = dict(train_bits), dict(validation_bits)
+    if not train_bits or set(train_bits) != set(validation_bits):
+        raise ValueError("pass the bits of at least one method, the same methods in "
+                         f"train_bits {sorted(train_bits)} and validation_bits "
+                         f"{sorted(validation_bits)}")
     fig, ax = new_figure()
     colors = [COLORS["lstm"], COLORS["gru"], COLORS["accent"], COLORS["other"]]
     last_epoch = 1
-    for color, run in zip(colors, runs, strict=False):
-        bits = list(run.train_bits)
+    for color, (method, bits) in zip(colors, train_bits.items(), strict=False):
+        bits = list(bits)
         epochs = np.arange(1, len(bits) + 1)
         last_epoch = max(last_epoch, len(bits))
-        ax.plot(epochs, bits, "o-", color=color, label=f"{run.method} (train)")
-        ax.plot([len(bits)], [run.validation_bits], "*", ms=12, color=color,
-                label=f"{run.method} (held out)")
+        ax.plot(epochs, bits, "o-", color=color, label=f"{method} (train)")
+        ax.plot([len(bits)], [validation_bits[method]], "*", ms=12, color=color,
+                label=f"{method} (held out)")
     ax.axhline(unigram, color=COLORS["baseline"], ls="--",
                label=f"unigram entropy {unigram:.2f}")
     ax.set_xlabel("epoch")
