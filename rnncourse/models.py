@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rnncourse import _checks
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
@@ -39,38 +40,8 @@ CELLS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
 """The one cell registry: name -> Keras recurrent layer class."""
 
 
-def _check_cell(cell: str) -> type:
-    if not isinstance(cell, str) or cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
-    return CELLS[cell]
-
-
-def _is_positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not _is_positive_int(value):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _glorot(seed: int | None, offset: int):
     return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed + offset)
-
-
-def _check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), a number, got {value!r}")
-
-
-def _check_optional_positive(**values: int | None) -> None:
-    """Fixed sizes (timesteps, batch_size, window): a positive int, or None for any."""
-    for name, value in values.items():
-        if value is not None and not _is_positive_int(value):
-            raise ValueError(f"{name} must be a positive int or None (any size), got "
-                             f"{value!r}")
 
 
 def _offset(seed: int | None, offset: int) -> int | None:
@@ -88,8 +59,9 @@ def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
             (orthogonal, ``seed + 1``) unless ``kwargs`` sets them; ``None``: Keras' draw.
         **kwargs: any other argument of the Keras layer (``return_sequences``, ...).
     """
-    layer_class = _check_cell(cell)
-    _check_positive(units=units)
+    layer_class = CELLS[_checks.choice(cell, "cell", CELLS)]
+    units = _checks.count(units, "units")
+    seed = _checks.optional_count(seed, "seed", 0)  # Keras takes Python ints only
     if seed is not None:
         kwargs.setdefault("kernel_initializer", keras.initializers.GlorotUniform(seed=seed))
         kwargs.setdefault("recurrent_initializer", keras.initializers.Orthogonal(seed=seed + 1))
@@ -115,23 +87,24 @@ def embedding(vocab_size: int, embedding_dim: int | None = None, *,
         mask_zero: id 0 is padding.
         seed: seeds the uniform initialiser when there is no ``matrix``.
     """
-    _check_positive(vocab_size=vocab_size)
+    vocab_size = _checks.count(vocab_size, "vocab_size")
+    embedding_dim = _checks.optional_count(embedding_dim, "embedding_dim")
+    seed = _checks.optional_count(seed, "seed", 0)
     if matrix is not None:
-        matrix = np.asarray(matrix)
-        if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
-            raise ValueError(f"matrix has shape {matrix.shape}; expected ({vocab_size}, dim): "
-                             "one row per vocabulary id")
-        if embedding_dim is not None and embedding_dim != matrix.shape[1]:
-            raise ValueError(f"embedding_dim={embedding_dim} but matrix has "
-                             f"{matrix.shape[1]} columns; leave embedding_dim out")
-        if not np.isfinite(matrix).all():
-            raise ValueError("matrix holds NaN or infinite values; check the rows you built")
+        matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf")
+        # Keras would load a wrong-sized or NaN table silently, or fail at build time.
+        if matrix.shape[0] != vocab_size or not np.isfinite(matrix).all():
+            _checks.fail("matrix", f"has shape {matrix.shape} (expected ({vocab_size}, dim): "
+                         "one row per vocabulary id) and must hold no NaN or infinite value")
+        if embedding_dim not in (None, matrix.shape[1]):
+            _checks.fail("embedding_dim", f"is {embedding_dim} but matrix has "
+                         f"{matrix.shape[1]} columns; leave embedding_dim out")
         return keras.layers.Embedding(vocab_size, matrix.shape[1],
                                       weights=[matrix.astype("float32")],
                                       trainable=trainable, mask_zero=mask_zero, name=name)
     if embedding_dim is None:
-        raise ValueError("pass embedding_dim (or matrix, to start from given vectors)")
-    _check_positive(embedding_dim=embedding_dim)
+        _checks.fail("embedding_dim", "pass embedding_dim (or matrix, to start from given "
+                     "vectors)")
     initializer = ("uniform" if seed is None
                    else keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
     return keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=initializer,
@@ -162,8 +135,9 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
     Returns:
         An uncompiled ``keras.Model`` with output ``(batch, 1)``.
     """
-    _check_positive(units=units, features=features)
-    _check_optional_positive(timesteps=timesteps)
+    features = _checks.count(features, "features")
+    timesteps = _checks.optional_count(timesteps, "timesteps")
+    seed = _checks.count(seed, "seed", 0)
     kwargs: dict = {"name": cell}
     if recurrent_initializer is not None:
         kwargs["recurrent_initializer"] = (keras.initializers.Identity()
@@ -210,13 +184,13 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
         timesteps: fixed input length, or ``None`` for any length.
         seed: seeds every initialiser; ``None``: Keras' draw.
     """
-    _check_positive(units=units, num_classes=num_classes)
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2 (2 gives one sigmoid unit), got {num_classes}")
-    _check_rate("dropout", dropout)
-    _check_rate("recurrent_dropout", recurrent_dropout)
-    _check_rate("input_dropout", input_dropout)
-    _check_optional_positive(timesteps=timesteps)
+    num_classes = _checks.count(num_classes, "num_classes", 2)  # 2: one sigmoid unit
+    dropout = _checks.fraction(dropout, "dropout")
+    # Keras clips a rate into [0, 1] without a word: dropout=20 would drop everything.
+    _checks.fraction(recurrent_dropout, "recurrent_dropout")
+    _checks.fraction(input_dropout, "input_dropout")
+    timesteps = _checks.optional_count(timesteps, "timesteps")
+    seed = _checks.optional_count(seed, "seed", 0)
     inputs = keras.Input(shape=(timesteps,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
                   matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
@@ -265,8 +239,9 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
         seed: seeds of the initialisers (same seed, same initial weights) and dropout;
             ``None``: Keras' draw.
     """
-    _check_positive(num_tags=num_tags, units=units)
-    _check_rate("dropout", dropout)
+    num_tags = _checks.count(num_tags, "num_tags")
+    dropout = _checks.fraction(dropout, "dropout")
+    seed = _checks.optional_count(seed, "seed", 0)
     glorot = keras.initializers.GlorotUniform
     inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
@@ -306,12 +281,14 @@ def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
         activation: the LSTM's cell activation; anything but ``"tanh"`` rules out cuDNN.
         dropout: rate of a ``Dropout`` on the LSTM's outputs (inactive at inference).
     """
-    _check_positive(vocab_size=vocab_size, units=units, embedding_dim=embedding_dim)
-    _check_rate("dropout", dropout)
+    vocab_size = _checks.count(vocab_size, "vocab_size")  # also the logits' width
+    dropout = _checks.fraction(dropout, "dropout")
+    batch_size = _checks.optional_count(batch_size, "batch_size")
+    window = _checks.optional_count(window, "window")
+    seed = _checks.optional_count(seed, "seed", 0)
     if stateful and batch_size is None:
-        raise ValueError("a stateful model needs a fixed batch_size (keras.Input(batch_shape="
-                         "(batch_size, window))); pass batch_size=...")
-    _check_optional_positive(batch_size=batch_size, window=window)
+        _checks.fail("batch_size", "a stateful model needs a fixed batch_size "
+                     "(keras.Input(batch_shape=(batch_size, window))); pass batch_size=...")
     inputs = keras.Input(batch_shape=(batch_size, window), dtype="int32", name="char_ids")
     x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(inputs)
     x = recurrent_layer("lstm", units, seed=None if seed is None else seed + 1,
@@ -333,7 +310,9 @@ def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
     ``(batch, units)`` float32; outputs the logits ``(batch, timesteps, vocab_size)`` and the
     state after the last step. No stateful layer: the caller owns the state.
     """
-    _check_positive(vocab_size=vocab_size, units=units, embedding_dim=embedding_dim)
+    vocab_size = _checks.count(vocab_size, "vocab_size")  # also the logits' width
+    units = _checks.count(units, "units")  # the state inputs' width, before any layer
+    seed = _checks.optional_count(seed, "seed", 0)
     ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     h0 = keras.Input(shape=(units,), name="h")
     c0 = keras.Input(shape=(units,), name="c")
@@ -356,7 +335,7 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model,
     """
     for role, model in (("source", source), ("target", target)):
         if not isinstance(model, keras.Model):
-            raise TypeError(f"{role} must be a keras.Model, got {type(model).__name__}")
+            _checks.fail(role, f"must be a keras.Model, got {type(model).__name__}", TypeError)
     names = list(names) if names is not None else [
         layer.name for layer in source.layers if layer.weights]
     if not names:

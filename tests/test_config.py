@@ -58,10 +58,21 @@ def test_set_seed_repeats_python_numpy_and_keras():
     assert first[0] != third[0] and not np.array_equal(first[2], third[2])
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
-def test_set_seed_rejects_bad_seeds(bad):
-    with pytest.raises(ValueError, match="non-negative int"):
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (2**32, ValueError),
+                                        (1.5, TypeError), (3.0, TypeError), ("3", TypeError),
+                                        (True, TypeError)])
+def test_set_seed_rejects_bad_seeds(bad, error):
+    with pytest.raises(error) as info:
         config.set_seed(bad)
+    assert info.value.argument == "seed"
+
+
+@pytest.mark.parametrize("value", [np.int64(3), np.uint8(3), np.array(3)])
+def test_seeds_and_offsets_take_numpy_ints(monkeypatch, value):
+    monkeypatch.setenv("RNNCOURSE_SEED", "1")
+    assert config.seed(value) == 1003 and type(config.seed(value)) is int
+    assert config.seeds(value, value) == (1003, 1004, 1005)
+    assert config.set_seed(value) == 3
 
 
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
@@ -157,22 +168,43 @@ def test_seeds_derive_from_the_knob(monkeypatch, knob, offset, expected):
     assert config.seeds(3, offset) == (expected, expected + 1, expected + 2)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: config.seed(-1), "offset must be an int in 0..999"),
-    (lambda: config.seed(1000), "offset must be an int in 0..999"),
-    (lambda: config.seed(1.0), "offset must be an int"),
-    (lambda: config.seeds(0), "count must be a positive int"),
+@pytest.mark.parametrize("call, error, argument", [
+    (lambda: config.seed(-1), ValueError, "offset"),
+    (lambda: config.seed(1000), ValueError, "offset"),
+    (lambda: config.seed(1.0), TypeError, "offset"),
+    (lambda: config.seeds(0), ValueError, "count"),
+    (lambda: config.seeds(2, 999), ValueError, "count"),  # seed 1000 is the next knob's
+    (lambda: config.seeds(2.0), TypeError, "count"),
 ])
-def test_bad_seed_arguments(call, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_seed_arguments(call, error, argument):
+    with pytest.raises(error) as info:
         call()
+    assert info.value.argument == argument
 
 
-@pytest.mark.parametrize("knob", ["-1", "x", "1.5"])
+@pytest.mark.parametrize("knob", ["-1", "x", "1.5", "\u00b2"])
 def test_bad_seed_knob_is_a_clear_error(monkeypatch, knob):
     monkeypatch.setenv("RNNCOURSE_SEED", knob)
-    with pytest.raises(ValueError, match="is not a non-negative integer"):
+    with pytest.raises(ValueError, match="is not a non-negative integer") as info:
         config.seed()
+    assert info.value.argument == "RNNCOURSE_SEED"
+
+
+@pytest.mark.parametrize("raw, shown", [("0", False), ("off", False), ("OFF", False),
+                                        ("False", False), ("no", False), ("1", True),
+                                        ("on", True), ("", True)])
+def test_progress_bars_follow_the_flag_in_any_case(monkeypatch, raw, shown):
+    from rnncourse import progress
+
+    monkeypatch.setenv("RNNCOURSE_PROGRESS", raw)
+    assert progress.enabled() is shown
+    assert progress.progress(range(3)).disable is not shown
+
+
+def test_cache_dir_expands_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RNNCOURSE_CACHE", "~/rc")
+    assert config.cache_dir() == tmp_path / "rc" and (tmp_path / "rc").is_dir()
 
 
 def test_set_seed_without_argument_uses_the_knob(monkeypatch):
