@@ -1,4 +1,3 @@
-import json
 import os
 import random
 import subprocess
@@ -130,25 +129,6 @@ def test_a_cuda_load_error_still_reaches_the_user(tmp_path):
 ])
 def test_startup_noise_patterns(line, noise):
     assert config.is_startup_noise(line) is noise
-
-
-def test_importing_the_package_changes_no_setting():
-    # TensorFlow's own import draws from Python's `random`, so the snapshot follows it.
-    code = ("import os, logging, random, json; import numpy as np; import tensorflow, keras; "
-            "before = dict(os.environ); state = random.getstate(); "
-            "np_state = np.random.get_state()[1].tolist(); "
-            "import rnncourse, rnncourse.models, rnncourse.glove, rnncourse.training; "
-            "changed = sorted(k for k in set(os.environ) | set(before) "
-            "if os.environ.get(k) != before.get(k)); "
-            "print(json.dumps({'env': changed, 'random': random.getstate() == state "
-            "and np.random.get_state()[1].tolist() == np_state, "
-            "'tf_level': logging.getLogger('tensorflow').level}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, env=_clean_env())
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["env"] == [] and report["random"] is True, report
-    assert report["tf_level"] == 0, report  # NOTSET: the user's logging config decides
 
 
 def test_another_keras_backend_is_a_clear_error():
