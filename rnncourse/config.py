@@ -47,9 +47,8 @@ def scale() -> str:
     """
     value = os.environ.get("RNNCOURSE_SCALE", "").strip().lower() or "full"
     if value not in SCALES:
-        _checks.fail("RNNCOURSE_SCALE", f"RNNCOURSE_SCALE={os.environ['RNNCOURSE_SCALE']!r} is "
-                     f"not a scale; use one of {', '.join(SCALES)} (e.g. `export "
-                     "RNNCOURSE_SCALE=ci`), or unset it for the full scale.")
+        _checks.fail("RNNCOURSE_SCALE", f"RNNCOURSE_SCALE={os.environ['RNNCOURSE_SCALE']!r} "
+                     f"is not a scale; use one of {', '.join(SCALES)}, or unset it for full")
     return value
 
 
@@ -108,8 +107,8 @@ def cache_dir() -> Path:
     """Directory for downloaded archives and extracted corpora (created on demand).
 
     ``RNNCOURSE_CACHE`` wins; otherwise ``$XDG_CACHE_HOME/rnncourse`` or
-    ``~/.cache/rnncourse``. A path that exists but is not a directory, or cannot be
-    created, raises ``OSError`` naming it and the variable that fixes it.
+    ``~/.cache/rnncourse``. A path that cannot be created (or is a file) raises
+    ``OSError`` naming it and the variable that fixes it.
     """
     env = os.environ.get("RNNCOURSE_CACHE", "").strip()
     if env:
@@ -117,9 +116,6 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
         path = Path(base).expanduser() / "rnncourse"
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"cache directory {path} exists and is not a directory; set "
-                                 "RNNCOURSE_CACHE to a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

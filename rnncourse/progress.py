@@ -1,9 +1,8 @@
 """Progress bars for long work: downloads, extraction, training epochs (plain-text tqdm,
 which needs no notebook widgets).
 
-``RNNCOURSE_PROGRESS=0`` (or ``false``, ``no``, ``off``, in any case) turns every bar
-off (the book build sets nothing; bars go to
-stderr, which the rendered website leaves out).
+``RNNCOURSE_PROGRESS=0`` (or ``false``, ``no``, ``off``, in any case) turns every bar off
+(the book build sets nothing; bars go to stderr, which the rendered website leaves out).
 """
 
 from __future__ import annotations

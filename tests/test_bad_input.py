@@ -1373,8 +1373,8 @@ DOCTOR = [
          doctor_reports("cache", "cannot create the cache directory",
                         "set RNNCOURSE_CACHE to a writable directory")),
     case("doctor-cache-is-a-file", lambda c: c.subprocess("doctor-cache-is-a-file"),
-         doctor_reports("cache", "exists and is not a directory",
-                        "set RNNCOURSE_CACHE to a directory")),
+         doctor_reports("cache", "cannot create the cache directory", "(File exists)",
+                        "set RNNCOURSE_CACHE to a writable directory")),
 ]
 
 

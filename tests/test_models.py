@@ -107,10 +107,10 @@ def test_copy_weights_by_name_moves_a_fixed_length_model_to_any_length():
     x = np.array([[2, 3, 4, 0, 0]])
     np.testing.assert_allclose(np.asarray(fixed(x)), np.asarray(free(x)), atol=1e-6)
     np.asarray(free(np.array([[2, 3, 4, 5, 6, 7, 8]])))  # any length now
-    with pytest.raises(ValueError, match="same vocab_size, units and embedding_dim"):
+    with pytest.raises(ValueError, match="lstm weight shape .* is not compatible"):
         models.copy_weights_by_name(fixed, models.sequence_classifier(20, embedding_dim=4,
                                                                       units=5))
-    with pytest.raises(ValueError, match="has no layer named"):
+    with pytest.raises(ValueError, match="No such layer: embedding"):
         models.copy_weights_by_name(fixed, models.sequence_regressor("lstm", 3, 4))
 
 
