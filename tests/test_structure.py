@@ -523,3 +523,51 @@ def test_no_private_keras_api_monkeypatch_or_frame_inspection():
                      "Keras API; a Keras bug gets a version-guarded workaround):\n" + "\n".join(
                          s for key in new for s in found[key]))
     assert not gone, f"fixed, remove from KNOWN_PRIVATE_API: {gone}"
+
+
+# --------------------------------------------------------------------------- known Keras bugs
+# A Keras bug gets a version-guarded workaround and a probe here that runs the buggy call
+# WITHOUT the workaround: the probe fails the day Keras fixes the bug, and says which
+# workaround to drop. (The probe may touch Keras internals: it is a test, not the book.)
+KERAS_72388_PROBE = r"""
+import json, os
+os.environ.pop("TF_CONFIG", None)
+from rnncourse.config import quiet_tensorflow
+quiet_tensorflow()
+import keras, tensorflow as tf
+from keras.src.backend.tensorflow import trainer
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+# On a worker of several, Keras takes this branch; one process is enough to run it.
+trainer._collective_all_reduce_multi_worker = lambda strategy: True
+logs = strategy.run(lambda: {"loss": tf.constant(0.5)})  # a scalar log, as fit() returns
+try:
+    trainer.reduce_per_replica(logs, strategy, "auto")
+    outcome = "reduced"
+except ValueError as error:
+    outcome = str(error)
+print(json.dumps({"keras": keras.__version__, "outcome": outcome[-300:]}))
+"""
+
+
+def test_keras_still_fails_to_average_scalar_logs_over_workers():
+    """tensorflow/tensorflow#72388 (with keras-team/keras#20585): under
+    ``MultiWorkerMirroredStrategy`` with several workers, Keras 3.15's ``fit`` averages its
+    scalar logs with ``strategy.reduce("MEAN", value, axis=0)``
+    (``keras/src/backend/tensorflow/trainer.py``, ``reduce_per_replica``), which fails for a
+    0-d value. Chapter 7 works around it. When this test fails, Keras reduces scalar logs
+    itself: delete the workaround and this test."""
+    import json
+    import subprocess
+    import sys
+
+    from rnncourse import process
+
+    done = subprocess.run([sys.executable, "-c", KERAS_72388_PROBE], capture_output=True,
+                          text=True, timeout=300, cwd=PACKAGE.parent,
+                          env=process.child_environment({"CUDA_VISIBLE_DEVICES": "-1"}))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "Invalid reduction dimension 0 for input with 0 dimensions" in report["outcome"], (
+        f"Keras {report['keras']} now averages scalar logs over workers "
+        f"({report['outcome']!r}): tensorflow#72388 is fixed for Keras; remove the "
+        "workaround of rnncourse/chapters/ch07_scaling.py (_mean_over_workers) and this test")
