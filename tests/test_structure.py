@@ -554,8 +554,9 @@ def test_keras_still_fails_to_average_scalar_logs_over_workers():
     ``MultiWorkerMirroredStrategy`` with several workers, Keras 3.15's ``fit`` averages its
     scalar logs with ``strategy.reduce("MEAN", value, axis=0)``
     (``keras/src/backend/tensorflow/trainer.py``, ``reduce_per_replica``), which fails for a
-    0-d value. Chapter 7 works around it. When this test fails, Keras reduces scalar logs
-    itself: delete the workaround and this test."""
+    0-d value. The workaround: ``rnncourse.distributed.multi_worker_model`` logs each value
+    as a 1-element vector (before it, chapter 7's ``_mean_over_workers`` patch). When this
+    test fails, Keras reduces scalar logs itself: delete the workaround and this test."""
     import json
     import subprocess
     import sys
@@ -570,4 +571,5 @@ def test_keras_still_fails_to_average_scalar_logs_over_workers():
     assert "Invalid reduction dimension 0 for input with 0 dimensions" in report["outcome"], (
         f"Keras {report['keras']} now averages scalar logs over workers "
         f"({report['outcome']!r}): tensorflow#72388 is fixed for Keras; remove the "
-        "workaround of rnncourse/chapters/ch07_scaling.py (_mean_over_workers) and this test")
+        "workaround (the 1-element logs of rnncourse.distributed.multi_worker_model, or "
+        "ch07_scaling._mean_over_workers) and this test")
