@@ -56,9 +56,15 @@ def fail(argument: str, message: str, kind: type = ValueError) -> NoReturn:
 
 
 def _scalar(value: Any) -> Any:
-    """A 0-d NumPy array or tensor as its Python scalar; anything else unchanged."""
+    """A 0-d NumPy array or tensor as its Python scalar; anything else unchanged.
+
+    A symbolic tensor (inside ``tf.function``) has no value yet and is left as it is.
+    """
     if hasattr(value, "numpy") and callable(value.numpy) and getattr(value, "shape", None) == ():
-        value = value.numpy()
+        try:
+            value = value.numpy()
+        except (AttributeError, NotImplementedError, TypeError, ValueError):
+            return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     return value
@@ -68,20 +74,26 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def count(value: Any, argument: str, minimum: int = 1) -> int:
-    """``value`` as a Python int ``>= minimum`` (a size, a number of steps, a seed)."""
+def count(value: Any, argument: str, minimum: int = 1, *,
+          maximum: int | None = None) -> int:
+    """``value`` as a Python int in ``minimum..maximum`` (a size, a number of steps, a seed).
+
+    Python and NumPy ints of any width and 0-d integer arrays or tensors are accepted;
+    bools and floats (even ``3.0``) are refused with :class:`TypeError`.
+    """
     value = _scalar(value)
+    wanted = f"an int >= {minimum}" if maximum is None else f"an int in {minimum}..{maximum}"
     if not _is_int(value):
-        fail(argument, f"must be an int >= {minimum}, got {value!r} "
-                       f"({type(value).__name__})", TypeError)
-    if value < minimum:
-        fail(argument, f"must be an int >= {minimum}, got {int(value)}")
+        fail(argument, f"must be {wanted}, got {value!r} ({type(value).__name__})", TypeError)
+    if value < minimum or (maximum is not None and value > maximum):
+        fail(argument, f"must be {wanted}, got {int(value)}")
     return int(value)
 
 
-def optional_count(value: Any, argument: str, minimum: int = 1) -> int | None:
-    """:func:`count`, or ``None`` passed through."""
-    return None if value is None else count(value, argument, minimum)
+def optional_count(value: Any, argument: str, minimum: int = 1, *,
+                   maximum: int | None = None) -> int | None:
+    """:func:`count`, or ``None`` passed through (``None``: any size)."""
+    return None if value is None else count(value, argument, minimum, maximum=maximum)
 
 
 def number(value: Any, argument: str, *, low: float | None = 0.0,
@@ -115,7 +127,7 @@ def choice(value: Any, argument: str, options: Iterable[str]) -> str:
         fail(argument, f"must be one of {options}, got {value!r}", TypeError)
     if value not in options:
         fail(argument, f"must be one of {options}, got {value!r}")
-    return value
+    return str(value)  # a plain str, also for numpy.str_
 
 
 def _to_numpy(value: Any) -> Any:
@@ -136,18 +148,20 @@ def array(value: Any, argument: str, *, ndim: int | None = None,
     Args:
         ndim: the number of dimensions required, if any.
         kinds: the allowed ``dtype.kind`` letters (``"iu"`` integers, ``"f"`` floats,
-            ``"b"`` bools), if restricted.
+            ``"b"`` bools); by default any numbers or bools (never text or objects).
+
+    A ragged nesting raises :class:`ValueError` (the kind is right, the shape is not);
+    text, ``None`` or mixed objects raise :class:`TypeError`.
     """
-    if isinstance(value, (str, bytes)):
-        fail(argument, f"must be an array, got a {type(value).__name__}", TypeError)
+    if value is None or isinstance(value, (str, bytes)):
+        fail(argument, f"must be an array of numbers, got {type(value).__name__}", TypeError)
     try:
         result = np.asarray(_to_numpy(value))
     except ValueError as error:  # NumPy >= 1.24 refuses ragged nesting
         fail(argument, f"must be rectangular (pad it first): {error}")
-    if result.dtype == object:
-        fail(argument, "must be rectangular numbers; got ragged or mixed rows (pad them "
-                       "first, or pass them where sequences of any length are accepted)",
-             TypeError)
+    if result.dtype.kind in "OUSV":
+        fail(argument, f"must hold numbers, got dtype {result.dtype} (text, None or mixed "
+                       "objects; encode text to ids first)", TypeError)
     if kinds is not None and result.dtype.kind not in kinds:
         fail(argument, f"has dtype {result.dtype}; expected kind {kinds!r}", TypeError)
     if ndim is not None and result.ndim != ndim:
@@ -207,9 +221,12 @@ def token_lists(value: Any, argument: str) -> list[list[str]]:
     result = []
     for i, tokens in enumerate(value):
         tokens = _to_numpy(tokens)
-        if isinstance(tokens, str):
+        if isinstance(tokens, (str, bytes)):
             fail(argument, f"item {i} is the string {tokens[:30]!r}, not a list of tokens; "
                            "split it first (e.g. rnncourse.text.tokenize)", TypeError)
+        if not isinstance(tokens, Iterable):
+            fail(argument, f"item {i} is a {type(tokens).__name__}, not a list of tokens",
+                 TypeError)
         tokens = list(tokens)
         for token in tokens:
             if not isinstance(token, str):
@@ -226,9 +243,16 @@ def path(value: Any, argument: str) -> Path:
     if not isinstance(value, (str, os.PathLike)):
         fail(argument, f"must be a path, got {type(value).__name__}", TypeError)
     text = os.fspath(value)
+    if isinstance(text, bytes):  # an os.PathLike may return bytes
+        text = os.fsdecode(text)
     if not text.strip():
         fail(argument, "is an empty path")
-    return Path(text).expanduser()
+    if "\0" in text:
+        fail(argument, f"holds a NUL character: {text!r}")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as error:  # "~someone" with no such user
+        fail(argument, f"{text!r}: cannot expand ~ ({error})")
 
 
 _TRUE = {"1", "true", "yes", "on"}

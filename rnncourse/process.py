@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rnncourse import _checks
+
 __all__ = ["run_fresh", "FreshProcessError", "child_command", "child_environment",
            "read_result"]
 
@@ -55,17 +57,19 @@ def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
 
     Raises:
         ValueError: a ``target`` that is not ``"module:function"``, or ``timeout <= 0``.
-        TypeError: ``kwargs`` that JSON cannot encode.
+        TypeError: a ``target`` that is not a string, a ``timeout`` that is not a number,
+            ``kwargs`` that JSON cannot encode.
         FreshProcessError: the child failed or timed out.
     """
+    # Checked here: in the child, a mistake would surface as a traceback in its stderr.
     if not isinstance(target, str) or target.count(":") != 1:
-        raise ValueError(f"target must be 'module:function', got {target!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        _checks.fail("target", f"must be 'module:function', got {target!r}",
+                     ValueError if isinstance(target, str) else TypeError)
+    timeout = _checks.number(timeout, "timeout")
     try:
         payload = json.dumps(dict(kwargs or {}))
     except TypeError as err:
-        raise TypeError(f"kwargs for {target} must be JSON-serialisable: {err}") from None
+        _checks.fail("kwargs", f"for {target} must be JSON-serialisable: {err}", TypeError)
     try:
         done = subprocess.run(child_command(target, payload), env=child_environment(env),
                               capture_output=True, text=True, timeout=timeout, check=False)

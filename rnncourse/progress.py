@@ -1,21 +1,23 @@
 """Progress bars for long work: downloads, extraction, training epochs (plain-text tqdm,
 which needs no notebook widgets).
 
-``RNNCOURSE_PROGRESS=0`` turns every bar off (the book build sets nothing; bars go to
-stderr, which the rendered website leaves out).
+``RNNCOURSE_PROGRESS=0`` (or ``false``, ``no``, ``off``, in any case) turns every bar off
+(the book build sets nothing; bars go to stderr, which the rendered website leaves out).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from tqdm import tqdm
 
+from rnncourse import _checks
+
 
 def enabled() -> bool:
-    """Whether progress bars are shown (``RNNCOURSE_PROGRESS`` is not ``0``)."""
-    return os.environ.get("RNNCOURSE_PROGRESS", "1").strip() not in ("0", "false", "no")
+    """Whether progress bars are shown: ``RNNCOURSE_PROGRESS`` is not ``0/false/no/off``
+    (any case)."""
+    return _checks.flag("RNNCOURSE_PROGRESS", True)
 
 
 def progress(iterable: Any = None, **kwargs: Any) -> tqdm:

@@ -48,6 +48,7 @@ from rnncourse import (
     gradients,
     models,
     process,
+    progress,
     tbptt,
     training,
 )
@@ -199,7 +200,7 @@ DOCTOR_STUBBED = ("import sys; import rnncourse.__main__ as cli; "
                   "['GPUs visible', 'none']]; sys.exit(cli.main(['doctor']))")
 
 IMPORT_CHECK = r"""
-import json, logging, os, warnings
+import json, logging, os, random, warnings
 import numpy, tqdm  # third-party imports that are not ours to judge
 
 WATCHED = ["KERAS_BACKEND", "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL",
@@ -215,7 +216,8 @@ def loggers():
 
 def state():
     return {"env": dict(os.environ), "loggers": loggers(), "filters": len(warnings.filters),
-            "disable": logging.root.manager.disable}
+            "disable": logging.root.manager.disable, "random": random.getstate(),
+            "numpy_random": numpy.random.get_state()[1].tolist()}
 
 def changes(a, b):
     found = [f"env {k}" for k in sorted(set(a["env"]) | set(b["env"]))
@@ -223,6 +225,8 @@ def changes(a, b):
     found += [f"logger {k}" for k in a["loggers"] if a["loggers"][k] != b["loggers"].get(k)]
     found += ["warning filters"] * (a["filters"] != b["filters"])
     found += ["logging.disable"] * (a["disable"] != b["disable"])
+    # TensorFlow's own import draws from Python's random, so the "tensorflow" step skips these
+    found += [k for k in ("random", "numpy_random") if a[k] != b[k]]
     return found
 
 s0 = state()
@@ -555,17 +559,28 @@ DATA = [
     case("data-plays-path-missing", lambda c: data.load_shakespeare(path=c.tmp / "nope"),
          raises(FileNotFoundError, "no .md plays under", "path=None")),
     case("data-plays-one-string", lambda c: data.load_shakespeare("macbeth", path=play_folder(c)),
-         raises(TypeError, "plays must be a list of play names", "['macbeth']")),
+         bad(TypeError, "plays")),
+    case("data-plays-path-with-home", lambda c: (c.mp.setenv("HOME", str(c.tmp)), play_folder(
+        c), data.shakespeare_plays(path="~/" + play_folder(c).relative_to(c.tmp).as_posix()))[2],
+         ok(lambda plays: len(plays) >= 1)),
+    case("data-reviews-kind-unknown", lambda c: data.load_movie_reviews("tweets"),
+         bad(ValueError, "kind")),
+    case("data-glove-dim-float", lambda c: data.glove_path(50.0), bad(TypeError, "dim")),
     case("data-plays-short-name", lambda c: data.load_shakespeare(["macbeth"],
                                                                  path=play_folder(c)),
          ok(lambda text: text.startswith("Macbeth") and "First Witch" in text
             and "**" not in text)),
     case("data-adding-problem-n-float", lambda c: data.adding_problem(2.5, 10),
-         raises(ValueError, "need ints n >= 1", "n=2.5")),
+         bad(TypeError, "n")),
     case("data-adding-problem-n-bool", lambda c: data.adding_problem(True, 10),
-         raises(ValueError, "need ints n >= 1", "n=True")),
+         bad(TypeError, "n")),
     case("data-adding-problem-timesteps-float", lambda c: data.adding_problem(4, 7.5),
-         raises(ValueError, "timesteps >= 2", "timesteps=7.5")),
+         bad(TypeError, "timesteps")),
+    case("data-adding-problem-timesteps-1", lambda c: data.adding_problem(4, 1),
+         bad(ValueError, "timesteps")),
+    case("data-adding-problem-numpy-ints", lambda c: data.adding_problem(np.int32(4),
+                                                                          np.int64(6)),
+         ok(lambda xy: xy[0].shape == (4, 6, 2))),
 ]
 
 
@@ -1160,40 +1175,53 @@ TRAINING = [
 
 # =========================================================================== MODELS
 MODELS = [
-    case("models-cell-list", lambda c: models.recurrent_layer(["lstm"], 4),
-         raises(ValueError, "cell must be one of simple_rnn, gru, lstm")),
+    case("models-cell-list", lambda c: models.recurrent_layer(["lstm"], 4), bad(TypeError, "cell")),
+    case("models-cell-unknown", lambda c: models.recurrent_layer("rnn", 4),
+         bad(ValueError, "cell")),
     case("models-units-float", lambda c: models.recurrent_layer("gru", 2.5),
-         raises(ValueError, "units must be a positive int", "2.5")),
+         bad(TypeError, "units")),
+    case("models-units-numpy-int",
+         lambda c: models.recurrent_layer("gru", np.int64(2), seed=np.int32(1)),
+         ok(lambda layer: layer.units == 2 and type(layer.units) is int)),
     case("models-dropout-string", lambda c: models.sequence_classifier(10, dropout="0.5"),
-         raises(ValueError, "dropout must be in [0, 1)", "'0.5'")),
+         bad(TypeError, "dropout")),
     case("models-dropout-percent", lambda c: models.sequence_tagger(10, 3, dropout=20),
-         raises(ValueError, "dropout must be in [0, 1)", "20")),
+         bad(ValueError, "dropout")),
+    case("models-recurrent-dropout-percent",
+         lambda c: models.sequence_classifier(10, recurrent_dropout=20),
+         bad(ValueError, "recurrent_dropout")),
     case("models-timesteps-0", lambda c: models.sequence_classifier(10, timesteps=0),
-         raises(ValueError, "timesteps must be a positive int or None", "got 0")),
+         bad(ValueError, "timesteps")),
     case("models-timesteps-negative", lambda c: models.sequence_regressor("gru", timesteps=-3),
-         raises(ValueError, "timesteps must be a positive int or None", "-3")),
+         bad(ValueError, "timesteps")),
     case("models-timesteps-float", lambda c: models.sequence_classifier(10, timesteps=2.5),
-         raises(ValueError, "timesteps must be a positive int or None", "2.5")),
+         bad(TypeError, "timesteps")),
     case("models-stateful-batch-size-0",
          lambda c: models.char_lm(5, 4, 4, batch_size=0, stateful=True),
-         raises(ValueError, "batch_size must be a positive int or None", "got 0")),
+         bad(ValueError, "batch_size")),
     case("models-stateful-batch-size-bool",
          lambda c: models.char_lm(5, 4, 4, batch_size=True, stateful=True),
-         raises(ValueError, "batch_size must be a positive int or None", "True")),
+         bad(TypeError, "batch_size")),
     case("models-stateful-batch-size-float",
          lambda c: models.char_lm(5, 4, 4, batch_size=2.5, stateful=True),
-         raises(ValueError, "batch_size must be a positive int or None", "2.5")),
+         bad(TypeError, "batch_size")),
+    case("models-stateful-without-batch-size", lambda c: models.char_lm(5, 4, 4, stateful=True),
+         bad(ValueError, "batch_size")),
     case("models-window-0", lambda c: models.char_lm(5, 4, 4, window=0),
-         raises(ValueError, "window must be a positive int or None", "got 0")),
+         bad(ValueError, "window")),
     case("models-window-negative", lambda c: models.char_lm(5, 4, 4, window=-1),
-         raises(ValueError, "window must be a positive int or None", "-1")),
+         bad(ValueError, "window")),
+    case("models-seed-numpy-int", lambda c: models.char_lm(5, 4, 4, seed=np.int64(3), dropout=0.1),
+         ok(lambda model: model.get_layer("logits").units == 5)),
+    case("models-embedding-matrix-of-text",
+         lambda c: models.embedding(2, matrix=[["a", "b"], ["c", "d"]]), bad(TypeError, "matrix")),
     case("models-tagger-without-seed",
          lambda c: models.sequence_tagger(10, 3, units=2, embedding_dim=2, seed=None,
                                           dropout=0.1),
          ok(lambda model: model(np.ones((2, 4), "int32")).shape == (2, 4, 3))),
     case("models-copy-weights-from-nothing",
          lambda c: models.copy_weights_by_name(None, models.char_lm(5, 4, 4)),
-         raises(TypeError, "source must be a keras.Model", "NoneType")),
+         bad(TypeError, "source")),
 ]
 
 
@@ -1278,9 +1306,15 @@ CELLS = [
 PROCESS = [
     case("process-run-fresh-timeout-0",
          lambda c: process.run_fresh("rnncourse.text:split_indices", {"n": 4}, timeout=0),
-         raises(ValueError, "timeout must be a positive number of seconds")),
+         bad(ValueError, "timeout")),
+    case("process-run-fresh-timeout-string",
+         lambda c: process.run_fresh("rnncourse.text:split_indices", {"n": 4}, timeout="9"),
+         bad(TypeError, "timeout")),
     case("process-run-fresh-no-colon", lambda c: process.run_fresh("rnncourse.text"),
-         raises(ValueError, "target must be 'module:function'")),
+         bad(ValueError, "target")),
+    case("process-run-fresh-kwargs-not-json",
+         lambda c: process.run_fresh("rnncourse.text:split_indices", {"n": np.int64(4)}),
+         bad(TypeError, "kwargs")),
 ]
 
 
@@ -1318,6 +1352,25 @@ def no_setting_changed(done: subprocess.CompletedProcess) -> bool:
 CONFIG = [
     case("config-set-seed-numpy-int", lambda c: config.set_seed(np.int64(3)),
          ok(lambda value: value == 3 and type(value) is int)),
+    case("config-seed-numpy-int", lambda c: config.seed(np.int64(3)),
+         ok(lambda value: value % 1000 == 3 and type(value) is int)),
+    case("config-seeds-numpy-count", lambda c: config.seeds(np.int32(2)),
+         ok(lambda value: len(value) == 2)),
+    case("config-set-seed-float", lambda c: config.set_seed(3.0), bad(TypeError, "seed")),
+    case("config-seed-offset-1000", lambda c: config.seed(1000), bad(ValueError, "offset")),
+    case("config-seed-knob-negative", lambda c: (c.mp.setenv("RNNCOURSE_SEED", "-1"),
+                                                 config.seed())[1],
+         bad(ValueError, "RNNCOURSE_SEED")),
+    case("config-progress-off-any-case", lambda c: (c.mp.setenv("RNNCOURSE_PROGRESS", "OFF"),
+                                                    progress.enabled())[1],
+         ok(lambda shown: shown is False)),
+    case("config-progress-unknown-word", lambda c: (c.mp.setenv("RNNCOURSE_PROGRESS", "quiet"),
+                                                    progress.enabled())[1],
+         bad(ValueError, "RNNCOURSE_PROGRESS")),
+    case("config-cache-with-home", lambda c: (c.mp.setenv("HOME", str(c.tmp)),
+                                              c.mp.setenv("RNNCOURSE_CACHE", "~/cc"),
+                                              config.cache_dir())[2],
+         ok(lambda path: path.is_dir() and "~" not in str(path))),
     case("import-rnncourse-changes-no-setting",
          lambda c: c.subprocess("import-rnncourse-changes-no-setting"), ok(no_setting_changed)),
 ]
@@ -1330,8 +1383,8 @@ DOCTOR = [
          doctor_reports("cache", "cannot create the cache directory",
                         "set RNNCOURSE_CACHE to a writable directory")),
     case("doctor-cache-is-a-file", lambda c: c.subprocess("doctor-cache-is-a-file"),
-         doctor_reports("cache", "exists and is not a directory",
-                        "set RNNCOURSE_CACHE to a directory")),
+         doctor_reports("cache", "cannot create the cache directory", "(File exists)",
+                        "set RNNCOURSE_CACHE to a writable directory")),
 ]
 
 

@@ -28,7 +28,7 @@ def test_doctor_says_how_to_fetch_what_is_missing(capsys, monkeypatch, tmp_path)
 @pytest.mark.parametrize("variable, value, fragment", [
     ("RNNCOURSE_SCALE", "huge", "'huge' is not a scale; use one of ci, full"),
     ("RNNCOURSE_SEED", "-2", "is not a non-negative integer"),
-    ("RNNCOURSE_CACHE", "{file}", "exists and is not a directory"),
+    ("RNNCOURSE_CACHE", "{file}", "cannot create the cache directory"),
     ("RNNCOURSE_CACHE", "{file}/sub", "cannot create the cache directory"),
 ])
 def test_doctor_reports_bad_settings_as_problems_without_a_traceback(

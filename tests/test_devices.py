@@ -149,8 +149,21 @@ def test_will_use_cudnn_needs_a_gpu():
     assert devices.will_use_cudnn(keras.layers.LSTM(4)) == bool(devices.gpus())
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="expected a Keras layer"):
-        devices.cudnn_eligibility("lstm")
-    with pytest.raises(ValueError, match=r"\(batch, timesteps\)"):
-        devices.cudnn_eligibility(keras.layers.LSTM(4), mask=np.ones(3, bool))
+@pytest.mark.parametrize("call, error, argument", [
+    (lambda: devices.cudnn_eligibility("lstm"), TypeError, "layer"),
+    (lambda: devices.cudnn_eligibility(keras.layers.LSTM(4), mask=np.ones(3, bool)),
+     ValueError, "mask"),
+    (lambda: devices.mask_layout([[True, False], [True]]), ValueError, "mask"),
+    (lambda: devices.mask_layout([["a", "b"]]), TypeError, "mask"),
+])
+def test_bad_arguments(call, error, argument):
+    with pytest.raises(error) as info:
+        call()
+    assert info.value.argument == argument
+
+
+@pytest.mark.parametrize("mask", [[[1, 1, 0], [1, 0, 0]], np.array([[True, True, False],
+                                                                   [True, False, False]]),
+                                  tf.constant([[1, 1, 0], [1, 0, 0]])])
+def test_mask_layout_takes_lists_arrays_and_tensors(mask):
+    assert devices.mask_layout(mask) == (True, False)
