@@ -35,8 +35,13 @@ fresh-cache:
 		rm -rf $(BOOK_OUT)/.jupyter_cache $(BOOK_OUT)/.doctrees $(BOOK_OUT)/jupyter_execute; \
 		echo "$(SOURCES_HASH)" > $(BOOK_OUT)/.package-hash; fi
 
-# Every test, in about 10 minutes on two cores: unit tests and notebooks two at a time.
-test: lint unit notebooks strict site-test wheel-check
+# Every test, in about 10 minutes on two cores (unit tests and notebooks two at a time),
+# phase by phase, each phase's seconds printed as it ends.
+PHASES := lint unit notebooks strict site-test wheel-check
+test:
+	@for phase in $(PHASES); do start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$phase || exit 1; \
+		echo "make test: $$phase took $$(( $$(date +%s) - start )) s"; done
 
 # The fast tier, about a minute: lint and the unit tests not marked slow (no notebook, no
 # subprocess-heavy or corpus-heavy test, no built book).

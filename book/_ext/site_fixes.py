@@ -5,7 +5,8 @@ number (``book/_static/rnncourse.css``). Every image links to its full-size file
 on a phone opens a figure at its own resolution and zooms it (:func:`_link_images`). The
 sidebar buttons work at every width (``book/_static/rnncourse.js`` says why they did not).
 The intro's table of run times is filled from the last ``make notebooks``
-(:func:`_notebook_times`), so it never quotes a run that did not happen.
+(:func:`_notebook_times`), so it never quotes a run that did not happen. Search sends a
+reader looking for a Keras option to the chapter that teaches it (:class:`TaughtTerms`).
 
 sphinx-thebe and sphinx-togglebutton add their inline configuration scripts each time the
 environment is read, and Jupyter Book adds them again (once with an empty file name, once with
@@ -20,7 +21,12 @@ import posixpath
 from pathlib import Path
 
 from docutils import nodes
+from docutils.transforms import Transform
+from sphinx import addnodes
+from sphinx.util import logging
 from sphinx.util.osutil import relative_uri
+
+logger = logging.getLogger(__name__)
 
 
 def _unique(scripts):
@@ -90,11 +96,11 @@ def _notebook_times(app, config):
         records = list(times.values())
         dates = sorted({r["measured"][:10] for r in records})
         first = records[0]
+        at_once = "one notebook" if first["at_once"] == 1 else f"{first['at_once']} notebooks"
         substitutions["nb_times_measured"] = (
-            f"measured by `make notebooks` at the {first['scale']} scale on "
-            f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}, on a {first['machine']} "
-            f"machine with {first['cpus']} CPU cores, "
-            f"{first['at_once']} notebook(s) at a time")
+            f"measured by `make notebooks` on {' to '.join(dict.fromkeys([dates[0], dates[-1]]))}"
+            f" on a {first['machine']} machine with {first['cpus']} CPU cores, {at_once} at a "
+            "time")
     else:
         substitutions["nb_times_measured"] = (
             "not measured for this build: run `make notebooks` before building the site")
@@ -105,11 +111,52 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
+class TaughtTerms(Transform):
+    """An index entry for each term in ``rnncourse_taught_terms`` (``_config.yml``), in the
+    section of the page that teaches it: the first section whose own text names the term.
+
+    Sphinx's search ranks a main index entry that equals the query (score 100) above a page
+    that merely mentions it (5), so searching ``clipnorm`` opens the chapter that explains
+    it, not the API page whose docstrings mention it, and the book's index lists it. Runs
+    before Sphinx collects index entries (SphinxDomains, priority 850).
+    """
+
+    default_priority = 800
+
+    def apply(self):
+        env = getattr(self.document.settings, "env", None)
+        if env is None:
+            return
+        for term, docname in (env.config.rnncourse_taught_terms or {}).items():
+            if docname != env.docname:
+                continue
+            section = self._teaching_section(term)
+            if section is None:
+                logger.warning("rnncourse_taught_terms: %s never mentions %r", docname, term,
+                               location=self.document)
+                continue
+            index = addnodes.index(entries=[("single", term, section["ids"][0], "main", None)])
+            section.insert(1, index)  # after the title
+
+    def _teaching_section(self, term: str):
+        for text in self.document.findall(nodes.Text):
+            if term in text:
+                section = text.parent
+                while section is not None and not (isinstance(section, nodes.section)
+                                                   and section.get("ids")):
+                    section = section.parent
+                if section is not None:
+                    return section
+        return None
+
+
 def _static_path(app):
     app.config.html_static_path.append(str(Path(__file__).resolve().parents[1] / "_static"))
 
 
 def setup(app):
+    app.add_config_value("rnncourse_taught_terms", {}, "env", types=[dict])
+    app.add_transform(TaughtTerms)
     app.connect("config-inited", _notebook_times)
     app.connect("builder-inited", _static_path)
     app.add_css_file("rnncourse.css")

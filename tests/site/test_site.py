@@ -459,10 +459,16 @@ def test_printed_tables_keep_numbers_on_one_line_on_a_phone(site, browser):
         try:
             cells = page.eval_on_selector_all(
                 ".cell_output table td, .cell_output table th",
-                """els => els.map(e => { const r = document.createRange();
-                     r.selectNodeContents(e);
-                     const tops = new Set(Array.from(r.getClientRects())
-                       .filter(x => x.width > 0).map(x => Math.round(x.top)));
+                """els => els.map(e => {
+                     const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+                     const tops = new Set();
+                     for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+                       const r = document.createRange();
+                       r.selectNodeContents(n);
+                       for (const x of r.getClientRects()) {
+                         if (x.width > 0) tops.add(Math.round(x.top));
+                       }
+                     }
                      return [e.innerText, tops.size]; })""")
         finally:
             page.close()
