@@ -35,19 +35,19 @@ fresh-cache:
 		rm -rf $(BOOK_OUT)/.jupyter_cache $(BOOK_OUT)/.doctrees $(BOOK_OUT)/jupyter_execute; \
 		echo "$(SOURCES_HASH)" > $(BOOK_OUT)/.package-hash; fi
 
-# Every test, in about 10 minutes on two cores (unit tests and notebooks two at a time),
-# phase by phase, each phase's seconds printed as it ends.
+# Every test, phase by phase, each phase's seconds printed as it ends; unit tests and
+# notebooks run two at a time (the target: ten minutes on two idle cores).
 PHASES := lint unit notebooks strict site-test wheel-check
 test:
 	@for phase in $(PHASES); do start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$phase || exit 1; \
 		echo "make test: $$phase took $$(( $$(date +%s) - start )) s"; done
 
-# The fast tier, about a minute: lint and the unit tests not marked slow (no notebook, no
-# subprocess-heavy or corpus-heavy test, no built book).
+# The fast tier: lint and the unit tests not marked slow (no notebook, no test that starts
+# worker processes, trains on a corpus or builds a book; tests/conftest.py lists them).
 quick: lint
 	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python -m pytest tests --ignore=tests/site \
-		-m "not slow" $(XDIST)
+		-m "not slow" $(XDIST) $(if $(XDIST),--dist loadfile)
 
 venv: $(STAMP)
 
@@ -63,14 +63,15 @@ data: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Tests run in WORKERS processes (pytest-xdist, from the test extra; one process without it).
-# Notebooks are distributed whole (--dist loadfile): a notebook's cells share one kernel.
+# Tests run in WORKERS processes (pytest-xdist, from the test extra; one process without it),
+# a file at a time (--dist loadfile): a notebook's cells share one kernel, and a test
+# module's module-scoped fixtures (trained models, worker runs) are computed once.
 WORKERS ?= 2
 XDIST = $(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo "-n $(WORKERS)")
 
 unit: data
 	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python -m pytest tests --ignore=tests/site \
-		$(XDIST)
+		$(XDIST) $(if $(XDIST),--dist loadfile)
 
 # nbval runs every notebook at CI scale; the root conftest.py keeps the executed copies and
 # writes each notebook's seconds to _build/notebook-times.json (the intro's table shows them).

@@ -28,9 +28,30 @@ USES_TENSORFLOW = re.compile(
     rf"|^\s*from\s+rnncourse(?:\.chapters)?\s+import\s+[^\n]*\b{_TF_MODULES}\b"
     rf"|^\s*(?:import|from)\s+rnncourse\.(?:chapters\.)?{_TF_MODULES}\b", re.M)
 
-# Whole modules in the slow tier: each of their tests starts worker processes or trains a
-# chapter's model on real data (measured: seconds per test on two cores).
+# The slow tier: whole modules that start worker processes, and the tests that took longest
+# in a full run (``pytest tests --durations=80`` on two cores: each of these several seconds
+# when the machine is idle; together most of the unit phase). A test can also mark itself.
 SLOW_MODULES = {"test_distributed.py", "test_process.py"}
+SLOW_TESTS = {
+    "test_tagger_comparison_on_tiny_tweets",
+    "test_mirrored_strategy_on_two_logical_cpus_matches_one_device",
+    "test_gradient_accumulation_equivalence",
+    "test_doctor_finds_a_cut_corpus_file",
+    "test_doctor_says_how_to_fetch_what_is_missing",
+    "test_doctor_reports_versions_cache_and_corpora",
+    "test_quiet_tensorflow_prints_nothing",
+    "test_importing_the_package_changes_no_setting",
+    "test_run_overfitting_records_curves_per_seed_and_dropout_changes_them",
+    "test_zero_dropout_rate_reproduces_the_plain_run",
+    "test_run_adding_returns_every_cell_and_the_baseline",
+    "test_memory_is_flat_for_tbptt_and_grows_for_full_bptt",
+    "test_language_models_on_a_small_text",
+    "test_fixed_length_model_trains_and_epoch_times_counts",
+    "test_loss_normalisations_agree_with_hand_sums",
+    "test_per_example_loop_takes_one_step_per_example",
+    "test_accumulate_and_apply_with_sgd_equals_keras_accumulation",
+    "test_step_losses_equal_the_losses_of_separate_evaluations",
+}
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -49,5 +70,6 @@ def pytest_collect_file(file_path: Path, parent):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if Path(str(item.path)).name in SLOW_MODULES:
+        name = getattr(item, "originalname", item.name)
+        if Path(str(item.path)).name in SLOW_MODULES or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

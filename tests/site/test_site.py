@@ -9,7 +9,9 @@ maths must render with every other host blocked; the API page must link to the s
 At phone, tablet and laptop widths the visible sidebar buttons open and close the
 navigation and the page's table of contents; figures link to their full-size files and
 their smallest text is readable at desktop width; printed tables never break a number;
-searching a Keras option finds the chapter that teaches it first.
+searching a Keras option finds the chapter that teaches it first; the API page documents
+the library alone and opens with its table of jobs; no page shows a warning, a traceback, a
+TensorFlow log line or a ``headline(`` bookkeeping call.
 
 ``RNNCOURSE_SITE`` names the HTML directory (default: ``_build/html`` when ``make book``
 built it, else the CI-scale ``_build/site/_build/html``). ``RNNCOURSE_SITE_REQUIRED=1``
@@ -283,13 +285,15 @@ def test_search_ranks_the_teaching_chapter_first(site, browser, term):
     assert errors == [], errors
 
 
+@pytest.mark.xfail(strict=False, reason="passes once the ch06 helper's work (issue 22: the "
+                   "GradientTape loop on the page) is merged; the lead removes this mark then")
 def test_training_loops_chapter_shows_its_recipes(site, browser):
     """Chapter 6 trains with compile/fit and with its own GradientTape loop: both are on
-    the page, in code a reader can copy (not hidden in rnncourse.chapters)."""
+    the page, in its code cells (not hidden in rnncourse.chapters or a library listing)."""
     page, _, _ = visit(browser, site["url"] + "book/06_training_loops.html")
     try:
         code = "\n".join(page.eval_on_selector_all(
-            ".cell_input pre, div.highlight pre", "els => els.map(e => e.innerText)"))
+            ".cell_input pre", "els => els.map(e => e.textContent)"))
     finally:
         page.close()
     assert "fit(" in code, "chapter 6 shows no fit( call"
@@ -461,15 +465,20 @@ def test_printed_tables_keep_numbers_on_one_line_on_a_phone(site, browser):
                 ".cell_output table td, .cell_output table th",
                 """els => els.map(e => {
                      const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
-                     const tops = new Set();
+                     const boxes = [];
                      for (let n = walk.nextNode(); n; n = walk.nextNode()) {
                        const r = document.createRange();
                        r.selectNodeContents(n);
-                       for (const x of r.getClientRects()) {
-                         if (x.width > 0) tops.add(Math.round(x.top));
-                       }
+                       for (const x of r.getClientRects()) if (x.width > 0) boxes.push(x);
                      }
-                     return [e.innerText, tops.size]; })""")
+                     // a new line starts more than half a line below the last one (a code
+                     // span on the same line sits a pixel or two lower)
+                     boxes.sort((a, b) => a.top - b.top);
+                     let lines = 0, last = -Infinity;
+                     for (const x of boxes) {
+                       if (x.top > last + x.height / 2) { lines += 1; last = x.top; }
+                     }
+                     return [e.innerText, lines]; })""")
         finally:
             page.close()
         seen += len(cells)
