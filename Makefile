@@ -63,7 +63,7 @@ data: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Tests run in WORKERS processes (pytest-xdist, from the test extra; one process without it),
+# Tests run in WORKERS processes (pytest-xdist, from the test extra; WORKERS=0 or no xdist: one),
 # a file at a time (--dist loadfile): a notebook's cells share one kernel, and a test
 # module's module-scoped fixtures (trained models, worker runs) are computed once.
 WORKERS ?= 2

@@ -153,7 +153,8 @@ def training_calls(code: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute):
-                if func.attr in TRAINING_METHODS:
+                if func.attr in TRAINING_METHODS and not (
+                        isinstance(func.value, ast.Name) and func.value.id == "re"):
                     found.append((node.lineno, f".{func.attr}("))
                 elif func.attr == "apply" and _is_optimizer(func.value):
                     found.append((node.lineno, ".apply("))
@@ -177,7 +178,7 @@ def test_training_call_finder_sees_every_form():
     code = ("model.compile('sgd')\nmodel.fit(x)\nwith tf.GradientTape() as tape:\n    pass\n"
             "opt.apply_gradients(z)\nmodel.train_on_batch(x)\noptimizer.apply(g, v)\n"
             "model.optimizer.apply(g)\nfrom tensorflow import GradientTape\n"
-            "df.apply(f)\nnp.fit = 1\n")
+            "df.apply(f)\nnp.fit = 1\nre.compile('x')\n")
     assert [what for _, what in training_calls(code)] == [
         ".compile(", ".fit(", "GradientTape", ".apply_gradients(", ".train_on_batch(",
         ".apply(", ".apply(", "GradientTape"]
