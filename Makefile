@@ -7,13 +7,47 @@ STAMP  := $(VENV)/.rnncourse-installed
 NBVAL  := -o norecursedirs="_build .* .venv" --nbval-lax --nbval-current-env -p no:cacheprovider
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test venv data lint unit notebooks strict site-test wheel-check benchmarks robustness clean
+.PHONY: book test quick venv data lint unit notebooks strict site-test wheel-check benchmarks \
+	robustness recipe-coverage fresh-cache clean
 
-book: data
-	$(BIN)/jupyter-book build . -W -n --keep-going
-	@echo "Website: _build/html/index.html"
+# jupyter-cache keys each notebook on its code cells alone, so after a change to the package
+# a second `make book` would execute nothing and show the old numbers. The hash of the
+# package's sources is stamped in the build folder; when it differs, the execution cache and
+# Sphinx's environment are cleared and every notebook runs again. (BOOK_DIR and PACKAGE are
+# variables so that tests/test_packaging.py can check this on a tiny book.)
+BOOK_DIR ?= .
+PACKAGE  ?= rnncourse
+BOOK_OUT  = $(BOOK_DIR)/_build
+HASH := $(shell command -v sha256sum >/dev/null && echo sha256sum || echo "shasum -a 256")
+SOURCES_HASH = $(shell find $(PACKAGE) -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort \
+	| xargs $(HASH) | $(HASH) | cut -c1-16)
+# Seconds per notebook of the last `make notebooks`, shown in the intro's table.
+TIMES := $(CURDIR)/_build/notebook-times.json
 
-test: lint unit notebooks strict site-test wheel-check
+book: data fresh-cache
+	RNNCOURSE_NOTEBOOK_TIMES=$(TIMES) $(BIN)/jupyter-book build $(BOOK_DIR) -W -n --keep-going
+	@echo "Website: $(BOOK_OUT)/html/index.html"
+
+fresh-cache:
+	@mkdir -p $(BOOK_OUT)
+	@if [ "$$(cat $(BOOK_OUT)/.package-hash 2>/dev/null)" != "$(SOURCES_HASH)" ]; then \
+		echo "book: $(PACKAGE)/ changed since the last build: every notebook executes again"; \
+		rm -rf $(BOOK_OUT)/.jupyter_cache $(BOOK_OUT)/.doctrees $(BOOK_OUT)/jupyter_execute; \
+		echo "$(SOURCES_HASH)" > $(BOOK_OUT)/.package-hash; fi
+
+# Every test, phase by phase, each phase's seconds printed as it ends; unit tests and
+# notebooks run two at a time (the target: ten minutes on two idle cores).
+PHASES := lint unit notebooks strict site-test wheel-check
+test:
+	@for phase in $(PHASES); do start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$phase || exit 1; \
+		echo "make test: $$phase took $$(( $$(date +%s) - start )) s"; done
+
+# The fast tier: lint and the unit tests not marked slow (no notebook, no test that starts
+# worker processes, trains on a corpus or builds a book; tests/conftest.py lists them).
+quick: lint
+	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python -m pytest tests --ignore=tests/site \
+		-m "not slow" $(XDIST) $(if $(XDIST),--dist loadfile)
 
 venv: $(STAMP)
 
@@ -29,14 +63,23 @@ data: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-unit: data
-	RNNCOURSE_SCALE=ci $(BIN)/python -m pytest tests --ignore=tests/site
+# Tests run in WORKERS processes (pytest-xdist, from the test extra; WORKERS=0 or no xdist: one),
+# a file at a time (--dist loadfile): a notebook's cells share one kernel, and a test
+# module's module-scoped fixtures (trained models, worker runs) are computed once.
+WORKERS ?= 2
+XDIST = $(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo "-n $(WORKERS)")
 
-# nbval runs every notebook at CI scale; the root conftest.py keeps the executed copies.
+unit: data
+	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python -m pytest tests --ignore=tests/site \
+		$(XDIST) $(if $(XDIST),--dist loadfile)
+
+# nbval runs every notebook at CI scale; the root conftest.py keeps the executed copies and
+# writes each notebook's seconds to _build/notebook-times.json (the intro's table shows them).
 notebooks: data
 	rm -rf _build/executed
 	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 RNNCOURSE_EXECUTED_DIR=_build/executed \
-		$(BIN)/python -m pytest $(NBVAL) book
+		RNNCOURSE_NOTEBOOK_TIMES=$(TIMES) \
+		$(BIN)/python -m pytest $(NBVAL) $(XDIST) $(if $(XDIST),--dist loadfile) book
 
 # Strict build without execution (-W -n: a broken reference, citation or toc entry fails it).
 # It renders the notebooks nbval just executed (else the sources), so the CI-scale site in
@@ -51,7 +94,8 @@ strict: $(STAMP)
 	for nb in book/*.ipynb; do \
 		if [ _build/executed/$$nb -nt $$nb ]; then cp _build/executed/$$nb $(SITE)/src/$$nb; \
 		else cp $$nb $(SITE)/src/$$nb; fi; done
-	$(BIN)/jupyter-book build $(SITE)/src -W -n --keep-going --path-output $(SITE)
+	RNNCOURSE_NOTEBOOK_TIMES=$(TIMES) \
+		$(BIN)/jupyter-book build $(SITE)/src -W -n --keep-going --path-output $(SITE)
 
 # The CI-scale site in a real browser (headless Chromium); skipped with the reason printed
 # when Chromium is not installed (.ci/run installs it). After `make book`, check the full
@@ -89,6 +133,11 @@ robustness: data
 
 benchmarks: data
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+# Per chapter: how many of the lines it executes are on its page and how many in its module
+# under rnncourse/chapters, and any training call executed off the page.
+recipe-coverage: data
+	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python tests/recipe_coverage.py
 
 clean:
 	rm -rf _build

@@ -1,15 +1,19 @@
 """What every chapter notebook must look like on the page (checked on the sources).
 
 * code fits 88 columns, so no line is cut on the website;
-* a code cell has at most 15 lines: longer logic belongs in the package (thin notebooks);
 * an exercise's solution code follows its ":::{dropdown} Solution" and is tagged ``hide-cell``,
   so neither its code nor its output shows before the reader opens it;
 * no literal seed: ``config.set_seed()`` reads the seed knob ``RNNCOURSE_SEED``;
 * the page shows at least two library objects it teaches, included from the package source;
 * every figure has a caption and alt text of its own (none repeated in the book, alt text not
-  a copy of the caption), so a reader of the page or of a screen reader can tell them apart.
+  a copy of the caption), so a reader of the page or of a screen reader can tell them apart;
+* no placeholder text (``BENCHMARK_PARAGRAPH``, ``TODO``) in a notebook's prose or a book page;
+* the page shows the recipe: no chapter module (``rnncourse/chapters/*.py``) trains a model
+  itself (``.fit(``, ``.compile(``, ``GradientTape``, ``.apply_gradients(``,
+  ``.train_on_batch(``, an optimizer's ``.apply(``).
 """
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -35,17 +39,6 @@ def test_code_fits_88_columns(path):
     long = [(i, line) for i, cell in enumerate(cells(path)) if cell["cell_type"] == "code"
             for line in source(cell).splitlines() if len(line) > 88]
     assert not long, f"{path.name}: code lines over 88 columns (cell, line): {long}"
-
-
-MAX_CELL_LINES = 15
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_code_cells_are_thin(path):
-    long = [(i, n) for i, cell in enumerate(cells(path)) if cell["cell_type"] == "code"
-            if (n := len(source(cell).splitlines())) > MAX_CELL_LINES]
-    assert not long, (f"{path.name}: code cells over {MAX_CELL_LINES} lines (cell, lines): "
-                      f"{long}; move the logic into rnncourse/chapters or the library")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -104,3 +97,97 @@ def test_every_cell_has_an_id(path):
     missing = [i for i, cell in enumerate(cells(path)) if not cell.get("id")]
     assert not missing, (f"{path.name}: cells without an id {missing} (nbformat will refuse "
                          "them); fix with nbformat.validator.normalize")
+
+
+# Placeholder text: an ALL-CAPS word joined by underscores (BENCHMARK_PARAGRAPH, TODO_FIGURE)
+# or of 12 letters or more, or TODO / TBD / FIXME / XXX. Acronyms (GPU, CUDA, LSTM, WNUT) are
+# shorter than 12 letters and have no underscore. Code spans and blocks, maths and link
+# targets are not prose: an environment variable such as `RNNCOURSE_SCALE` is allowed there.
+PLACEHOLDER = re.compile(r"\b(?:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{12,}|TODO|TBD|FIXME|XXX)\b")
+NOT_PROSE = re.compile(r"```.*?```|~~~.*?~~~|`[^`\n]*`|\$\$.*?\$\$|\$[^$]+\$|\]\([^)]*\)"
+                       r"|^:\w[\w-]*:.*$|\{[\w:-]+\}", re.S | re.M)
+PAGES = sorted((ROOT / "book").glob("*.md")) + [ROOT / "README.md"]
+
+
+def placeholders(markdown: str) -> list[str]:
+    return PLACEHOLDER.findall(NOT_PROSE.sub(" ", markdown))
+
+
+def test_placeholder_rule_is_precise():
+    found = placeholders("See BENCHMARK_PARAGRAPH here. TODO: fill. The figure is TBD, FIXME."
+                         " PLACEHOLDERTEXT and `RNNCOURSE_SCALE=ci` in code, GPU, CUDA, LSTM,"
+                         " WNUT-16, IMDB, OOV, BPTT, TBPTT, NaN, a $W_{HH}$ matrix.")
+    assert found == ["BENCHMARK_PARAGRAPH", "TODO", "TBD", "FIXME", "PLACEHOLDERTEXT"]
+
+
+# Known on this branch, removed by the chapter 4 rewrite (issue 24); the lead drops the mark.
+_KNOWN_PLACEHOLDER = pytest.mark.xfail(strict=False, reason="chapter 4's BENCHMARK_PARAGRAPH "
+                                       "is replaced by the ch02ch04 helper's work")
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=_KNOWN_PLACEHOLDER)
+                                  if p.name.startswith("04_") else p
+                                  for p in NOTEBOOKS + PAGES], ids=lambda p: p.name)
+def test_no_placeholder_text(path):
+    if path.suffix == ".ipynb":
+        texts = [(i, source(c)) for i, c in enumerate(cells(path)) if c["cell_type"] == "markdown"]
+    else:
+        texts = [(0, path.read_text(encoding="utf-8"))]
+    found = [(i, word) for i, text in texts for word in placeholders(text)]
+    assert not found, f"{path.name}: placeholder text (cell, word): {found}"
+
+
+# The calls that train a model. A chapter module may build data and figures, never train:
+# the training is on the chapter's page (issue 22).
+TRAINING_METHODS = {"fit", "compile", "apply_gradients", "train_on_batch"}
+CHAPTER_MODULES = sorted((ROOT / "rnncourse" / "chapters").glob("ch*.py"))
+
+
+def training_calls(code: str) -> list[tuple[int, str]]:
+    """(line, what) for every call that trains: ``x.fit(``, ``x.compile(``,
+    ``x.apply_gradients(``, ``x.train_on_batch(``, ``GradientTape`` (as ``tf.GradientTape``
+    or imported), and ``<optimizer>.apply(`` (a receiver whose name says optimizer, ``opt``
+    or ``optimizer``, or ``model.optimizer.apply``)."""
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                if func.attr in TRAINING_METHODS and not (
+                        isinstance(func.value, ast.Name) and func.value.id == "re"):
+                    found.append((node.lineno, f".{func.attr}("))
+                elif func.attr == "apply" and _is_optimizer(func.value):
+                    found.append((node.lineno, ".apply("))
+                elif func.attr == "GradientTape":
+                    found.append((node.lineno, "GradientTape"))
+            elif isinstance(func, ast.Name) and func.id == "GradientTape":
+                found.append((node.lineno, "GradientTape"))
+        elif isinstance(node, ast.ImportFrom) and any(a.name == "GradientTape"
+                                                     for a in node.names):
+            found.append((node.lineno, "GradientTape"))
+    return sorted(found)
+
+
+def _is_optimizer(node: ast.AST) -> bool:
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    name = name.lower()
+    return "optimizer" in name or name in {"opt", "optim"} or name.endswith("_opt")
+
+
+def test_training_call_finder_sees_every_form():
+    code = ("model.compile('sgd')\nmodel.fit(x)\nwith tf.GradientTape() as tape:\n    pass\n"
+            "opt.apply_gradients(z)\nmodel.train_on_batch(x)\noptimizer.apply(g, v)\n"
+            "model.optimizer.apply(g)\nfrom tensorflow import GradientTape\n"
+            "df.apply(f)\nnp.fit = 1\nre.compile('x')\n")
+    assert [what for _, what in training_calls(code)] == [
+        ".compile(", ".fit(", "GradientTape", ".apply_gradients(", ".train_on_batch(",
+        ".apply(", ".apply(", "GradientTape"]
+
+
+@pytest.mark.xfail(strict=False, reason="passes once the chapter helpers' work (issue 22: the "
+                   "recipes move onto the pages) is merged; the lead removes this mark then")
+@pytest.mark.parametrize("path", CHAPTER_MODULES, ids=lambda p: p.name)
+def test_chapter_modules_do_not_train(path):
+    found = training_calls(path.read_text(encoding="utf-8"))
+    assert not found, (f"rnncourse/chapters/{path.name} trains off the page (line, call): "
+                       f"{found}; move the recipe into a notebook cell")

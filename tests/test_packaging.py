@@ -1,8 +1,16 @@
-"""pyproject.toml and environment.yml must list the same dependencies; the Makefile wiring."""
+"""pyproject.toml and environment.yml must list the same dependencies; the Makefile wiring;
+the install cells pin the package's version; every chapter is registered everywhere; the
+GitHub workflows call the Makefile; `make book` re-executes after a change to the package."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 try:
@@ -105,6 +113,109 @@ def test_every_chapter_starts_with_the_install_cell():
         assert "".join(cells[0]["source"]) == expected, (
             f"{path.name}: the first code cell must be the install cell; regenerate it with "
             "`python tests/test_packaging.py`")
+
+
+def test_install_cells_pin_the_package_version():
+    """The release step: the tag is v<rnncourse.__version__>, and every install cell asks
+    for that tag (CONTRIBUTING.md, "Releasing")."""
+    import rnncourse
+
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        pins = re.findall(r"@v([0-9][\w.]*)\b", "".join(cells[0]["source"]))
+        assert pins == [rnncourse.__version__], (
+            f"{path.name}: the install cell pins {pins}, the package is "
+            f"{rnncourse.__version__}; run `python tests/test_packaging.py`")
+
+
+def test_every_chapter_is_registered():
+    """The places CONTRIBUTING.md lists: each numbered notebook has a row in the intro's
+    table with its run time, and each chapter module in CHAPTERS has its notebook."""
+    from rnncourse import chapters
+
+    intro = (ROOT / "book" / "intro.md").read_text()
+    notebooks = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    for path in notebooks:
+        row = re.search(rf"^\| {{doc}}`{path.stem}` \|.*\| {{{{ nb_time_{path.stem[:2]} }}}} \|$",
+                        intro, re.M)
+        assert row, f"book/intro.md has no table row for {path.stem} with its run time"
+    numbers = {p.name[:2] for p in notebooks}
+    for name in chapters.CHAPTERS:
+        assert re.fullmatch(r"ch\d\d_\w+", name), name
+        assert name[2:4] in numbers, f"chapters.CHAPTERS has {name} but no book/{name[2:4]}_*.ipynb"
+        assert (ROOT / "rnncourse" / "chapters" / f"{name}.py").exists(), name
+
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_workflows_call_the_makefile_and_nothing_more():
+    names = {p.stem for p in WORKFLOWS}
+    assert {"test", "website", "robustness"} <= names, names
+    commands = {}
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text())
+        steps = [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
+        runs = [s["run"].strip() for s in steps if "run" in s]
+        assert all(r.startswith("make ") and "\n" not in r for r in runs), (path.name, runs)
+        commands[path.stem] = runs
+    assert commands["test"] == ["make test"]
+    assert commands["website"] == ["make notebooks book"]  # the intro's times, the site
+    assert re.fullmatch(r'make robustness SEEDS="0( \d+)+"', commands["robustness"][0])
+    assert len(commands["robustness"][0].split("SEEDS=")[1].split()) == 20
+    website = yaml.safe_load((ROOT / ".github" / "workflows" / "website.yml").read_text())
+    assert website[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads `on` as True
+    uses = [s.get("uses", "") for job in website["jobs"].values() for s in job["steps"]]
+    assert any(u.startswith("actions/deploy-pages@") for u in uses)
+
+
+def test_workflows_match_the_github_schema():
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    if checker is None:
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[test]')")
+    done = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows",
+                           *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+TINY_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "id": "title", "metadata": {}, "source": ["# Tiny\n"]},
+        {"cell_type": "code", "execution_count": None, "id": "value", "metadata": {},
+         "outputs": [], "source": ["import tinypkg\n", "print('value', tinypkg.VALUE)"]},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.mark.slow
+def test_book_reexecutes_after_a_package_change(tmp_path):
+    """`make book` on a one-page book whose notebook prints a value from a tiny package:
+    after the package changes (the notebook does not), the page shows the new value."""
+    if not (ROOT / ".venv" / "bin" / "jupyter-book").exists():
+        pytest.skip("no .venv with jupyter-book: run `make venv` first")
+    book = tmp_path / "book"
+    (book / "tinypkg").mkdir(parents=True)
+    (book / "_config.yml").write_text(
+        "title: Tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    (book / "page.ipynb").write_text(json.dumps(TINY_NOTEBOOK))
+    module = book / "tinypkg" / "__init__.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+
+    def build(value: int) -> str:
+        module.write_text(f"VALUE = {value}\n")
+        done = subprocess.run(
+            ["make", "--no-print-directory", "-o", "data", "book", f"BOOK_DIR={book}",
+             f"PACKAGE={book / 'tinypkg'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return (book / "_build" / "html" / "page.html").read_text()
+
+    assert "value 1" in build(1)
+    assert "value 2" in build(2), "the page still shows the old package's output"
 
 
 def test_the_version_has_one_home():

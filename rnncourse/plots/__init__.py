@@ -56,11 +56,39 @@ def apply_style() -> None:
     plt.rcParams.update(STYLE)
 
 
+#: The widest figure, in inches. The website's text column is about 741 CSS px wide on a
+#: desktop; a figure of 7.5 in at ``figure.dpi`` 110 (825 px) is shown at 90 % of its size,
+#: so its smallest text (9 pt ticks and legends) stays above 9 pt on screen. A wider figure
+#: was shrunk until its legends were 5-7 px tall.
+MAX_WIDTH = 7.5
+#: More panels than this in one row wrap into rows of two.
+PANELS_PER_ROW = 3
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
                height: float | None = None, **kwargs: Any) -> tuple[Figure, Any]:
-    """``plt.subplots`` in the book's style, sized per panel (3.6 x 3.2 in by default)."""
+    """``plt.subplots`` in the book's style, sized per panel (3.6 x 3.2 in by default).
+
+    The figure is never wider than :data:`MAX_WIDTH` (a wider ``width`` is reduced to it, so
+    the text stays readable on the page). One row of more than :data:`PANELS_PER_ROW` panels
+    wraps into rows of two; the axes still come back as one flat array of ``ncols`` axes
+    (``height`` is then the height of each row).
+    """
     apply_style()
+    panels = ncols * nrows
+    rows = 1
+    if nrows == 1 and ncols > PANELS_PER_ROW:
+        rows, ncols = -(-ncols // 2), 2
     width = width if width is not None else max(7.0, 3.6 * ncols)
+    width = min(width, MAX_WIDTH)
+    if rows > 1:
+        height = (height if height is not None else 3.2) * rows + 0.6
+        fig, grid = plt.subplots(rows, ncols, figsize=(width, height), squeeze=False,
+                                 **kwargs)
+        axes = grid.ravel()
+        for spare in axes[panels:]:
+            fig.delaxes(spare)
+        return fig, axes[:panels]
     height = height if height is not None else 3.2 * nrows + 0.6
     return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=True, **kwargs)
 

@@ -1,0 +1,157 @@
+"""``make recipe-coverage``: how much of what a chapter executes is on its page.
+
+The page shows the recipe (issue 22): the chapter's module under ``rnncourse/chapters`` keeps
+only what a reader need not see, so its executed lines should be a small share (<= 10 %) of
+what the chapter executes, and no training call (``fit``, ``compile``, ``GradientTape``,
+``apply``, ``apply_gradients``, ``train_on_batch``) should run off the page.
+
+Each notebook's code cells run in a fresh Python process at CI scale, in-process under
+``coverage`` (IPython magics are translated as IPython does; the cells execute in one
+namespace, in order, from ``book/``). Per chapter it prints the executed lines of the
+chapter modules and of the notebook, the off-page share, the executed library lines (for
+information), and every executed training call off the page. Code run in other processes
+(``process.run_fresh``, ``distributed`` workers) is not counted.
+
+    python tests/recipe_coverage.py                       # every notebook
+    python tests/recipe_coverage.py book/05_tbptt.ipynb   # one
+
+Exit code 1 when a notebook fails to run; the shares are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "rnncourse" / "chapters"
+LIBRARY = ROOT / "rnncourse"
+TRAINING = {"fit", "compile", "apply_gradients", "train_on_batch"}
+
+
+def training_lines(path: Path) -> dict[int, str]:
+    """Line -> call for the training calls in ``path`` (the rule of
+    tests/test_notebooks.py::test_chapter_modules_do_not_train)."""
+    found: dict[int, str] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in TRAINING or name == "GradientTape":
+                found[node.lineno] = name
+            elif name == "apply" and isinstance(func, ast.Attribute):
+                owner = func.value
+                owner = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if "optimizer" in owner.lower() or owner.lower() in {"opt", "optim"}:
+                    found[node.lineno] = "apply"
+    return found
+
+
+def notebook_script(notebook: Path, script: Path) -> list[tuple[int, str]]:
+    """Write the notebook's code cells, magics translated, to ``script``; return each
+    cell's first line and code (so each cell compiles with its line numbers in the file)."""
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    cells, lines = [], []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        code = transform(cell.source)
+        cells.append((len(lines), code))
+        lines += code.splitlines() + [""]
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return cells
+
+
+def run_one(notebook: Path, out: Path) -> None:
+    """In this process: execute the notebook under coverage, write the counts to ``out``."""
+    import coverage
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / f"{notebook.stem}.py"
+        cells = notebook_script(notebook, script)
+        shell = InteractiveShell.instance()
+        namespace = shell.user_ns
+        namespace.update(__name__="__main__", display=display, get_ipython=lambda: shell)
+        cov = coverage.Coverage(data_file=None, include=[str(LIBRARY / "*"), str(script)])
+        os.chdir(notebook.parent)
+        start = time.perf_counter()
+        cov.start()
+        try:
+            for first_line, code in cells:
+                exec(compile("\n" * first_line + code, str(script), "exec"), namespace)
+        finally:
+            cov.stop()
+        data = cov.get_data()
+        executed = {name: sorted(data.lines(name) or []) for name in data.measured_files()}
+    chapter, library, page, off_page = 0, 0, 0, []
+    for name, lines in executed.items():
+        path = Path(name)
+        if path == script:
+            page += len(lines)
+        elif CHAPTERS in path.parents:
+            chapter += len(lines)
+            calls = training_lines(path)
+            source = path.read_text(encoding="utf-8").splitlines()
+            off_page += [f"{path.relative_to(ROOT)}:{n}: {calls[n]}: {source[n - 1].strip()}"
+                         for n in lines if n in calls]
+        else:
+            library += len(lines)
+    out.write_text(json.dumps({"page": page, "chapter": chapter, "library": library,
+                               "off_page": off_page,
+                               "seconds": time.perf_counter() - start}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        default=sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb")))
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        run_one(args.one.resolve(), args.out)
+        return 0
+    env = dict(os.environ, RNNCOURSE_SCALE=os.environ.get("RNNCOURSE_SCALE", "ci"),
+               RNNCOURSE_PROGRESS="0", MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    failed = []
+    print(f"{'notebook':<36}{'chapter':>9}{'page':>7}{'off page':>10}{'library':>9}"
+          f"{'seconds':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for notebook in args.notebooks:
+            out = Path(tmp) / f"{notebook.stem}.json"
+            done = subprocess.run([sys.executable, __file__, "--one", str(notebook.resolve()),
+                                   "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                                  text=True)
+            if done.returncode != 0 or not out.exists():
+                failed.append(notebook.name)
+                print(f"{notebook.name:<36} FAILED\n{(done.stdout + done.stderr)[-2000:]}")
+                continue
+            r = json.loads(out.read_text())
+            share = r["chapter"] / max(1, r["chapter"] + r["page"])
+            print(f"{notebook.name:<36}{r['chapter']:>9}{r['page']:>7}{share:>10.0%}"
+                  f"{r['library']:>9}{r['seconds']:>9.0f}", flush=True)
+            for line in r["off_page"]:
+                print(f"    training off the page: {line}")
+    print("chapter / page: executed lines of rnncourse/chapters/*.py and of the notebook; "
+          "off page = chapter / (chapter + page), the goal is <= 10 %")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
