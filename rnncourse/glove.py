@@ -156,7 +156,7 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
 def _parse(path: Path, encoding: str, wanted: set[str] | None = None,
            max_words: int | None = None) -> tuple[list[str], np.ndarray]:
     raw = path.read_bytes()
-    if raw[:4] in (b"PK\x03\x04", b"\x1f\x8b\x08", b"BZh") or b"\x00" in raw[:4096]:
+    if raw.startswith((b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or b"\x00" in raw[:4096]:
         raise ValueError(f"{path} is an archive or binary (word2vec .bin?), not GloVe text: "
                          "extract it (unzip glove.6B.zip) or convert it to text first")
     data = (raw if encoding == "utf-8" else text.decode(raw, path, encoding).encode()
