@@ -54,9 +54,9 @@ OUTSIDE = "O"
 """The BIO tag of a token outside every entity; tag id 0."""
 
 
-TOKEN = re.compile(r"n't|'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
+TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
 """What :func:`tokenize` keeps: words (hyphenated ones whole), the clitics ``n't`` and
-``'s``/``'re``/..., and every other non-space character on its own, as GloVe's corpus was
+``'s``/``'re``/... after a word, and every other non-space character on its own, as GloVe's corpus was
 tokenised (``"don't"`` -> ``do``, ``n't``)."""
 
 
