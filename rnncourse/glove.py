@@ -325,29 +325,32 @@ def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncat
 
 # =========================================================================== similarity
 def _top(glove: GloveVectors, query: np.ndarray, exclude: Sequence[str], k: int):
-    """The ``k`` words of highest cosine with ``query`` outside ``exclude``, best first."""
-    _objects(Vocabulary.__new__(Vocabulary), glove)
-    missing = [w for w in exclude if w not in glove.index]
-    if missing:
-        raise KeyError(f"{missing[0]!r} is not among the {len(glove)} loaded GloVe words")
+    """``[(word, cosine), ...]``: the ``k`` words nearest ``query`` outside ``exclude``."""
     scores = glove.unit_vectors() @ (query / max(float(np.linalg.norm(query)), 1e-12))
     scores[[glove.index[w] for w in exclude]] = -np.inf
-    best = np.argsort(-scores, kind="stable")[:min(_checks.count(k, "k"), len(glove) - len(
-        set(exclude)))]
+    best = np.argsort(-scores, kind="stable")[:min(k, len(glove) - len(set(exclude)))]
     return [(glove.words[i], float(scores[i])) for i in best]
 
 
+def _units(glove: GloveVectors, k: int, *words: str) -> list[np.ndarray]:
+    k = _checks.count(k, "k")
+    missing = [w for w in words if w not in glove.index]
+    if missing:
+        raise KeyError(f"{missing[0]!r} is not among the {len(glove)} loaded GloVe words")
+    return [glove.vectors[glove.index[w]] / max(np.linalg.norm(glove[w]), 1e-12) for w in words]
+
+
 def nearest(glove: GloveVectors, word: str, k: int = 10) -> list[tuple[str, float]]:
-    """``[(word, cosine), ...]``: the ``k`` nearest words to ``word`` (itself excluded)."""
-    return _top(glove, glove[word] if word in glove else np.zeros(1), [word], k)
+    """``[(word, cosine), ...]``: the ``k`` words nearest ``word`` (itself excluded)."""
+    return _top(glove, _units(glove, k, word)[0], [word], k)
 
 
 def analogy(glove: GloveVectors, a: str, b: str, c: str, k: int = 1
             ) -> list[tuple[str, float]]:
-    """``a : b :: c : ?`` by 3CosAdd, the words nearest ``b - a + c`` (unit vectors), the
+    """``a : b :: c : ?`` by 3CosAdd: the words nearest ``b - a + c`` (unit vectors), the
     query words excluded (Mikolov et al. 2013): ``analogy(g, "man", "king", "woman")``."""
-    unit = {w: glove.unit_vectors()[glove.index[w]] for w in (a, b, c) if w in glove}
-    return _top(glove, unit[b] - unit[a] + unit[c] if len(unit) == 3 else 0, [a, b, c], k)
+    ua, ub, uc = _units(glove, k, a, b, c)
+    return _top(glove, ub - ua + uc, [a, b, c], k)
 
 
 def projection_2d(glove: GloveVectors, words: Sequence[str]) -> np.ndarray:
