@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -93,7 +94,8 @@ def _save(file: Path, words: list[str], vectors: np.ndarray) -> None:
                          + blob + vectors.tobytes())
         os.replace(part, file)
     except OSError:  # a read-only cache folder: the next call parses the text again
-        part.unlink(missing_ok=True) if part.parent.is_dir() else None
+        with contextlib.suppress(OSError):
+            part.unlink(missing_ok=True)
 
 
 def _load(file: Path) -> tuple[list[str], np.ndarray] | None:

@@ -56,8 +56,8 @@ OUTSIDE = "O"
 
 TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
 """What :func:`tokenize` keeps: words (hyphenated ones whole), the clitics ``n't`` and
-``'s``/``'re``/... after a word, and every other non-space character on its own, as GloVe's corpus was
-tokenised (``"don't"`` -> ``do``, ``n't``)."""
+``'s``/``'re``/... after a word, and every other non-space character on its own, as
+GloVe's corpus was tokenised (``"don't"`` -> ``do``, ``n't``)."""
 
 
 def tokenize(s: str, lowercase: bool = False) -> list[str]:

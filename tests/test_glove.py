@@ -52,6 +52,14 @@ def cache_dir(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.fixture(scope="module")
+def real_path():
+    """The book's glove.6B.50d.txt in the user's cache (module scope: before cache_dir)."""
+    from rnncourse import data
+
+    return data.glove_path(50)
+
+
 @pytest.fixture
 def small(tmp_path):
     return write(tmp_path / "small.txt", glove_text())
@@ -83,10 +91,8 @@ def test_reader_equals_a_plain_float32_parse(tmp_path, monkeypatch, cache):
     assert E.read_glove(path, ["w3", "w9"], max_words=5, cache=cache).words == ["w3"]
 
 
-def test_real_file_rows_equal_a_plain_parse():
-    from rnncourse import data
-
-    path = data.glove_path(50)
+def test_real_file_rows_equal_a_plain_parse(real_path):
+    path = real_path
     reference = plain_parse(path, lines=30_000)
     glove = E.read_glove(path, max_words=30_000, cache=False)
     assert glove.words == list(reference)
@@ -247,12 +253,10 @@ def test_nearest_and_analogy_exclude_query_words(small):
     assert E.projection_2d(glove, ["cat", "dog", "king"]).shape == (3, 2)
 
 
-def test_analogy_on_real_glove():
-    from rnncourse import data
-
+def test_analogy_on_real_glove(real_path):
     words = ["man", "king", "woman", "queen", "prince", "paris", "france", "rome", "italy",
              "berlin", "germany", "throne", "monarch", "frog", "toad", "the", "of"]
-    glove = E.read_glove(data.glove_path(50), vocabulary=words, cache=False)
+    glove = E.read_glove(real_path, vocabulary=words, cache=False)
     assert E.analogy(glove, "man", "king", "woman")[0][0] == "queen"
     assert E.analogy(glove, "france", "paris", "italy")[0][0] == "rome"
     assert E.nearest(glove, "frog", k=1)[0][0] == "toad"
