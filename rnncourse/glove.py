@@ -30,7 +30,7 @@ from rnncourse.text import Vocabulary
 __all__ = ["GloveVectors", "read_glove", "cache_file", "CoverageReport", "coverage",
            "word_seed", "truncated_normal", "embedding_matrix", "nearest", "analogy",
            "projection_2d"]
-_CHUNK, _NUMBER = 1 << 25, re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|inf", re.I)
+_CHUNK, _NUMBER = 1 << 26, re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|inf", re.I)
 
 
 @dataclass
@@ -128,7 +128,7 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
         lowercase: look the vocabulary up lower-cased, as :func:`embedding_matrix` does.
         max_words: keep only words among the first ``max_words`` of the file.
         encoding: the file's encoding; bytes that do not decode raise ``ValueError`` naming
-            the file, the line and the encoding they look like (:func:`text.decode`).
+            the file, the line and the encoding they look like (:func:`rnncourse.text.decode`).
         cache: answer from (and keep) a binary copy at :func:`cache_file`, rebuilt when its
             CRC-32 fails; without it, with ``vocabulary`` only the wanted lines are parsed.
     """
@@ -208,7 +208,8 @@ def _arrow(path: Path, body: bytes, dim: int, trailing: bool, wanted: set[str] |
                 blocks.append(np.column_stack([table[n].to_numpy() for n in names[1:dim + 1]]))
             bar.update(end - start)
             start = end
-    return words, np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
+    vectors = blocks[0] if len(blocks) == 1 else np.concatenate(blocks or [np.zeros((0, dim))])
+    return words, vectors.astype(np.float32, copy=False)
 
 
 def _exact(path: Path, raw: bytes, encoding: str, header: int, dim: int,
