@@ -1,4 +1,8 @@
-"""Text to integer ids: vocabularies, the reserved ids, padding and splits.
+"""Text to integer ids: your files, tokens, vocabularies, the reserved ids, padding, splits.
+
+* your own files: :func:`read_labelled` (CSV/TSV of texts and labels) and :func:`decode`
+  (a byte that is not in the file's encoding names the line and the likely encoding);
+* :func:`tokenize` splits words from punctuation, as GloVe's corpus was split.
 
 One home for the conventions every chapter relies on:
 
@@ -19,17 +23,25 @@ on plain Python lists before any tensor exists.
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
+import json
+import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from rnncourse import _checks
 
 __all__ = [
-    "PAD", "OOV", "PAD_TOKEN", "OOV_TOKEN", "OUTSIDE", "Vocabulary", "CharVocabulary",
-    "char_vocabulary", "tag_vocabulary", "pad", "encode_tagging", "split_indices",
+    "PAD", "OOV", "PAD_TOKEN", "OOV_TOKEN", "OUTSIDE", "tokenize", "decode", "read_labelled",
+    "Vocabulary", "CharVocabulary", "char_vocabulary", "tag_vocabulary", "pad",
+    "encode_tagging", "split_indices",
 ]
 
 PAD = 0
@@ -42,79 +54,176 @@ OUTSIDE = "O"
 """The BIO tag of a token outside every entity; tag id 0."""
 
 
-def _is_int(value) -> bool:
-    """An int (NumPy ints too), but not a bool: ``True`` is no size."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
+"""What :func:`tokenize` keeps: words (hyphenated ones whole), the clitics ``n't`` and
+``'s``/``'re``/... after a word, and every other non-space character on its own, as
+GloVe's corpus was tokenised (``"don't"`` -> ``do``, ``n't``)."""
+
+
+def tokenize(s: str, lowercase: bool = False) -> list[str]:
+    """Split a text into words and punctuation (:data:`TOKEN`), e.g. for GloVe look-ups.
+
+    ``tokenize("It's great, isn't it?", lowercase=True)`` ->
+    ``['it', "'s", 'great', ',', 'is', "n't", 'it', '?']``. ``str.split`` would keep
+    ``great,`` and ``it?``, words no vector file has.
+    """
+    if not isinstance(s, str):
+        _checks.fail("s", f"must be a str (one text), got {type(s).__name__}", TypeError)
+    return TOKEN.findall(s.lower() if lowercase else s)
+
+
+def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """The bytes of the text file ``path`` as ``str`` (a UTF-8 byte-order mark dropped).
+
+    Bytes that are not ``encoding`` raise ``ValueError`` (argument ``encoding``) naming the
+    file, the line and the encoding they look like, instead of losing rows.
+    """
+    try:
+        return data.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        guess = next(e for e in (["utf-16"] if utf16 else []) + ["utf-8", "cp1252", "latin-1"]
+                     if e != encoding and _decodes(data, e))
+        _checks.fail("encoding", f"{path}, line {line}: bytes "
+                                 f"{data[error.start:error.end + 3]!r} are not {encoding}; the "
+                                 f"file looks like {guess}: pass encoding={guess!r}")
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_labelled(path: str | os.PathLike, text_column: str | int = "text",
+                  label_column: str | int = "label", encoding: str = "utf-8",
+                  delimiter: str | None = None) -> tuple[list[str], list[str]]:
+    """Texts and labels from your own CSV or TSV file.
+
+    Args:
+        path: the file; quoted fields may hold delimiters and line breaks (``csv`` rules).
+        text_column, label_column: column names from the header line, or 0-based
+            positions in a file without a header line.
+        encoding: the file's encoding (a UTF-8 byte-order mark is dropped); bytes that do
+            not decode raise ``ValueError`` naming the line and the likely encoding.
+        delimiter: ``None`` takes a tab if the first line holds one, else a comma.
+
+    Returns:
+        ``(texts, labels)``: two lists of ``str``, one item per data row (blank lines
+        skipped). Map the labels to ids yourself, e.g. ``sorted(set(labels))``.
+
+    Raises:
+        ValueError: a named column missing from the header, a row without that column
+            (named by file and line), a file that does not decode.
+    """
+    path = _checks.path(path, "path")
+    columns = (text_column, label_column)
+    by_name = all(isinstance(c, str) for c in columns)
+    if not by_name:
+        columns = tuple(_checks.count(c, n, minimum=0) for c, n in
+                        zip(columns, ("text_column", "label_column"), strict=True))
+    content = decode(path.read_bytes(), path, encoding)
+    if delimiter is None:
+        delimiter = "\t" if "\t" in content.partition("\n")[0] else ","
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    if by_name:
+        header = next(reader, [])
+        for column, name in zip(columns, ("text_column", "label_column"), strict=True):
+            if column not in header:
+                _checks.fail(name, f"{column!r} is not a column of {path}; its header line "
+                                   f"is {header!r} (pass a position if it has no header)")
+        columns = tuple(header.index(c) for c in columns)
+    texts, labels = [], []
+    for row in reader:
+        if not any(field.strip() for field in row):
+            continue
+        if len(row) <= max(columns):
+            raise ValueError(f"{path}:{reader.line_num}: {len(row)} fields, no column "
+                             f"{max(columns)}; is the delimiter {delimiter!r} right?")
+        texts.append(row[columns[0]])
+        labels.append(row[columns[1]])
+    return texts, labels
 
 
 class Vocabulary:
     """Words to integer ids: ``0`` padding, ``1`` out-of-vocabulary, then by frequency.
 
-    Build one with :meth:`from_tokens`. ``words[i]`` is the word of id ``i``;
-    :meth:`encode` maps tokens to ids, unknown tokens to :attr:`OOV`.
+    Build one with :meth:`from_tokens`; keep it with :meth:`save` and :meth:`load`.
+    ``words[i]`` is the word of id ``i``; :meth:`encode` maps tokens to ids, unknown tokens
+    to :attr:`OOV`.
 
     Attributes:
         words: list of words, index = id; ``words[0] == "<pad>"``, ``words[1] == "<oov>"``.
         counts: ``collections.Counter`` of every token seen while building (also the
-            ones left out by ``max_size``/``min_count``), after lower-casing if ``lower``.
-        lower: whether tokens are lower-cased before lookup.
+            ones left out by ``max_size``/``min_count``), after lower-casing if ``lowercase``.
+        lowercase: whether tokens are lower-cased before lookup.
     """
 
     PAD = 0
     OOV = 1
 
     def __init__(self, words: Sequence[str], counts: Counter | None = None,
-                 lower: bool = False) -> None:
+                 lowercase: bool = False) -> None:
         words = list(words)
-        if words[:2] != [PAD_TOKEN, OOV_TOKEN]:
-            raise ValueError(f"a Vocabulary starts with {PAD_TOKEN!r}, {OOV_TOKEN!r}; got "
-                             f"{words[:2]!r}. Build it with Vocabulary.from_tokens(...).")
-        if len(set(words)) != len(words):
-            raise ValueError("vocabulary words must be unique")
+        if words[:2] != [PAD_TOKEN, OOV_TOKEN] or len(set(words)) != len(words):
+            _checks.fail("words", f"must be unique and start with {PAD_TOKEN!r}, "
+                                  f"{OOV_TOKEN!r}; got {words[:4]!r}... Build a vocabulary "
+                                  "with Vocabulary.from_tokens(...)")
         self.words = words
         self.counts = Counter(counts or {})
-        self.lower = lower
+        self.lowercase = bool(lowercase)
         self._ids = {word: i for i, word in enumerate(words)}
 
     @classmethod
     def from_tokens(cls, token_lists: Iterable[Sequence[str]], max_size: int | None = None,
-                    min_count: int = 1, lower: bool = False) -> Vocabulary:
+                    min_count: int = 1, lowercase: bool = False) -> Vocabulary:
         """Count tokens and index them by descending frequency.
 
         Ties are broken by first appearance in ``token_lists`` (deterministic).
 
         Args:
-            token_lists: iterable of token lists (one per sentence), e.g.
-                ``[text.split() for text in texts]``. A plain string is rejected.
+            token_lists: one token list per text, e.g. ``[tokenize(t) for t in texts]``.
+                A plain string (or a list of strings) is refused: it would be counted
+                character by character.
             max_size: at most this many entries *including* ``<pad>`` and ``<oov>``
                 (as ``keras.layers.TextVectorization(max_tokens=...)`` counts them): an
                 int >= 2, or ``None`` for no limit.
             min_count: keep words seen at least this many times (an int >= 1).
-            lower: lower-case tokens (when building and when encoding).
-
-        Raises:
-            ValueError: a string instead of token lists, or a size that is not an int in
-                range.
+            lowercase: lower-case tokens (when building and when encoding).
         """
-        if isinstance(token_lists, str):
-            raise ValueError("token_lists must be a list of token lists, e.g. "
-                             "[text.split() for text in texts], not a string")
-        if max_size is not None and (not _is_int(max_size) or max_size < 2):
-            raise ValueError(f"max_size counts <pad> and <oov>, so it must be an int >= 2 "
-                             f"or None, got {max_size!r}")
-        if not _is_int(min_count) or min_count < 1:
-            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        token_lists = _checks.token_lists(token_lists, "token_lists")
+        max_size = _checks.optional_count(max_size, "max_size", minimum=2)
+        min_count = _checks.count(min_count, "min_count")
         counts: Counter = Counter()
         for tokens in token_lists:
-            if isinstance(tokens, str):
-                raise ValueError("each item of token_lists must be a list of tokens, got the "
-                                 f"string {tokens[:40]!r}; split it first (text.split())")
-            counts.update([t.lower() for t in tokens] if lower else tokens)
+            counts.update([t.lower() for t in tokens] if lowercase else tokens)
         ranked = [w for w, c in counts.most_common() if c >= min_count
                   and w not in (PAD_TOKEN, OOV_TOKEN)]  # most_common: stable for ties
         if max_size is not None:
             ranked = ranked[:max_size - 2]
-        return cls([PAD_TOKEN, OOV_TOKEN, *ranked], counts, lower)
+        return cls([PAD_TOKEN, OOV_TOKEN, *ranked], counts, lowercase)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write words, counts and ``lowercase`` to a UTF-8 JSON file; returns its path."""
+        path = _checks.path(path, "path")
+        path.write_text(json.dumps({"words": self.words, "counts": dict(self.counts),
+                                    "lowercase": self.lowercase}, ensure_ascii=False),
+                        encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
+        """The vocabulary :meth:`save` wrote (same ids, counts and ``lowercase``)."""
+        path = _checks.path(path, "path")
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            return cls(saved["words"], Counter(saved["counts"]), saved["lowercase"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path} is not a vocabulary written by Vocabulary.save: "
+                             f"{error}") from None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -123,49 +232,41 @@ class Vocabulary:
         return iter(self.words)
 
     def __contains__(self, word: str) -> bool:
-        return (word.lower() if self.lower else word) in self._ids
+        return (word.lower() if self.lowercase else word) in self._ids
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} entries, {sum(self.counts.values())} tokens counted)"
 
     def index(self, word: str) -> int:
         """Id of ``word``; unknown words give :attr:`OOV` (1)."""
-        return self._ids.get(word.lower() if self.lower else word, self.OOV)
+        return self._ids.get(word.lower() if self.lowercase else word, self.OOV)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Token list -> id list, ``(timesteps,)``. Unknown tokens -> 1."""
-        if isinstance(tokens, str):
-            raise ValueError("encode takes a list of tokens, not a string; "
-                             "use vocab.encode(text.split())")
+        tokens = _checks.token_lists([tokens], "tokens")[0]
         get, oov = self._ids.get, self.OOV
-        if self.lower:
+        if self.lowercase:
             return [get(t.lower(), oov) for t in tokens]
         return [get(t, oov) for t in tokens]
 
     def encode_batch(self, token_lists: Iterable[Sequence[str]]) -> list[list[int]]:
         """Many token lists -> ragged id lists (pad them with :func:`pad`)."""
-        if isinstance(token_lists, str):
-            raise ValueError("encode_batch takes a list of token lists, not a string; "
-                             "use vocab.encode_batch([text.split() for text in texts])")
-        return [self.encode(tokens) for tokens in token_lists]
+        get, oov, lowercase = self._ids.get, self.OOV, self.lowercase
+        return [[get(t.lower() if lowercase else t, oov) for t in tokens]
+                for tokens in _checks.token_lists(token_lists, "token_lists")]
 
     def mapping(self) -> dict[str, int]:
         """``{word: id}`` for the real words (ids ``2 ..``), e.g. for a Keras ``StringLookup``."""
         return {word: i for i, word in enumerate(self.words) if i >= 2}
 
     def decode(self, ids: Iterable[int]) -> list[str]:
-        """Ids -> words (padding ids skipped).
-
-        Raises:
-            ValueError: an id outside ``0 .. len(vocab) - 1`` (a negative id would
-                otherwise silently index from the end).
-        """
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < len(self.words)]
-        if bad:
-            raise ValueError(f"ids must be in 0..{len(self.words) - 1} (this vocabulary), got "
-                             f"{bad[0]}; decode with the Vocabulary that encoded them")
-        return [self.words[i] for i in ids if i != self.PAD]
+        """Ids -> words (padding ids skipped); an id outside ``0 .. len(vocab) - 1`` raises
+        ``ValueError`` (a negative id would otherwise silently index from the end)."""
+        ids = _checks.ids(list(ids) if not hasattr(ids, "shape") else ids, "ids", ndim=1)
+        if ids.size and ids.max() >= len(self.words):
+            _checks.fail("ids", f"must be in 0..{len(self.words) - 1} (this vocabulary), got "
+                                f"{int(ids.max())}; decode with the Vocabulary that encoded them")
+        return [self.words[i] for i in ids.tolist() if i != self.PAD]
 
 
 def pad(sequences, maxlen: int | None = None, padding: str = "post",
@@ -221,8 +322,7 @@ class CharVocabulary:
 
     def __post_init__(self) -> None:
         if len(set(self.chars)) != len(self.chars):
-            raise ValueError("CharVocabulary chars must be unique; build it with "
-                             "char_vocabulary(text)")
+            _checks.fail("chars", "must be unique; build it with char_vocabulary(text)")
         self.index = {c: i for i, c in enumerate(self.chars)}
 
     def __len__(self) -> int:
@@ -231,32 +331,28 @@ class CharVocabulary:
     def encode(self, text: str) -> np.ndarray:
         """``text`` -> ``(len(text),)`` int32 ids; an unknown character raises ``ValueError``."""
         if not isinstance(text, str):
-            raise TypeError(f"encode takes a str, got {type(text).__name__}")
-        try:
-            return np.fromiter((self.index[c] for c in text), dtype=np.int32, count=len(text))
-        except KeyError as err:
-            raise ValueError(f"character {err.args[0]!r} is not in the vocabulary; build it "
-                             "with char_vocabulary() from text that contains it") from None
+            _checks.fail("text", f"must be a str, got {type(text).__name__}", TypeError)
+        unknown = set(text) - self.index.keys()
+        if unknown:
+            _checks.fail("text", f"characters {sorted(unknown)[:5]} are not in the vocabulary; "
+                                 "build it with char_vocabulary() from text that holds them")
+        return np.fromiter((self.index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
         """``(n,)`` ids -> text; an id outside ``0 .. len - 1`` raises ``ValueError``,
-        a non-integer id (``0.5``) ``TypeError``."""
-        flat = np.asarray(ids).reshape(-1)
-        if flat.size and flat.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers, got dtype {flat.dtype}; pass the ids "
-                            "from encode (or argmax of the logits), not probabilities")
-        if flat.size and (flat.min() < 0 or flat.max() >= len(self.chars)):
-            raise ValueError(f"ids must be in 0..{len(self.chars) - 1}, got "
-                             f"{int(flat.min())}..{int(flat.max())}")
-        return "".join(self.chars[int(i)] for i in flat)
+        a non-integer id (``0.5``: probabilities, not ids) ``TypeError``."""
+        flat = _checks.ids(ids, "ids").reshape(-1)
+        if flat.size and flat.max() >= len(self.chars):
+            _checks.fail("ids", f"must be in 0..{len(self.chars) - 1}, got {int(flat.max())}")
+        return "".join(self.chars[i] for i in flat.tolist())
 
 
 def char_vocabulary(text: str) -> CharVocabulary:
     """The sorted set of characters of ``text``."""
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+        _checks.fail("text", f"must be a str, got {type(text).__name__}", TypeError)
     if not text:
-        raise ValueError("text is empty; load some with rnncourse.data.load_shakespeare()")
+        _checks.fail("text", "is empty; load some with rnncourse.data.load_shakespeare()")
     return CharVocabulary("".join(sorted(set(text))))
 
 
@@ -264,70 +360,72 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]]) -> list[str]:
     """Tag names with ``"O"`` first (id 0), then the others sorted by entity type.
 
     Args:
-        tag_lists: one list of BIO tags per sentence.
+        tag_lists: one list of BIO tags per sentence (a string is refused: it would be
+            split into characters).
 
     Returns:
         list of tag names; ``names.index(tag)`` is a tag's id.
-
-    Raises:
-        ValueError: a string instead of the lists (or one sentence's tags given as a
-            string, which would be split into characters), or no tag at all.
     """
-    if isinstance(tag_lists, str):
-        raise ValueError("tag_lists must be one list of tags per sentence, not a string")
-    tag_lists = list(tag_lists)
-    strings = [i for i, tags in enumerate(tag_lists) if isinstance(tags, str)]
-    if strings:
-        raise ValueError(f"tag_lists[{strings[0]}] is the string {tag_lists[strings[0]]!r}, "
-                         "not a list of tags; pass one list per sentence, e.g. "
-                         "[['B-person', 'O'], ['O']]")
-    tags = {tag for tags in tag_lists for tag in tags}
+    tags = {tag for tags in _checks.token_lists(tag_lists, "tag_lists") for tag in tags}
     if not tags:
-        raise ValueError("no tags found: pass one list of BIO tags per sentence")
+        _checks.fail("tag_lists", "holds no tag: pass one list of BIO tags per sentence")
     others = sorted(tags - {OUTSIDE}, key=lambda t: (t.split("-", 1)[-1], t))
     return [OUTSIDE, *others]
 
 
 def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Sequence[str]],
                    vocab: Vocabulary, tag_names: Sequence[str], maxlen: int | None = None,
-                   truncate: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Token and tag lists -> padded id matrices for a tagger.
+                   truncate: bool = False, padded: bool = True):
+    """Token and tag lists -> id matrices (or ragged id lists) for a tagger.
 
     Args:
-        token_lists: ``n`` sentences, each a list of tokens.
+        token_lists: ``n`` sentences, each a list of tokens (not a string).
         tag_lists: ``n`` lists of BIO tags, one per token.
         vocab: a :class:`Vocabulary` (id 0 padding, 1 out-of-vocabulary).
-        tag_names: tag vocabulary from :func:`tag_vocabulary`.
-        maxlen: pad to this many steps (default: the longest sentence).
-        truncate: allow cutting sentences longer than ``maxlen``.
+        tag_names: tag vocabulary from :func:`tag_vocabulary` (``"O"`` is tag id 0).
+        maxlen: at most this many steps (default: the longest sentence).
+        truncate: allow cutting sentences longer than ``maxlen`` (else ``ValueError``).
+        padded: ``True`` returns padded matrices; ``False`` returns one int32 array per
+            sentence for tokens and tags alike, the input of
+            ``batching.bucketed_dataset(x, y)``, which pads both with 0 per batch.
 
     Returns:
-        ``x``: (n, timesteps) int32 token ids, 0 after the end of a sentence;
-        ``y``: (n, timesteps) int32 tag ids, 0 (``"O"``) at padded positions, which the
-        model's mask removes from loss and metrics.
+        ``padded=True``: ``x`` ``(n, timesteps)`` int32 token ids, 0 after the end of a
+        sentence, and ``y`` ``(n, timesteps)`` int32 tag ids, 0 (``"O"``) at padded
+        positions, which the model's mask removes from loss and metrics.
+        ``padded=False``: ``x`` and ``y`` as two lists of ``n`` int32 arrays
+        ``(timesteps_i,)``.
     """
+    token_lists = _checks.token_lists(token_lists, "token_lists")
+    tag_lists = _checks.token_lists(tag_lists, "tag_lists")
+    maxlen = _checks.optional_count(maxlen, "maxlen")
     if len(token_lists) != len(tag_lists):
-        raise ValueError(f"{len(token_lists)} sentences but {len(tag_lists)} tag lists; "
-                         "pass one tag list per sentence")
+        _checks.fail("tag_lists", f"{len(token_lists)} sentences but {len(tag_lists)} tag "
+                                  "lists; pass one tag list per sentence")
     tag_id = {tag: i for i, tag in enumerate(tag_names)}
     for i, (tokens, tags) in enumerate(zip(token_lists, tag_lists, strict=True)):
-        if len(tokens) == 0:
-            raise ValueError(f"sentence {i} is empty; drop empty sentences before encoding "
-                             "(an all-padding row has nothing to learn from)")
-        if len(tokens) != len(tags):
-            raise ValueError(f"sentence {i} has {len(tokens)} tokens but {len(tags)} tags; "
-                             "every token needs exactly one tag")
-        unknown = set(tags) - tag_id.keys()
-        if unknown:
-            raise ValueError(f"sentence {i} has tags {sorted(unknown)} missing from tag_names; "
-                             "build tag_names from all tag lists with tag_vocabulary()")
+        if not tokens or len(tokens) != len(tags):
+            _checks.fail("token_lists" if not tokens else "tag_lists",
+                         f"sentence {i} is empty; drop it (an all-padding row has nothing to "
+                         "learn from)" if not tokens else f"sentence {i} has {len(tokens)} "
+                         f"tokens but {len(tags)} tags; every token needs exactly one tag")
+        if set(tags) - tag_id.keys():
+            _checks.fail("tag_names", f"sentence {i} has tags {sorted(set(tags) - tag_id.keys())} "
+                                      "missing from tag_names; build tag_names from all tag "
+                                      "lists with tag_vocabulary()")
+    x = vocab.encode_batch(token_lists)
+    y = [[tag_id[t] for t in tags] for tags in tag_lists]
+    if not padded:
+        if maxlen is not None and not truncate and max(map(len, x)) > maxlen:
+            _checks.fail("maxlen", f"a sentence is longer than maxlen={maxlen}; raise it or "
+                                   "pass truncate=True")
+        return ([np.asarray(ids[:maxlen], np.int32) for ids in x],
+                [np.asarray(ids[:maxlen], np.int32) for ids in y])
     from keras.utils import pad_sequences
 
-    x = pad(vocab.encode_batch([list(tokens) for tokens in token_lists]), maxlen,
-            truncating="post" if truncate else None)
-    y = pad_sequences([[tag_id[t] for t in tags] for tags in tag_lists], x.shape[1],
-                      dtype="int32", padding="post", truncating="post", value=0)
-    return x, y
+    x = pad(x, maxlen, truncating="post" if truncate else None)
+    return x, pad_sequences(y, x.shape[1], dtype="int32", padding="post", truncating="post",
+                            value=0)
 
 
 def split_indices(n: int, validation_fraction: float = 0.2, seed: int = 0,
@@ -344,13 +442,9 @@ def split_indices(n: int, validation_fraction: float = 0.2, seed: int = 0,
     Returns:
         ``(train, validation)``: sorted int64 index arrays that partition ``range(n)``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an int >= 2 (one example to train, one to validate), "
-                         f"got {n!r}")
-    if isinstance(validation_fraction, bool) or not isinstance(
-            validation_fraction, (int, float, np.number)) or not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), a number (the share held "
-                         f"out), got {validation_fraction!r}")
+    n = _checks.count(n, "n", minimum=2)
+    validation_fraction = _checks.number(validation_fraction, "validation_fraction", low=0.0,
+                                         high=1.0, high_inclusive=False)
     n_val = min(n - 1, max(1, round(n * validation_fraction)))
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     validation = order[n - n_val:] if not shuffle else order[:n_val]
