@@ -131,7 +131,7 @@ def test_figures_have_data():
 
     curves = {"lstm": [0.15, 0.01], "gru": [0.12, 0.005], "simple_rnn": [0.17, 0.16]}
     figures = [
-        cell_plots.plot_learning_curves(curves, 1 / 6, timesteps=20, steps_per_epoch=94,
+        cell_plots.plot_learning_curves(curves, 1 / 6, timesteps=20, every=94,
                                         target=1 / 30),
         cell_plots.plot_gradient_through_time({"lstm": np.linspace(1, 2, 5)},
                                               initial={"lstm": np.linspace(0.1, 2, 5)}),

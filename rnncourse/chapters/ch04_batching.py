@@ -366,8 +366,14 @@ def epoch_cost_report(cost: dict[str, batching.PaddingCount]) -> str:
 
 
 def max_prediction_diff(first: keras.Model, second: keras.Model, x: np.ndarray) -> float:
-    """Largest absolute difference between two models' ``predict`` on the same input ``x``."""
-    return float(np.abs(first.predict(x, verbose=0) - second.predict(x, verbose=0)).max())
+    """Largest absolute difference between two models' outputs on the same input ``x``.
+
+    Calls the models directly (inference mode) rather than through ``predict``, so that no
+    prediction function is traced for them: TensorFlow warns about "retracing" once many
+    models' ``predict`` functions have been traced in one process.
+    """
+    return float(np.abs(np.asarray(first(x, training=False))
+                        - np.asarray(second(x, training=False))).max())
 
 
 def tagger_predictions(tagger: keras.Model, sequences: Sequence, batch_size: int = 16
@@ -381,11 +387,12 @@ def tagger_predictions(tagger: keras.Model, sequences: Sequence, batch_size: int
 
     Returns:
         ``(as_array, as_ragged, widths)``: ``predict`` on the sequences padded to the
-        longest, ``(n, max length, tags)``; ``predict`` on a ``per_batch`` padded
+        longest, in one batch, ``(n, max length, tags)``; ``predict`` on a ``per_batch`` padded
         ``tf.data`` pipeline, a ``tf.RaggedTensor`` ``(n, None, tags)``; and each
         sequence's padded width in that pipeline (its batch's width), in order.
     """
-    as_array = tagger.predict(text.pad(sequences), verbose=0)
+    padded = text.pad(sequences)
+    as_array = tagger.predict(padded, batch_size=len(padded), verbose=0)  # one batch shape
     per_batch = batching.padded_dataset(sequences, np.zeros(len(sequences)), batch_size,
                                         "per_batch", shuffle=False)
     as_ragged = tagger.predict(per_batch.map(lambda x, y: x), verbose=0)
