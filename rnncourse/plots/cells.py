@@ -35,8 +35,8 @@ def plot_learning_curves(test_mse: Mapping[str, Sequence[float]], baseline: floa
     fig, ax = new_figure()
     for cell, values in test_mse.items():
         x = every * np.arange(1, len(values) + 1)
-        ax.plot(x, values, marker="o" if len(values) <= 40 else None, markersize=3, color=COLORS.get(cell, COLORS["other"]),
-                label=LABELS.get(cell, cell))
+        ax.plot(x, values, marker="o" if len(values) <= 40 else None, markersize=3,
+                color=COLORS.get(cell, COLORS["other"]), label=LABELS.get(cell, cell))
     ax.axhline(baseline, color=COLORS["baseline"], linestyle="--",
                label=f"constant prediction (MSE {baseline:.3f})")
     if target is not None:
