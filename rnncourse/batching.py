@@ -6,10 +6,10 @@ built with ``keras.Input(shape=(None,))`` accepts any length. This module holds 
 for that, for your own id sequences (build them with :class:`rnncourse.text.Vocabulary`;
 id 0 is padding, id 1 out-of-vocabulary):
 
-* input checks (:func:`validate_sequences`: ids, labels, an optional ``vocab_size``) and
-  padding (:func:`pad`, a checked wrapper of ``keras.utils.pad_sequences``), masks
-  (:func:`mask_of`) and the two mask conditions of the cuDNN kernels
-  (:func:`is_right_padded`, :func:`has_all_padding_row`);
+* input checks (:func:`validate_sequences`: ids, labels, an optional ``vocab_size``;
+  padding itself is :func:`rnncourse.text.pad`), masks (:func:`mask_of`) and the two
+  mask conditions of the cuDNN kernels (:func:`is_right_padded`,
+  :func:`has_all_padding_row`);
 * padding statistics (:func:`padding_stats`, :func:`count_padding`) and bucket boundaries
   from the length distribution (:func:`choose_boundaries`);
 * ``tf.data`` pipelines: pad-to-global-max, pad-per-batch and bucketed
@@ -19,8 +19,9 @@ id 0 is padding, id 1 out-of-vocabulary):
   one-hot ``(n, classes)``) or one per token (a list of arrays, padded with 0 like the ids);
 * :func:`ragged_to_padded` for ``tf.RaggedTensor`` inputs, which Keras' LSTM does not take.
 
-The chapter's experiments (mask exactness, loss normalisation, timing) live in
-:mod:`rnncourse.chapters.ch04_batching`.
+The chapter's probes of Keras (mask exactness, padded-step outputs) live in
+:mod:`rnncourse.chapters.ch04_batching`, its training recipes on its page, and the epoch
+timing in ``benchmarks/batching_speed.py``.
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnncourse import _checks
 from rnncourse.config import quiet_tensorflow
 from rnncourse.devices import mask_layout
 from rnncourse.text import PAD
 
 quiet_tensorflow()
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-__all__ = ["STRATEGIES", "validate_sequences", "validate_labels", "lengths_of", "pad",
+__all__ = ["STRATEGIES", "validate_sequences", "validate_labels", "lengths_of",
            "mask_of", "is_right_padded", "has_all_padding_row", "choose_boundaries",
            "PaddingCount", "count_padding", "padding_fraction", "padding_stats",
            "padded_dataset", "bucketed_dataset", "length_grouped_batches", "ragged_to_padded"]
@@ -51,110 +52,82 @@ the data set, pad each random batch to its own longest, or bucket by length."""
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-# --------------------------------------------------------------------------- checks, padding
+# --------------------------------------------------------------------------- checks
 
 
-def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
-
-
-def _as_ids(index: int, sequence) -> np.ndarray:
-    """One sequence as an int32 ``(timesteps,)`` array, refusing what would be silently wrong."""
-    if isinstance(sequence, (str, bytes)):
-        raise TypeError(f"sequence {index} is the string {sequence[:30]!r}; pass id sequences "
-                        "(e.g. Vocabulary.encode(text.split())), not text")
-    try:
-        array = np.asarray(sequence)
-    except ValueError as err:
-        raise ValueError(f"sequence {index} is not a flat list of ids ({err}); pass one 1-D "
-                         "id list per sequence") from None
-    if array.dtype == object:
-        try:
-            array = np.asarray(sequence, dtype=np.int64)
-        except (OverflowError, TypeError, ValueError):
-            raise ValueError(f"sequence {index} holds values that are not integers in int64 "
-                             "range; ids must be ints from 1 to 2**31 - 1") from None
-    if array.ndim != 1:
-        raise ValueError(f"sequence {index} has shape {array.shape}; pass one 1-D id sequence "
-                         "per example, (timesteps,)")
-    if array.size and array.dtype.kind not in "iu":
-        raise TypeError(f"sequence {index} has dtype {array.dtype}; ids must be integers "
-                        "(a float or bool id would be silently cut to an int). Convert with "
-                        ".astype('int32') once you know the values are whole ids")
-    if array.size and int(array.min()) < 0:
-        raise ValueError(f"sequence {index} contains the negative id {int(array.min())}; "
-                         "ids are row numbers of an embedding: 1 for OOV, 2.. for words")
-    if array.size and int(array.max()) > _INT32_MAX:
-        raise ValueError(f"sequence {index} contains the id {int(array.max())}, beyond int32 "
-                         "(2**31 - 1); ids are row numbers of an embedding, re-number them")
-    return array.astype("int32")
+def _padding_diagnosis(index: int, ids: np.ndarray) -> str:
+    """What a padding id 0 inside sequence ``index`` means, and the fix."""
+    real = np.flatnonzero(ids != PAD)
+    trailing = real.size and (ids[real[-1] + 1:] == PAD).all() and ids[real[-1] + 1:].size
+    leading = real.size and real[0] > 0 and (ids[:real[0]] == PAD).all()
+    inside = real.size and (ids[real[0]:real[-1] + 1] == PAD).any()
+    if (trailing or leading) and not inside:
+        side = "ends" if trailing else "starts"
+        return (f"sequence {index} {side} with the padding id {PAD}: it looks already padded; "
+                "pass the unpadded sequences (these functions pad each batch themselves)")
+    if not real.size:
+        return (f"sequence {index} is all padding ({PAD}); drop it, or give it one OOV token "
+                "(id 1)")
+    return (f"sequence {index} holds the id {PAD} between real tokens, but {PAD} is reserved "
+            "for padding; shift your ids so real tokens start at 1 (1 for OOV, 2.. for words)")
 
 
 def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None = None, *,
                        vocab_size: int | None = None) -> list[np.ndarray]:
     """Check a list of id sequences (and labels) and return them as int32 arrays.
 
+    Normalised by :func:`rnncourse._checks.sequences` (lists, ragged lists, arrays, tensors,
+    ``tf.RaggedTensor``, pandas columns); on top of it this refuses what would otherwise be
+    silent in a padded batch: the padding id 0 inside a sequence (already padded input, or
+    ids that start at 0), an id beyond int32 (the batches are int32) and, given
+    ``vocab_size``, an id beyond the embedding (which fails only deep inside ``fit``).
+
     Args:
         sequences: ``n`` id sequences, each ``(timesteps_i,)`` integers ``>= 1``
             (0 is reserved for padding).
         labels: optional; only their number is checked here (see :func:`validate_labels`).
-        vocab_size: optional; every id must then be ``< vocab_size`` (an id beyond the
-            embedding's rows otherwise fails only inside ``fit``).
+        vocab_size: optional; every id must then be ``< vocab_size``.
 
     Returns:
         ``n`` int32 arrays of shape ``(timesteps_i,)``.
 
     Raises:
-        ValueError: an empty list, an empty sequence (it would become an all-padding row),
-            an id 0 inside a sequence, a negative id, an id beyond int32 or ``vocab_size``,
-            a sequence that is not 1-D, or a label count that differs from the sequence count.
-        TypeError: non-integer ids (floats, booleans, strings), or ``sequences`` that is not
-            a list (a number, a generator).
+        ValueError: no sequences, an empty sequence, an id 0 inside a sequence, a negative
+            id, an id beyond int32 or ``vocab_size``, a sequence that is not 1-D, or a label
+            count that differs from the sequence count (``argument`` names which).
+        TypeError: non-integer ids (floats, booleans, text), or ``sequences`` that is not a
+            batch of sequences (a number, a flat list of ids).
     """
-    if isinstance(sequences, (str, bytes)):
-        raise TypeError("sequences must be a list of id sequences, not a string")
-    if sequences is not None and not hasattr(sequences, "__len__"):
-        raise TypeError(f"sequences must be a list of id sequences, got "
-                        f"{type(sequences).__name__}; pass a list (e.g. list(sequences))")
-    if sequences is None or len(sequences) == 0:
-        raise ValueError("no sequences given; pass a non-empty list of id sequences")
-    arrays = [_as_ids(i, s) for i, s in enumerate(sequences)]
-    empty = [i for i, s in enumerate(arrays) if s.size == 0]
-    if empty:
-        raise ValueError(
-            f"{len(empty)} empty sequence(s), first at index {empty[0]}: an empty sequence "
-            "becomes an all-padding row whose output is just the initial state (and which "
-            "cuDNN rejects). Drop it, or give it one OOV token (id 1).")
-    zeros = [i for i, s in enumerate(arrays) if (s == PAD).any()]
-    if zeros:
-        raise ValueError(
-            f"sequence {zeros[0]} contains id 0, which is reserved for padding; shift your ids "
-            "so real tokens start at 1 (e.g. 1 for OOV, 2.. for words)")
+    arrays = _checks.sequences(sequences, "sequences")
+    if not arrays:
+        _checks.fail("sequences", "no sequences given; pass a non-empty list of id sequences")
+    for i, ids in enumerate(arrays):
+        if (ids == PAD).any():
+            _checks.fail("sequences", _padding_diagnosis(i, ids))
+        if int(ids.max()) > _INT32_MAX:
+            _checks.fail("sequences", f"sequence {i} holds the id {int(ids.max())}, beyond "
+                                      "int32 (2**31 - 1); ids are row numbers of an "
+                                      "embedding: re-number them")
     if vocab_size is not None:
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
-                or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an int >= 2 (ids 0 and 1 are reserved), "
-                             f"got {vocab_size!r}")
-        beyond = [i for i, s in enumerate(arrays) if int(s.max()) >= vocab_size]
+        vocab_size = _checks.count(vocab_size, "vocab_size", minimum=2)
+        beyond = [i for i, ids in enumerate(arrays) if int(ids.max()) >= vocab_size]
         if beyond:
             i = beyond[0]
-            raise ValueError(
-                f"sequence {i} contains the id {int(arrays[i].max())} but vocab_size is "
-                f"{vocab_size} (ids 0..{vocab_size - 1}); {len(beyond)} sequence(s) are out of "
-                "range. Encode with the same Vocabulary as the model's Embedding, or build "
-                "the Embedding with more rows")
+            _checks.fail("sequences", (
+                f"sequence {i} holds the id {int(arrays[i].max())} but vocab_size is "
+                f"{vocab_size} (ids 0..{vocab_size - 1}); {len(beyond)} sequence(s) are out "
+                "of range. Encode with the same Vocabulary as the model's Embedding, or "
+                "build the Embedding with more rows"))
     if labels is not None:
         if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or (
                 isinstance(labels, np.ndarray) and labels.ndim == 0):
-            raise ValueError(f"labels must hold one label per sequence, got {labels!r}")
+            _checks.fail("labels", f"must hold one label per sequence, got {labels!r}",
+                         TypeError)
         if len(labels) != len(arrays):
-            raise ValueError(
-                f"{len(arrays)} sequences but {len(labels)} labels; pass one label per "
-                "sequence (check that you filtered both lists the same way)")
-    return arrays
+            _checks.fail("labels", f"{len(arrays)} sequences but {len(labels)} labels; pass "
+                                   "one label per sequence (check that you filtered both "
+                                   "lists the same way)")
+    return [ids.astype("int32") for ids in arrays]
 
 
 def _is_per_token(arrays: list[np.ndarray], labels) -> bool:
@@ -193,11 +166,12 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
         TypeError: per-token labels that are not numbers (tag names).
     """
     if labels is None:
-        raise ValueError("labels are missing; pass one label per sequence or per token "
-                         "(e.g. np.zeros(len(sequences)) when you only need the ids)")
+        _checks.fail("labels", "are missing; pass one label per sequence or per token "
+                               "(e.g. np.zeros(len(sequences)) when you only need the ids)")
     if len(labels) != len(arrays):
-        raise ValueError(f"{len(arrays)} sequences but {len(labels)} labels; pass one label "
-                         "per sequence (check that you filtered both lists the same way)")
+        _checks.fail("labels", f"{len(arrays)} sequences but {len(labels)} labels; pass one "
+                               "label per sequence (check that you filtered both lists the "
+                               "same way)")
     if per_token is None:
         per_token = _is_per_token(arrays, labels)
     if per_token:
@@ -205,16 +179,17 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
         for i, (seq, label) in enumerate(zip(arrays, labels, strict=True)):
             label = np.asarray(label)
             if label.ndim == 0 or len(label) != len(seq):
-                raise ValueError(
+                _checks.fail("labels",
                     f"per-token labels: sequence {i} has {len(seq)} tokens but "
                     f"{1 if label.ndim == 0 else len(label)} labels; pass one label per token")
             if label.dtype.kind not in "biuf":
-                raise TypeError(f"per-token labels of sequence {i} have dtype {label.dtype}; "
-                                "encode tags as numbers (e.g. rnncourse.text.encode_tagging)")
+                _checks.fail("labels", f"per-token labels of sequence {i} have dtype "
+                                       f"{label.dtype}; encode tags as numbers (e.g. "
+                                       "rnncourse.text.encode_tagging)", TypeError)
             _check_finite(label, f"per-token labels of sequence {i}")
             out.append(label)
         if len({o.shape[1:] for o in out}) > 1 or len({o.dtype for o in out}) > 1:
-            raise ValueError("per-token labels differ in trailing shape or dtype between "
+            _checks.fail("labels", "per-token labels differ in trailing shape or dtype between "
                              "sequences; give every token the same kind of label")
         return True, out
     try:
@@ -226,8 +201,8 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
         hint = (" They look like per-token labels of other lengths than the sequences: "
                 "give sequence i exactly len(sequences[i]) labels"
                 if len(lengths) > 1 else "")
-        raise ValueError(f"labels must be numbers, one per sequence ((n,), (n, 1) or one-hot "
-                         f"(n, classes)) or one array per sequence's tokens.{hint}")
+        _checks.fail("labels", "must be numbers, one per sequence ((n,), (n, 1) or one-hot "
+                               f"(n, classes)) or one array per sequence's tokens.{hint}")
     _check_finite(array, "labels")
     return False, array
 
@@ -235,32 +210,14 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
 def _check_finite(labels: np.ndarray, what: str) -> None:
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
         first = np.argwhere(~np.isfinite(labels))[0].tolist()
-        raise ValueError(f"{what} hold NaN or infinite values (first at index {first}); a "
-                         "missing label makes the loss NaN: drop those examples or fill them")
+        _checks.fail("labels", f"{what} hold NaN or infinite values (first at index "
+                               f"{first}); a missing label makes the loss NaN: drop those "
+                               "examples or fill them")
 
 
 def lengths_of(sequences: Sequence) -> np.ndarray:
     """Lengths of a list of sequences, int64 ``(n,)``."""
     return np.array([len(s) for s in sequences], dtype="int64")
-
-
-def pad(sequences: Sequence, maxlen: int | None = None, padding: str = "post",
-        truncating: str = "post") -> np.ndarray:
-    """``keras.utils.pad_sequences`` with input checks; returns int32 ``(n, maxlen)``.
-
-    ``padding="post"`` puts zeros after the tokens (the layout cuDNN accepts);
-    ``truncating="post"`` keeps the first ``maxlen`` tokens, ``"pre"`` keeps the last ones.
-    ``maxlen=None`` pads to the longest sequence.
-    """
-    for name, value in (("padding", padding), ("truncating", truncating)):
-        if value not in ("pre", "post"):
-            raise ValueError(f"{name} must be 'pre' or 'post', not {value!r}")
-    if maxlen is not None:
-        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 1:
-            raise ValueError(f"maxlen must be a positive int or None, got {maxlen!r}")
-    arrays = validate_sequences(sequences)
-    return keras.utils.pad_sequences(arrays, maxlen=maxlen, dtype="int32", padding=padding,
-                                     truncating=truncating, value=PAD)
 
 
 def mask_of(x: np.ndarray) -> np.ndarray:
@@ -305,13 +262,11 @@ def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int |
     """
     lengths = np.sort(np.asarray(lengths).reshape(-1))
     if lengths.size == 0:
-        raise ValueError("choose_boundaries got no lengths; pass lengths_of(sequences)")
+        _checks.fail("lengths", "is empty; pass lengths_of(sequences)")
     if lengths.dtype.kind not in "iu" or lengths[0] < 1:
-        raise ValueError("lengths must be positive ints; drop empty sequences first")
-    batch_size = _check_batch_size(batch_size)
-    if per_bucket is not None and (isinstance(per_bucket, bool) or not isinstance(
-            per_bucket, (int, np.integer)) or per_bucket < 1):
-        raise ValueError(f"per_bucket must be a positive int or None, got {per_bucket!r}")
+        _checks.fail("lengths", "must be positive ints; drop empty sequences first")
+    batch_size = _checks.count(batch_size, "batch_size")
+    per_bucket = _checks.optional_count(per_bucket, "per_bucket")
     per_bucket = per_bucket or max(1, (3 * batch_size) // 2)
     cuts = lengths[per_bucket::per_bucket]
     return sorted({int(c) for c in cuts if lengths[0] < c <= lengths[-1]})
@@ -355,15 +310,15 @@ def count_padding(batches: Iterable) -> PaddingCount:
     for batch in batches:
         x = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
         if x.ndim != 2:
-            raise ValueError(f"batch {count} has ids of shape {x.shape}; expected "
-                             "(batch, timesteps)")
+            _checks.fail("batches", f"batch {count} has ids of shape {x.shape}; expected "
+                                    "(batch, timesteps)")
         count += 1
         timesteps += int(x.shape[1])
         positions += int(x.size)
         tokens += int((x != PAD).sum())
     if count == 0 or positions == 0:
-        raise ValueError("count_padding got no batches (or only empty ones); pass batches of "
-                         "ids, e.g. padded_dataset(sequences, labels)")
+        _checks.fail("batches", "count_padding got no batches (or only empty ones); pass "
+                                "batches of ids, e.g. padded_dataset(sequences, labels)")
     return PaddingCount(count, timesteps, positions, tokens)
 
 
@@ -390,9 +345,9 @@ def padding_stats(lengths: Sequence[int], batch_size: int = 32,
     """
     lengths = np.asarray(lengths).reshape(-1)
     if lengths.size == 0 or lengths.dtype.kind not in "iu" or (lengths <= 0).any():
-        raise ValueError("padding_stats needs positive int lengths; drop empty sequences first")
+        _checks.fail("lengths", "must be positive ints; drop empty sequences first")
     lengths = lengths.astype("int64")
-    batch_size = _check_batch_size(batch_size)
+    batch_size = _checks.count(batch_size, "batch_size")
     real = lengths.sum()
     batches = _random_batches(len(lengths), batch_size, seed)
     per_batch = sum(lengths[b].max() * len(b) for b in batches)
@@ -438,7 +393,7 @@ def _ragged_dataset(arrays: list[np.ndarray], labels, per_token: bool
 
 
 def _prepare(sequences, labels, batch_size, per_token, vocab_size):
-    batch_size = _check_batch_size(batch_size)
+    batch_size = _checks.count(batch_size, "batch_size")
     arrays = validate_sequences(sequences, labels, vocab_size=vocab_size)
     per_token, labels = validate_labels(arrays, labels, per_token)
     return batch_size, arrays, per_token, labels
@@ -469,13 +424,11 @@ def padded_dataset(sequences: Sequence, labels, batch_size: int = 32, strategy: 
         Dataset of ``x: (batch, timesteps) int32`` (post-padded with 0) and ``y: (batch, ...)``
         (per-token labels: ``(batch, timesteps, ...)``, padded with 0).
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    _checks.choice(strategy, "strategy", STRATEGIES)
     batch_size, arrays, per_token, labels = _prepare(sequences, labels, batch_size, per_token,
                                                      vocab_size)
+    maxlen = _checks.optional_count(maxlen, "maxlen")
     if maxlen is not None:
-        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 1:
-            raise ValueError(f"maxlen must be a positive int or None, got {maxlen!r}")
         arrays = [s[:maxlen] for s in arrays]
         if per_token:
             labels = [label[:maxlen] for label in labels]
@@ -534,13 +487,17 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
         boundaries = choose_boundaries(lengths_of(arrays), batch_size)
     if isinstance(boundaries, (str, bytes)) or not all(
             isinstance(b, (int, float, np.number)) and not isinstance(b, bool)
-            and float(b).is_integer() for b in boundaries):
-        raise ValueError(f"boundaries must be a list of whole lengths, got {boundaries!r}; "
-                         "e.g. choose_boundaries(lengths_of(sequences), batch_size)")
+            for b in boundaries):
+        _checks.fail("boundaries", f"must be a list of lengths, got {boundaries!r}; e.g. "
+                                   "choose_boundaries(lengths_of(sequences), batch_size)",
+                     TypeError)
+    if not all(float(b).is_integer() for b in boundaries):
+        _checks.fail("boundaries", f"must be whole lengths, got {list(boundaries)!r}; e.g. "
+                                   "choose_boundaries(lengths_of(sequences), batch_size)")
     boundaries = [int(b) for b in boundaries]
     if any(b <= a for a, b in zip(boundaries, boundaries[1:], strict=False)) or (
             boundaries and boundaries[0] < 1):
-        raise ValueError(f"boundaries must be positive and strictly increasing, got {boundaries}")
+        _checks.fail("boundaries", f"must be positive and strictly increasing, got {boundaries}")
     ds, label_shape, label_pad = _ragged_dataset(arrays, labels, per_token)
     if shuffle:
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
@@ -595,8 +552,8 @@ def ragged_to_padded(ragged: tf.RaggedTensor) -> tuple[np.ndarray, np.ndarray]:
         to a recurrent layer as ``mask=``.
     """
     if not isinstance(ragged, tf.RaggedTensor):
-        raise TypeError(f"ragged must be a tf.RaggedTensor, got {type(ragged).__name__}; "
-                        "a dense tensor needs no conversion")
+        _checks.fail("ragged", f"must be a tf.RaggedTensor, got {type(ragged).__name__}; "
+                               "a dense tensor needs no conversion", TypeError)
     dense = ragged.to_tensor(default_value=0)
     mask = tf.sequence_mask(ragged.row_lengths(), maxlen=tf.shape(dense)[1])
     return dense.numpy(), mask.numpy()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config, models
+from rnncourse import _checks, config, models
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
@@ -47,9 +47,7 @@ class _Cell(keras.layers.Layer):
 
     def __init__(self, units: int, **kwargs) -> None:
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        units = int(units)
+        units = _checks.count(units, "units")
         self.units = units
         self.state_size = units
         self.output_size = units
@@ -63,8 +61,8 @@ class _Cell(keras.layers.Layer):
     def build(self, input_shape) -> None:
         input_dim = input_shape[-1]
         if input_dim is None:
-            raise ValueError("the last input dimension (features) must be known; "
-                             "give keras.Input(shape=(timesteps, features))")
+            _checks.fail("input_shape", "the last input dimension (features) must be known; "
+                                        "give keras.Input(shape=(timesteps, features))")
         self.kernel = self.add_weight(shape=(input_dim, self.gates * self.units),
                                       initializer="glorot_uniform", name="kernel")
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.gates * self.units),
@@ -205,24 +203,13 @@ if set(SCRATCH_CELLS) != set(models.CELLS):  # pragma: no cover - a registry out
                       f"{sorted(models.CELLS)} name different cells; keep them equal")
 
 
-def _check_cell(cell: str) -> None:
-    if not isinstance(cell, str) or cell not in SCRATCH_CELLS:
-        raise ValueError(f"cell must be one of {', '.join(SCRATCH_CELLS)}, not {cell!r}")
-
-
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _cell_name(layer) -> str:
+def _cell_name(layer, argument: str = "layer") -> str:
     for name, layer_class in models.CELLS.items():
         if type(layer) is layer_class:
             return name
-    raise TypeError(f"expected a keras.layers.SimpleRNN, GRU or LSTM layer, got "
-                    f"{type(layer).__name__}; for Bidirectional pass .forward_layer and "
-                    ".backward_layer one at a time")
+    _checks.fail(argument, f"expected a keras.layers.SimpleRNN, GRU or LSTM layer, got "
+                           f"{type(layer).__name__}; for Bidirectional pass .forward_layer "
+                           "and .backward_layer one at a time", TypeError)
 
 
 def load_keras_weights(keras_layer: keras.layers.Layer,
@@ -249,30 +236,38 @@ def load_keras_weights(keras_layer: keras.layers.Layer,
         TypeError: a layer of another kind, or a scratch cell of another kind.
         ValueError: a layer is not built, or the weight shapes differ.
     """
-    name = _cell_name(keras_layer)
+    name = _cell_name(keras_layer, "keras_layer")
     expected = SCRATCH_CELLS[name]
     if not isinstance(scratch_layer, keras.layers.RNN) or type(scratch_layer.cell) is not expected:
         got = (type(scratch_layer.cell).__name__ if isinstance(scratch_layer, keras.layers.RNN)
                else type(scratch_layer).__name__)
-        raise TypeError(f"scratch_layer must be keras.layers.RNN(cells.{expected.__name__}(...)) "
-                        f"to take the weights of a {type(keras_layer).__name__}, got {got}")
+        _checks.fail("scratch_layer", f"must be keras.layers.RNN(cells.{expected.__name__}(...)) "
+                                      f"to take the weights of a {type(keras_layer).__name__}, "
+                                      f"got {got}", TypeError)
     if not keras_layer.built or not scratch_layer.built:
         which = "keras_layer" if not keras_layer.built else "scratch_layer"
-        raise ValueError(f"{which} is not built: call .build((None, None, input_dim)) or call "
-                         "it once on a batch before copying weights")
+        _checks.fail(which, "is not built: call .build((None, None, input_dim)) or call it "
+                            "once on a batch before copying weights")
     source, target = keras_layer.get_weights(), scratch_layer.get_weights()
     source_shapes = [w.shape for w in source]
     target_shapes = [w.shape for w in target]
     if source_shapes != target_shapes:
-        raise ValueError(f"weight shapes differ: keras_layer {source_shapes}, scratch_layer "
-                         f"{target_shapes}; build the scratch layer with the same units, "
-                         "input width (and reset_after for a GRU), or use from_keras")
+        _checks.fail("scratch_layer", f"weight shapes differ: keras_layer {source_shapes}, "
+                                      f"scratch_layer {target_shapes}; build the scratch layer "
+                                      "with the same units, input width (and reset_after for "
+                                      "a GRU), or use from_keras")
     scratch_layer.set_weights(source)
     return scratch_layer
 
 
 def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras.layers.RNN:
     """The scratch equivalent of a built (or buildable) Keras recurrent layer, same weights.
+
+    Every setting of ``keras.layers.RNN`` carries over: ``return_sequences``,
+    ``return_state``, ``go_backwards``, ``stateful``, ``unroll`` and
+    ``zero_output_for_mask`` (what a masked ``return_sequences`` output holds at padded
+    steps). A stateful layer keeps its batch size, and its current state is copied too, so
+    the twin continues where the layer is.
 
     Args:
         layer: a ``keras.layers.SimpleRNN``, ``GRU`` or ``LSTM`` with tanh/sigmoid
@@ -281,39 +276,51 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
 
     Returns:
         A built ``keras.layers.RNN`` around :class:`SimpleRNNCell`, :class:`GRUCell` or
-        :class:`LSTMCell` with the same ``return_sequences``, ``return_state`` and
-        ``go_backwards`` and the layer's weights (:func:`load_keras_weights`). Like the
-        Keras layer it maps ``(batch, timesteps, input_dim)`` to ``(batch, units)``, or
-        ``(batch, timesteps, units)`` with ``return_sequences``.
+        :class:`LSTMCell` with the layer's settings and weights (:func:`load_keras_weights`).
+        Like the Keras layer it maps ``(batch, timesteps, input_dim)`` to
+        ``(batch, units)``, or ``(batch, timesteps, units)`` with ``return_sequences``.
 
     Raises:
         TypeError: ``layer`` is not a SimpleRNN, GRU or LSTM layer.
         ValueError: a setting the scratch cells do not implement (activation, bias,
-            dropout), or an unbuilt layer without ``input_dim``.
+            dropout), an unbuilt layer without ``input_dim``, or an unbuilt stateful layer
+            (its batch size is unknown: build it with ``keras.Input(batch_shape=...)``).
     """
     name = _cell_name(layer)
     cell = layer.cell
-    if input_dim is not None:
-        _check_positive(input_dim=input_dim)
+    input_dim = _checks.optional_count(input_dim, "input_dim")
     if cell.dropout or cell.recurrent_dropout:
-        raise ValueError(f"{layer.name} uses dropout/recurrent_dropout, which the scratch "
-                         "cells do not implement; build the layer without them")
+        _checks.fail("layer", f"{layer.name} uses dropout/recurrent_dropout, which the "
+                              "scratch cells do not implement; build the layer without them")
     if cell.activation is not keras.activations.tanh or not cell.use_bias:
-        raise ValueError("the scratch cells implement activation='tanh' with use_bias=True; "
-                         f"{layer.name} uses another setting")
+        _checks.fail("layer", "the scratch cells implement activation='tanh' with "
+                              f"use_bias=True; {layer.name} uses another setting")
     if name != "simple_rnn" and cell.recurrent_activation is not keras.activations.sigmoid:
-        raise ValueError("the scratch cells use recurrent_activation='sigmoid'")
+        _checks.fail("layer", "the scratch cells use recurrent_activation='sigmoid'; "
+                              f"{layer.name} uses another one")
     if not layer.built:
+        if layer.stateful:
+            _checks.fail("layer", f"{layer.name} is stateful but not built, so its batch size "
+                                  "is unknown; build it first, e.g. on "
+                                  "keras.Input(batch_shape=(batch, timesteps, features))")
         if input_dim is None:
-            raise ValueError("layer is not built: pass input_dim, or call it on data first")
+            _checks.fail("input_dim", "layer is not built: pass input_dim, or call it on "
+                                      "data first")
         layer.build((None, None, input_dim))
     input_dim = layer.cell.kernel.shape[0]
+    batch = int(layer.states[0].shape[0]) if layer.stateful else None
     kwargs = {"reset_after": cell.reset_after} if name == "gru" else {}
     scratch = keras.layers.RNN(SCRATCH_CELLS[name](cell.units, **kwargs),
                                return_sequences=layer.return_sequences,
                                return_state=layer.return_state,
-                               go_backwards=layer.go_backwards, name=f"scratch_{layer.name}")
-    scratch.build((None, None, input_dim))
+                               go_backwards=layer.go_backwards, stateful=layer.stateful,
+                               unroll=layer.unroll,
+                               zero_output_for_mask=layer.zero_output_for_mask,
+                               name=f"scratch_{layer.name}")
+    scratch.build((batch, None, input_dim))
+    if layer.stateful:
+        for target, source in zip(scratch.states, layer.states, strict=True):
+            target.assign(source)
     return load_keras_weights(layer, scratch)
 
 
@@ -331,11 +338,12 @@ def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = T
         units: width of the state ``(batch, units)``.
         reset_after: GRU only; ``True`` is Keras' default.
     """
-    _check_cell(cell)
-    _check_positive(input_dim=input_dim, units=units)
+    _checks.choice(cell, "cell", SCRATCH_CELLS)
+    _checks.count(input_dim, "input_dim")
+    _checks.count(units, "units")
     if not isinstance(reset_after, (bool, np.bool_)):
-        raise TypeError(f"reset_after must be True or False (Keras' GRU argument), got "
-                        f"{reset_after!r}")
+        _checks.fail("reset_after", f"must be True or False (Keras' GRU argument), got "
+                                    f"{reset_after!r}", TypeError)
     block = units * (input_dim + units) + units
     if cell == "simple_rnn":
         return block
@@ -371,7 +379,9 @@ def random_padded_batch(batch: int, timesteps: int, features: int,
         ``x (batch, timesteps, features)`` float32 with zeros after each length, and
         ``mask (batch, timesteps)`` bool, True on real steps.
     """
-    _check_positive(batch=batch, timesteps=timesteps, features=features)
+    for value, argument in ((batch, "batch"), (timesteps, "timesteps"),
+                            (features, "features")):
+        _checks.count(value, argument)
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, timesteps + 1, size=batch)
     lengths[0] = timesteps
@@ -400,8 +410,10 @@ def compare_with_keras(cell: str, units: int = 8, features: int = 5, batch: int 
     Returns:
         :class:`Equivalence` with the largest differences.
     """
-    _check_cell(cell)
-    _check_positive(units=units, features=features, batch=batch, timesteps=timesteps)
+    _checks.choice(cell, "cell", SCRATCH_CELLS)
+    for value, argument in ((units, "units"), (features, "features"), (batch, "batch"),
+                            (timesteps, "timesteps")):
+        _checks.count(value, argument)
     config.set_seed(seed)
     kwargs = {"reset_after": reset_after} if cell == "gru" else {}
     reference = models.CELLS[cell](units, return_sequences=True, return_state=True, **kwargs)

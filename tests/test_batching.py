@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnncourse import batching, plots
+from rnncourse import batching, plots, text
 from rnncourse.plots import batching as batching_plots
 
 
@@ -17,12 +17,28 @@ def _sequences(n=40, seed=0, low=1, high=30):
     return [rng.integers(2, 20, size=rng.integers(low, high)).astype("int32") for _ in range(n)]
 
 
-def test_pad_wraps_keras_pre_and_post():
-    x = batching.pad([[3, 4, 5], [6]], padding="pre")
-    np.testing.assert_array_equal(x, [[3, 4, 5], [0, 0, 6]])
-    x = batching.pad([[3, 4, 5], [6]], maxlen=2, padding="post", truncating="pre")
-    np.testing.assert_array_equal(x, [[4, 5], [6, 0]])
-    assert x.dtype == np.int32
+def test_batching_has_no_pad_of_its_own():
+    # one pad function in the library: rnncourse.text.pad
+    assert not hasattr(batching, "pad") and "pad" not in batching.__all__
+
+
+@pytest.mark.parametrize("row, diagnosis", [
+    ([3, 4, 0, 0], "looks already padded"), ([0, 0, 3, 4], "looks already padded"),
+    ([3, 0, 4], "shift your ids"), ([0, 3, 0, 4], "shift your ids"),
+])
+def test_a_padding_id_inside_a_sequence_is_diagnosed(row, diagnosis):
+    # padded rows fed back to bucketing are told to pass the unpadded sequences; ids that
+    # use 0 for a real token are told to shift
+    with pytest.raises(ValueError) as info:
+        batching.bucketed_dataset([[5, 6], row], [0, 1])
+    assert info.value.argument == "sequences" and diagnosis in str(info.value)
+    assert "sequence 1 " in str(info.value)
+
+
+def test_already_padded_rows_get_the_padded_diagnosis():
+    padded = text.pad([[3, 4, 5], [6]])
+    with pytest.raises(ValueError, match="looks already padded"):
+        batching.padded_dataset(padded, [0, 1])
 
 
 # Bad input (ids, labels, sizes) is tested in test_bad_input.py.
@@ -150,8 +166,8 @@ def test_length_grouped_batches_have_no_padding_and_cover_everything():
 def test_right_padding_check_matches_keras():
     rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")  # Keras' own cuDNN checks
 
-    post = batching.mask_of(batching.pad([[3, 4, 5], [6]], padding="post"))
-    pre = batching.mask_of(batching.pad([[3, 4, 5], [6]], padding="pre"))
+    post = batching.mask_of(text.pad([[3, 4, 5], [6]], padding="post"))
+    pre = batching.mask_of(text.pad([[3, 4, 5], [6]], padding="pre"))
     empty_row = np.array([[True, False], [False, False]])
     for mask in (post, pre, empty_row):
         assert batching.is_right_padded(mask) == bool(rnn._is_sequence_right_padded(mask))

@@ -29,6 +29,39 @@ def test_scratch_layer_matches_keras_without_mask_and_backwards():
     np.testing.assert_allclose(scratch(x).numpy(), expected, atol=1e-5)
 
 
+def test_from_keras_keeps_zero_output_for_mask_and_unroll():
+    # Before the fix from_keras dropped zero_output_for_mask: the twin repeated the last
+    # real output at padded steps where the Keras layer returned zeros.
+    layer = keras.layers.GRU(4, return_sequences=True, zero_output_for_mask=True, unroll=True)
+    x = np.random.default_rng(1).normal(size=(2, 5, 3)).astype(np.float32)
+    mask = np.array([[True] * 5, [True, True, False, False, False]])
+    expected = layer(x, mask=mask).numpy()
+    scratch = cells.from_keras(layer)
+    assert scratch.zero_output_for_mask and scratch.unroll
+    got = scratch(x, mask=mask).numpy()
+    np.testing.assert_array_equal(got[1, 2:], 0.0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_from_keras_keeps_stateful_with_its_batch_size_and_state():
+    # Before the fix the twin of a stateful layer was not stateful: it restarted from zeros.
+    layer = keras.layers.LSTM(3, stateful=True)
+    x = np.random.default_rng(2).normal(size=(2, 4, 3)).astype(np.float32)
+    layer(x)  # builds with batch 2 and leaves a non-zero state
+    scratch = cells.from_keras(layer)
+    assert scratch.stateful
+    for a, b in zip(scratch.states, layer.states, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy())
+    np.testing.assert_allclose(scratch(x).numpy(), layer(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(scratch(x).numpy(), layer(x).numpy(), atol=1e-5)
+
+
+def test_from_keras_refuses_an_unbuilt_stateful_layer():
+    with pytest.raises(ValueError) as info:
+        cells.from_keras(keras.layers.GRU(3, stateful=True), input_dim=2)
+    assert info.value.argument == "layer" and "batch_shape" in str(info.value)
+
+
 def test_fresh_lstm_cell_has_unit_forget_bias():
     layer = keras.layers.RNN(cells.LSTMCell(3))
     layer.build((None, None, 2))
@@ -98,7 +131,7 @@ def test_figures_have_data():
 
     curves = {"lstm": [0.15, 0.01], "gru": [0.12, 0.005], "simple_rnn": [0.17, 0.16]}
     figures = [
-        cell_plots.plot_learning_curves(curves, 1 / 6, timesteps=20, steps_per_epoch=94,
+        cell_plots.plot_learning_curves(curves, 1 / 6, timesteps=20, every=94,
                                         target=1 / 30),
         cell_plots.plot_gradient_through_time({"lstm": np.linspace(1, 2, 5)},
                                               initial={"lstm": np.linspace(0.1, 2, 5)}),

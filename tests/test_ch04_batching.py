@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -51,29 +55,6 @@ def test_padded_steps_repeat_or_stay_zero_and_bidirectional_gives_zeros():
         ch04.padded_step_outputs("post", "simple_rnn")
 
 
-def test_loss_normalisations_agree_with_hand_sums():
-    x = batching.pad(_sequences(6, high=8))
-    y = (np.arange(x.size).reshape(x.shape) % 3 == 0).astype("float32")
-    r = ch04.loss_normalisations(x, y, units=4)
-    assert r.mask_loss == pytest.approx(r.real_mean, rel=1e-4)
-    assert r.weight_loss == pytest.approx(r.all_mean, rel=1e-4)
-    assert r.rescaled_weight_loss == pytest.approx(r.real_mean, rel=1e-4)
-    assert r.mean_with_sample_weight_loss == pytest.approx(r.real_mean, rel=1e-4)
-    assert r.all_mean == pytest.approx(r.real_mean * r.real_fraction, rel=1e-4)
-    assert r.mask_accuracy == pytest.approx(r.real_accuracy, abs=1e-6)
-    with pytest.raises(ValueError, match="one target per timestep"):
-        ch04.loss_normalisations(x, y[:, :-1])
-
-
-def test_length_grouping_gives_the_same_loss_and_gradients():
-    sequences = _sequences(24, high=5)
-    labels = np.arange(24) % 2
-    result = ch04.grouped_vs_padded_gradients(sequences, labels, batch_size=4, units=4)
-    assert result.loss_grouped == pytest.approx(result.loss_padded, abs=1e-6)
-    assert result.max_grad_diff < 1e-6
-    assert result.batches >= result.distinct_lengths > 1
-
-
 def test_mask_propagation_table():
     table = ch04.mask_propagation()
     assert table["TimeDistributed(Dense)"]["keeps_mask"]
@@ -81,21 +62,26 @@ def test_mask_propagation_table():
     assert table["custom Layer, supports_masking=True"]["keeps_mask"]
 
 
-def test_fixed_length_model_trains_and_epoch_times_counts(monkeypatch):
-    monkeypatch.setenv("RNNCOURSE_SCALE", "ci")
-    setup = ch04.settings()
-    tiny = setup.__class__(setup.scale, setup.seed,
-                           ch04.Sizes(sentences=16, vocabulary=20, units=4, embedding_dim=4,
-                                      epochs=1), setup.recipe)
+def test_batching_benchmark_times_every_strategy_and_counts_its_batches():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "batching_speed.py"
+    spec = importlib.util.spec_from_file_location("batching_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
     sequences = _sequences(16, high=30)
-    model = ch04.train_fixed_length(sequences, np.arange(16) % 2, 20, tiny)
-    assert model.input_shape == (None, setup.recipe.train_timesteps)
-    times = ch04.epoch_times(sequences, np.arange(16) % 2, batch_size=4, units=4,
-                             embedding_dim=4, strategies=("global_max", "bucketed"), repeats=2)
+    times = bench.epoch_times(sequences, np.arange(16) % 2, batch_size=4, units=4,
+                              embedding_dim=4, strategies=("global_max", "bucketed"),
+                              repeats=2)
     assert set(times.seconds) == {"global_max", "bucketed"}
     assert all(len(v) == 2 and min(v) > 0 for v in times.seconds.values())
     assert times.counts["global_max"].timesteps >= times.counts["bucketed"].timesteps
     assert times.ratio("bucketed")[1] <= times.ratio("bucketed")[0] <= times.ratio("bucketed")[2]
+
+
+def test_tagging_batch_repeats_each_label_over_the_padded_steps():
+    x, y = ch04.sentiment_tagging_batch([[3, 4, 5], [6]], np.array([1, 0]), n=2)
+    np.testing.assert_array_equal(x, [[3, 4, 5], [6, 0, 0]])
+    np.testing.assert_array_equal(y, [[1, 1, 1], [0, 0, 0]])
 
 
 def test_review_ids_encode_with_the_shared_vocabulary(monkeypatch, tmp_path):

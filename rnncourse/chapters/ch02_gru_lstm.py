@@ -1,20 +1,18 @@
-"""Chapter 2, *GRU and LSTM*: the adding problem, gradients through time, Keras probes.
+"""Chapter 2, *GRU and LSTM*: what the chapter measures beyond its recipes.
 
 Follows the chapter contract of :mod:`rnncourse.chapters`. The library this chapter teaches
-is :mod:`rnncourse.cells` (the scratch cells and their equivalence with Keras); what lives
-here is the chapter's experiment and its probes of Keras behaviour:
+is :mod:`rnncourse.cells` (the scratch cells and their equivalence with Keras); the models
+the chapter trains (the adding problem, the dropout experiment), their optimizers and
+training loops are on its page. What lives here is what a reader need not see:
 
-* :func:`run_adding` trains SimpleRNN, GRU and LSTM on the adding problem
-  (:func:`rnncourse.data.adding_problem`) with one recipe, each until its test MSE is
-  below a target or a common budget of Adam steps runs out, and measures the gradient
-  that reaches the early input steps before and after training.
-* :func:`constant_mse_tolerance` is the sampling error of the constant predictor's test MSE.
-* :func:`eligibility_table`, :func:`usage_shapes` and :func:`dropout_difference` probe Keras
-  layers for the chapter's tables and asserts.
-* :func:`sentence_data` and :func:`run_overfitting` train one small LSTM sentiment
-  classifier (frozen GloVe vectors, movie-review sentences) without dropout, with
-  ``dropout=`` and with ``recurrent_dropout=``, from the same seeds on the same batches,
-  and measure how far validation loss ends above training loss.
+* :data:`BASELINE_MSE` and :func:`constant_mse_tolerance`: the constant predictor's MSE
+  and its sampling error;
+* :class:`AddingRun` and :class:`AddingResult`: one cell's run on the adding problem and
+  the comparison of the cells, with the tables the page prints;
+* :func:`eligibility_table`, :func:`usage_shapes` and :func:`dropout_difference`: probes of
+  Keras layers for the chapter's tables and asserts;
+* :func:`sentence_data` (the data of the dropout experiment) and :class:`OverfitResult`
+  (its curves, paired differences and tables).
 
 Wall-clock timings of the cuDNN kernel are in ``benchmarks/cudnn_speed.py``, never here.
 """
@@ -27,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnncourse import cells, config, data, devices, gradients, models, text
+from rnncourse import _checks, cells, config, data, devices, text
 from rnncourse.chapters import Settings, settings_for
 from rnncourse.glove import embedding_matrix, read_glove
 
@@ -36,10 +34,9 @@ config.quiet_tensorflow()
 import keras  # noqa: E402
 
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "BASELINE_MSE",
-           "constant_mse_tolerance", "steps", "adding_model", "AddingRun", "train_adding",
-           "AddingResult", "run_adding", "EXAMPLE_LAYERS", "eligibility_table",
-           "usage_shapes", "dropout_difference", "REGULARISERS", "SentenceData",
-           "sentence_data", "overfit_model", "OverfitResult", "run_overfitting", "COMPARISONS",
+           "constant_mse_tolerance", "steps", "AddingRun", "AddingResult",
+           "EXAMPLE_LAYERS", "eligibility_table", "usage_shapes", "dropout_difference",
+           "REGULARISERS", "SentenceData", "sentence_data", "OverfitResult", "COMPARISONS",
            "keras_check_rows"]
 
 
@@ -55,9 +52,10 @@ class Sizes:
             is below the recipe's target (one epoch is ``ceil(train_examples / batch)``
             Adam steps).
         units: recurrent units of every cell.
+        every: Adam steps between two measurements of the test MSE: the resolution of the
+            steps each cell needs (an epoch is 94 steps at CI scale, 313 at full).
         probe_examples: test sequences on which the gradient through time is measured.
-        overfit_epochs: epochs of every run of the dropout experiment
-            (:func:`run_overfitting`).
+        overfit_epochs: epochs of every run of the dropout experiment.
         overfit_repeats: training seeds per variant of that experiment.
         overfit_units: LSTM units of its classifier.
     """
@@ -67,6 +65,7 @@ class Sizes:
     test_examples: int
     epochs: int
     units: int
+    every: int
     probe_examples: int
     overfit_epochs: int
     overfit_repeats: int
@@ -75,9 +74,10 @@ class Sizes:
 
 SIZES = {
     "ci": Sizes(timesteps=20, train_examples=3000, test_examples=1000, epochs=20, units=32,
-                probe_examples=256, overfit_epochs=5, overfit_repeats=3, overfit_units=32),
+                every=10, probe_examples=256, overfit_epochs=5, overfit_repeats=3,
+                overfit_units=32),
     "full": Sizes(timesteps=100, train_examples=10_000, test_examples=2000, epochs=24,
-                  units=64, probe_examples=256, overfit_epochs=10, overfit_repeats=5,
+                  units=64, every=25, probe_examples=256, overfit_epochs=10, overfit_repeats=5,
                   overfit_units=32),
 }
 
@@ -151,44 +151,12 @@ def constant_mse_tolerance(examples: int, standard_errors: float = 4.0) -> float
     :data:`SQUARED_ERROR_VARIANCE`, so its standard error is ``sqrt(7/180 / examples)``
     (0.0062 for 1,000 sequences). Returns ``standard_errors`` times that.
     """
-    if isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 1:
-        raise ValueError(f"examples must be a positive int, got {examples!r}")
-    if not standard_errors > 0:
-        raise ValueError(f"standard_errors must be > 0, got {standard_errors!r}")
+    examples = _checks.count(examples, "examples")
+    standard_errors = _checks.number(standard_errors, "standard_errors")
     return standard_errors * math.sqrt(SQUARED_ERROR_VARIANCE / examples)
 
 
 # ------------------------------------------------------------------- the adding problem
-
-def adding_model(cell: str, setup: Settings[Sizes, Recipe] | None = None,
-                 seed: int = 0) -> keras.Model:
-    """:func:`rnncourse.models.sequence_regressor` compiled with the recipe's optimizer and MSE.
-
-    ``(batch, timesteps, 2)`` values and markers -> ``cell`` -> ``Dense(1)``.
-    """
-    s = setup or settings()
-    model = models.sequence_regressor(cell, s.sizes.units, features=2,
-                                      timesteps=s.sizes.timesteps, seed=seed,
-                                      name=f"adding_{cell}")
-    optimizer = keras.optimizers.get({"class_name": s.recipe.optimizer,
-                                      "config": {"learning_rate": s.recipe.learning_rate}})
-    model.compile(optimizer=optimizer, loss="mse")
-    return model
-
-
-class _TestMSE(keras.callbacks.Callback):
-    """Test MSE after every epoch; stops training once it is below ``target``."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, target: float) -> None:
-        super().__init__()
-        self.x, self.y, self.target, self.values = x, y, target, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.values.append(float(self.model.evaluate(self.x, self.y, verbose=0,
-                                                     batch_size=500)))
-        if self.values[-1] < self.target:
-            self.model.stop_training = True
-
 
 @dataclass(frozen=True)
 class AddingRun:
@@ -196,8 +164,9 @@ class AddingRun:
 
     Attributes:
         cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
-        steps_per_epoch: Adam steps in one epoch.
-        test_mse: test MSE after every epoch (training stopped after the last one).
+        every: Adam steps between two measurements of the test MSE.
+        test_mse: test MSE after every ``every`` Adam steps (training stopped after the
+            last one).
         target: the test MSE below which the cell counts as having learned the lag.
         gradient_norms: global gradient norm of every training step (before any clipping).
         initial_norms: ``(timesteps,)`` mean ``||dL/dx_t||`` of the freshly initialised model
@@ -207,7 +176,7 @@ class AddingRun:
     """
 
     cell: str
-    steps_per_epoch: int
+    every: int
     test_mse: tuple[float, ...]
     target: float
     gradient_norms: tuple[float, ...] = field(repr=False)
@@ -222,7 +191,7 @@ class AddingRun:
     @property
     def steps(self) -> int:
         """Adam steps taken."""
-        return len(self.test_mse) * self.steps_per_epoch
+        return len(self.test_mse) * self.every
 
     @property
     def learned(self) -> bool:
@@ -235,9 +204,9 @@ class AddingRun:
         return float(self.steps) if self.learned else math.inf
 
     def mse_after(self, steps: int) -> float:
-        """Test MSE at the last epoch end at or before ``steps`` Adam steps (or the last)."""
-        epochs = max(1, min(len(self.test_mse), steps // self.steps_per_epoch))
-        return self.test_mse[epochs - 1]
+        """Test MSE at the last measurement at or before ``steps`` Adam steps (or the last)."""
+        points = max(1, min(len(self.test_mse), steps // self.every))
+        return self.test_mse[points - 1]
 
     @staticmethod
     def _early_late(norms: np.ndarray) -> float:
@@ -253,37 +222,6 @@ class AddingRun:
     def trained_ratio(self) -> float:
         """The same ratio after training."""
         return self._early_late(self.trained_norms)
-
-
-def train_adding(cell: str, setup: Settings[Sizes, Recipe] | None = None) -> AddingRun:
-    """Train one cell on the adding problem until it learns the lag or the budget ends.
-
-    Training data come from ``config.seed(0)``, test data from ``config.seed(1)`` and the
-    weights from ``config.seed(2)``, so every cell sees the same sequences in the same order.
-    Records the test MSE after every epoch, the gradient norm of every step, and the
-    gradient through time (``||dL/dx_t||``) before and after training.
-
-    Args:
-        cell: ``"simple_rnn"``, ``"gru"`` or ``"lstm"``.
-        setup: the chapter's settings (default: :func:`settings`).
-    """
-    s = setup or settings()
-    x, y = data.adding_problem(s.sizes.train_examples, s.sizes.timesteps, seed=config.seed(0))
-    x_test, y_test = data.adding_problem(s.sizes.test_examples, s.sizes.timesteps,
-                                         seed=config.seed(1))
-    probe_x, probe_y = x_test[:s.sizes.probe_examples], y_test[:s.sizes.probe_examples]
-    config.set_seed(config.seed(2))
-    model = adding_model(cell, s, seed=config.seed(2))
-    initial = gradients.timestep_gradient_norms(model, probe_x, probe_y)
-    target = s.recipe.target_fraction * BASELINE_MSE
-    tracker, logger = _TestMSE(x_test, y_test, target), gradients.GradientNormLogger()
-    model.fit(x, y, batch_size=s.recipe.batch_size, epochs=s.sizes.epochs, verbose=0,
-              callbacks=[tracker, logger])
-    return AddingRun(cell=cell, steps_per_epoch=steps(s, 1), test_mse=tuple(tracker.values),
-                     target=target, gradient_norms=tuple(logger.step_norms),
-                     initial_norms=initial,
-                     trained_norms=gradients.timestep_gradient_norms(model, probe_x, probe_y),
-                     parameters=int(model.count_params()))
 
 
 @dataclass(frozen=True)
@@ -338,18 +276,6 @@ class AddingResult:
                   else f"SimpleRNN: did not learn the lag within {self.budget:,} steps "
                   f"(test MSE {simple.final_mse:.3f})")
         return f"{first}\n{second}"
-
-
-def run_adding(setup: Settings[Sizes, Recipe] | None = None,
-               cells: Sequence[str] | None = None) -> AddingResult:
-    """The chapter's experiment: :func:`train_adding` for each cell of the recipe."""
-    s = setup or settings()
-    _, y_test = data.adding_problem(s.sizes.test_examples, s.sizes.timesteps,
-                                    seed=config.seed(1))
-    runs = {cell: train_adding(cell, s) for cell in (cells or s.recipe.cells)}
-    return AddingResult(timesteps=s.sizes.timesteps, budget=steps(s, s.sizes.epochs),
-                        runs=runs, constant_mse=float(((y_test - 1.0) ** 2).mean()),
-                        tolerance=constant_mse_tolerance(s.sizes.test_examples))
 
 
 # --------------------------------------------------------------- probes of Keras layers
@@ -481,29 +407,6 @@ def sentence_data(setup: Settings[Sizes, Recipe] | None = None) -> SentenceData:
     return SentenceData(ids(train), labels[train], ids(val), labels[val], matrix, split_seed)
 
 
-def overfit_model(variant: str, matrix: np.ndarray, setup: Settings[Sizes, Recipe] | None = None,
-                  seed: int = 0) -> keras.Model:
-    """The classifier of one variant, compiled: ids -> frozen ``matrix`` -> LSTM -> sigmoid.
-
-    :func:`rnncourse.models.sequence_classifier` with the frozen table (so the trainable
-    weights are the LSTM's and the output unit's) and, for ``"dropout"``, the LSTM's
-    ``dropout=p`` (``input_dropout``), for ``"recurrent_dropout"`` its
-    ``recurrent_dropout=p``. The same ``seed`` gives every variant the same initial weights.
-    """
-    s = setup or settings()
-    if variant not in REGULARISERS:
-        raise ValueError(f"variant must be one of {', '.join(REGULARISERS)}, not {variant!r}")
-    p = s.recipe.dropout_rate
-    model = models.sequence_classifier(
-        len(matrix), embeddings=matrix, trainable_embeddings=False, units=s.sizes.overfit_units,
-        input_dropout=p if variant == "dropout" else 0.0,
-        recurrent_dropout=p if variant == "recurrent_dropout" else 0.0,
-        seed=seed, name=f"{variant}_lstm")
-    model.compile(optimizer=keras.optimizers.Adam(s.recipe.overfit_learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
 @dataclass(frozen=True)
 class OverfitResult:
     """Learning curves of every variant, trained from the same seeds on the same batches.
@@ -603,82 +506,5 @@ COMPARISONS = (
 def keras_check_rows(checks: Sequence[cells.Equivalence]) -> list[dict[str, object]]:
     """Table rows for :func:`rnncourse.cells.compare_with_keras` results, one per check."""
     return [{"cell": c.cell, "reset_after": "-" if c.reset_after is None else c.reset_after,
-             "max |Δ output|": c.outputs, "max |Δ state|": c.states,
-             "max rel. Δ gradient": c.gradients} for c in checks]
-
-
-def _cross_entropy(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean binary cross-entropy of probabilities ``p`` clipped to ``[1e-7, 1 - 1e-7]``."""
-    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def _restart(model: keras.Model, fresh: keras.Model, optimizer_start: list) -> None:
-    """Give the compiled ``model`` the variables of ``fresh`` and its optimizer's first state.
-
-    ``fresh`` is the same builder's model for another seed: its weights and its dropout
-    seed generators' states (``model.variables`` holds both) replace ``model``'s, and the
-    optimizer's variables go back to ``optimizer_start``. ``model`` keeps its traced
-    training step, which takes longer to trace on a CPU than an epoch takes to run.
-    """
-    for target, source in zip(model.variables, fresh.variables, strict=True):
-        target.assign(source)
-    for variable, value in zip(model.optimizer.variables, optimizer_start, strict=True):
-        variable.assign(value)
-
-
-def run_overfitting(setup: Settings[Sizes, Recipe] | None = None,
-                    sentences: SentenceData | None = None,
-                    variants: Sequence[str] | None = None) -> OverfitResult:
-    """The dropout experiment: every variant from ``config.seeds(overfit_repeats, offset=10)``.
-
-    For each seed every variant starts from the same weights (:func:`overfit_model`) and
-    sees the same batches: the epoch's order is ``numpy.random.default_rng(seed)``'s
-    permutation, fed to ``fit`` with ``shuffle=False``. After every epoch one prediction
-    of both sets (``predict_on_batch``: inference, dropout off) gives the training and the
-    validation loss alike.
-
-    Args:
-        setup: the chapter's settings (default: :func:`settings`).
-        sentences: the data (default: :func:`sentence_data`).
-        variants: a subset of the recipe's ``regularisers``.
-    """
-    s = setup or settings()
-    d = sentences if sentences is not None else sentence_data(s)
-    variants = tuple(variants or s.recipe.regularisers)
-    seeds = config.seeds(s.sizes.overfit_repeats, offset=10)
-    n_train, both = len(d.x_train), np.concatenate([d.x_train, d.x_val])
-    curves = {name: {v: [] for v in variants} for name in ("train", "val", "accuracy")}
-    cudnn = {}
-    for variant in variants:
-        model, start = None, []
-        for seed in seeds:
-            config.set_seed(seed)
-            fresh = overfit_model(variant, d.matrix, s, seed=seed)
-            if model is None:
-                model = fresh
-                model.optimizer.build(model.trainable_variables)
-                start = [v.numpy() for v in model.optimizer.variables]
-                cudnn[variant] = devices.cudnn_eligibility(model.get_layer("lstm"))[0]
-            else:
-                _restart(model, fresh, start)
-            order = np.random.default_rng(seed)
-            train, val, accuracy = [], [], []
-            for _ in range(s.sizes.overfit_epochs):
-                batch = order.permutation(n_train)
-                model.fit(d.x_train[batch], d.y_train[batch], shuffle=False, verbose=0,
-                          batch_size=s.recipe.overfit_batch_size, epochs=1)
-                p = np.asarray(model.predict_on_batch(both))[:, 0]
-                train.append(_cross_entropy(d.y_train, p[:n_train]))
-                val.append(_cross_entropy(d.y_val, p[n_train:]))
-                accuracy.append(float(((p[n_train:] > 0.5) == (d.y_val > 0.5)).mean()))
-            curves["train"][variant].append(train)
-            curves["val"][variant].append(val)
-            curves["accuracy"][variant].append(accuracy)
-
-    def arrays(name: str) -> dict[str, np.ndarray]:
-        return {v: np.array(c, dtype=float) for v, c in curves[name].items()}
-
-    return OverfitResult(variants, seeds, s.recipe.dropout_rate, arrays("train"),
-                         arrays("val"), arrays("accuracy"), cudnn, len(d.x_train),
-                         len(d.x_val))
+             "largest output difference": c.outputs, "largest state difference": c.states,
+             "largest relative gradient difference": c.gradients} for c in checks]

@@ -1,38 +1,31 @@
-"""Chapter 4, variable-length batching: the chapter's experiments (see :mod:`rnncourse.chapters`).
+"""Chapter 4, variable-length batching: what the chapter measures beyond its recipes.
 
 The tools a practitioner imports (padding, bucketing, padding counts) live in
-:mod:`rnncourse.batching`; this module holds what the chapter measures with them:
+:mod:`rnncourse.batching` and :func:`rnncourse.text.pad`; the models the chapter trains,
+their losses and their training loops are on the chapter's page. This module holds data
+assembly and the probes of Keras behaviour that a reader need not see:
 
 * :func:`review_ids`: the Pang & Lee reviews or sentences as id sequences;
 * :func:`run_mask_exactness` (over :func:`mask_exactness`): a padded batch against each
   sequence run alone, with and without a mask;
 * :func:`padded_step_outputs`, :func:`all_padding_row_output`: what a masked layer returns
-  at padded steps and for an all-padding row (probes of Keras behaviour);
+  at padded steps and for an all-padding row;
 * :func:`mask_propagation` (printed by :func:`format_mask_propagation`): which layers pass
   a mask on, in this Keras;
-* :func:`loss_normalisations` (on :func:`sentiment_tagging_batch`): a per-token loss with a
-  mask, a 2-D ``sample_weight`` and ``reduction="mean_with_sample_weight"``, against sums
-  by hand;
+* :func:`sentiment_tagging_batch`: a padded tagging batch for the loss comparison;
 * :func:`epoch_cost_report`: the padding counts of an epoch per batching strategy, as text;
-* :func:`grouped_vs_padded_gradients`: length-grouped batches without a mask against
-  masked padding;
-* :func:`train_fixed_length`: a classifier trained with fixed timesteps, moved to any length
-  with :func:`free_length_classifier` and compared by :func:`max_prediction_diff`;
-* :func:`tagger_predictions`: what ``predict`` returns for per-step outputs of a padded
-  array and of a pipeline with batches of different widths;
-* :func:`ragged_input_errors`: what a recurrent layer says about a ``tf.RaggedTensor``;
-* :func:`epoch_times`: wall time of an epoch per batching strategy (for
-  ``benchmarks/batching_speed.py``; the notebook asserts no wall-clock number).
+* :func:`max_prediction_diff`, :func:`tagger_predictions`: what ``predict`` returns;
+* :func:`ragged_input_errors`: what a recurrent layer says about a ``tf.RaggedTensor``.
+
+Epoch wall times per batching strategy are measured by ``benchmarks/batching_speed.py``.
 """
 
 from __future__ import annotations
 
 import re
-import statistics
-import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,10 +41,8 @@ import tensorflow as tf  # noqa: E402
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "review_ids",
            "MaskExactness", "mask_exactness", "run_mask_exactness", "padded_step_outputs",
            "all_padding_row_output", "mask_propagation", "format_mask_propagation",
-           "LossNormalisations", "sentiment_tagging_batch", "loss_normalisations",
-           "epoch_cost_report", "GroupedGradients", "grouped_vs_padded_gradients",
-           "train_fixed_length", "free_length_classifier", "max_prediction_diff",
-           "tagger_predictions", "ragged_input_errors", "EpochTimes", "epoch_times"]
+           "sentiment_tagging_batch", "epoch_cost_report", "max_prediction_diff",
+           "tagger_predictions", "ragged_input_errors"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +160,7 @@ def mask_exactness(kind: str = "lstm", padding: str = "post", use_mask: bool = T
     if sequences is None:
         sequences = [np.arange(2, 2 + n) % 50 + 2 for n in (5, 2, 9, 7, 3)]
     arrays = batching.validate_sequences(sequences, vocab_size=60)
-    x = batching.pad(arrays, padding=padding)
+    x = text.pad(arrays, padding=padding)
     mask = batching.mask_of(x)
     if features == "ids":
         front = models.embedding(60, 4, mask_zero=use_mask, seed=seed + 3)
@@ -245,7 +236,7 @@ def padded_step_outputs(padding: str = "post", kind: str = "lstm", units: int = 
     layer = _recurrent(kind, units, return_sequences=True, seed=seed)
     if not kind.startswith("bi_"):
         layer.zero_output_for_mask = zero_output_for_mask
-    x = batching.pad([[3, 4, 5, 6, 7], [8, 9]], padding=padding)
+    x = text.pad([[3, 4, 5, 6, 7], [8, 9]], padding=padding)
     return np.asarray(layer(embedding(x))[0])[1]
 
 
@@ -326,40 +317,7 @@ def format_mask_propagation(table: dict[str, dict[str, bool]]) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- losses, gradients
-
-
-@dataclass(frozen=True)
-class LossNormalisations:
-    """One per-token loss of a padded batch, normalised four ways, and by hand.
-
-    Attributes:
-        mask_loss: model with ``mask_zero=True`` (Keras' default reduction).
-        weight_loss: no mask, 2-D ``sample_weight`` = 1 at real tokens.
-        rescaled_weight_loss: the same weights times ``positions / real tokens``.
-        mean_with_sample_weight_loss: no mask, the 0/1 weights, and the loss built with
-            ``reduction="mean_with_sample_weight"`` (divides by the sum of the weights).
-        real_mean, all_mean: per-token losses summed over real tokens, divided by the
-            real-token count or by all positions.
-        real_fraction: real tokens / positions.
-        mask_accuracy: Keras accuracy with the mask; real_accuracy, all_accuracy: by hand
-            over real tokens / all positions.
-    """
-
-    mask_loss: float
-    weight_loss: float
-    rescaled_weight_loss: float
-    mean_with_sample_weight_loss: float
-    real_mean: float
-    all_mean: float
-    real_fraction: float
-    mask_accuracy: float
-    real_accuracy: float
-    all_accuracy: float
-
-    def rounded(self, digits: int = 4) -> dict[str, float]:
-        """Every field, rounded to ``digits`` decimals, by name (for printing)."""
-        return {k: round(v, digits) for k, v in vars(self).items()}
+# --------------------------------------------------------------------------- losses
 
 
 def sentiment_tagging_batch(sequences: Sequence, labels, n: int = 64
@@ -376,58 +334,9 @@ def sentiment_tagging_batch(sequences: Sequence, labels, n: int = 64
         ``(n, timesteps)``; ``y`` their labels repeated over the timesteps (padding
         included), ``(n, timesteps)``.
     """
-    x = batching.pad(sequences[:n])
+    x = text.pad(sequences[:n])
     y = np.repeat(np.asarray(labels)[:n, None], x.shape[1], axis=1)
     return x, y
-
-
-def _probe_tagger(vocab_size: int, units: int, mask_zero: bool, seed: int,
-                  reduction: str = "sum_over_batch_size") -> keras.Model:
-    model = models.sequence_tagger(vocab_size, 1, units=units, embedding_dim=8,
-                                   bidirectional=False, activation="sigmoid",
-                                   mask_zero=mask_zero, seed=seed)
-    model.compile(loss=keras.losses.BinaryCrossentropy(reduction=reduction),
-                  metrics=["accuracy"])
-    return model
-
-
-def loss_normalisations(x: np.ndarray, y: np.ndarray, units: int = 8, seed: int = 0
-                        ) -> LossNormalisations:
-    """Per-token loss of a padded batch: mask vs 2-D ``sample_weight``, against hand sums.
-
-    A small tagger (:func:`rnncourse.models.sequence_tagger`: Embedding -> LSTM -> sigmoid
-    per step) scores every timestep; ``x`` is post- or pre-padded ids ``(batch, timesteps)``,
-    ``y`` the 0/1 targets ``(batch, timesteps)``. The whole batch is evaluated at once, so
-    each normalisation is over the batch.
-    """
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape != np.asarray(y).shape[:2]:
-        raise ValueError(f"x has shape {x.shape} but y has {np.asarray(y).shape}; "
-                         "pass one target per timestep, (batch, timesteps)")
-    y = np.asarray(y, dtype="float32").reshape(x.shape + (1,))
-    vocab = int(x.max()) + 1
-    masked = _probe_tagger(vocab, units, True, seed)
-    unmasked = _probe_tagger(vocab, units, False, seed)
-    by_weights = _probe_tagger(vocab, units, False, seed, "mean_with_sample_weight")
-    weights = batching.mask_of(x).astype("float32")
-    n = len(x)
-    mask_loss, mask_accuracy = masked.evaluate(x, y, batch_size=n, verbose=0)
-    weight_loss = unmasked.evaluate(x, y, sample_weight=weights, batch_size=n, verbose=0)[0]
-    rescaled = weights * weights.size / weights.sum()
-    rescaled_loss = unmasked.evaluate(x, y, sample_weight=rescaled, batch_size=n, verbose=0)[0]
-    mean_weighted = by_weights.evaluate(x, y, sample_weight=weights, batch_size=n, verbose=0)[0]
-    p = np.clip(masked.predict(x, batch_size=n, verbose=0)[..., 0], 1e-7, 1 - 1e-7)
-    token_loss = -(y[..., 0] * np.log(p) + (1 - y[..., 0]) * np.log(1 - p))
-    hits = ((p > 0.5) == (y[..., 0] > 0.5)).astype("float64")
-    return LossNormalisations(
-        mask_loss=float(mask_loss), weight_loss=float(weight_loss),
-        rescaled_weight_loss=float(rescaled_loss),
-        mean_with_sample_weight_loss=float(mean_weighted),
-        real_mean=float((token_loss * weights).sum() / weights.sum()),
-        all_mean=float((token_loss * weights).sum() / weights.size),
-        real_fraction=float(weights.mean()), mask_accuracy=float(mask_accuracy),
-        real_accuracy=float((hits * weights).sum() / weights.sum()),
-        all_accuracy=float(hits.mean()))
 
 
 # --------------------------------------------------------------------------- bucketing
@@ -453,103 +362,18 @@ def epoch_cost_report(cost: dict[str, batching.PaddingCount]) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class GroupedGradients:
-    """Loss and gradients over a data set: length-grouped batches vs one masked padded batch.
-
-    Attributes:
-        loss_padded, loss_grouped: mean loss over all sequences, both ways.
-        max_grad_diff: largest absolute difference over all weights' gradients.
-        max_grad: largest absolute gradient (for scale).
-        batches: length-grouped batches.
-        distinct_lengths: distinct sequence lengths.
-    """
-
-    loss_padded: float
-    loss_grouped: float
-    max_grad_diff: float
-    max_grad: float
-    batches: int
-    distinct_lengths: int
-
-
-def grouped_vs_padded_gradients(sequences: Sequence, labels, batch_size: int = 32,
-                                units: int = 8, seed: int = 0) -> GroupedGradients:
-    """Two copies of one classifier with equal weights, fed two ways.
-
-    One :func:`rnncourse.models.sequence_classifier` with ``mask_zero=True`` sees all
-    sequences padded in one batch; a copy with no mask at all sees
-    :func:`rnncourse.batching.length_grouped_batches`. Each batch's mean loss and gradients
-    are weighted by ``batch / n`` and summed, which is the mean over all sequences.
-    """
-    arrays = batching.validate_sequences(sequences, labels)
-    labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
-    vocab = int(max(a.max() for a in arrays)) + 1
-    masked = models.sequence_classifier(vocab, embedding_dim=8, units=units, mask_zero=True,
-                                        seed=seed)
-    plain = models.sequence_classifier(vocab, embedding_dim=8, units=units, mask_zero=False,
-                                       seed=seed)
-    plain.set_weights(masked.get_weights())
-    loss_fn = keras.losses.BinaryCrossentropy()
-
-    def loss_and_grads(model, x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), [tf.convert_to_tensor(g).numpy() for g in grads]
-
-    loss_padded, grads_padded = loss_and_grads(masked, batching.pad(arrays), labels)
-    n = len(arrays)
-    loss_grouped, grads_grouped = 0.0, [np.zeros_like(g) for g in grads_padded]
-    batches = batching.length_grouped_batches(arrays, labels, batch_size, seed)
-    for x, y in batches:
-        loss, grads = loss_and_grads(plain, x, y)
-        loss_grouped += loss * len(x) / n
-        grads_grouped = [a + g * len(x) / n for a, g in zip(grads_grouped, grads, strict=True)]
-    return GroupedGradients(
-        loss_padded=loss_padded, loss_grouped=loss_grouped,
-        max_grad_diff=float(max(np.abs(a - b).max()
-                                for a, b in zip(grads_padded, grads_grouped, strict=True))),
-        max_grad=float(max(np.abs(g).max() for g in grads_padded)),
-        batches=len(batches), distinct_lengths=len(set(batching.lengths_of(arrays))))
-
-
 # --------------------------------------------------------------------------- other lengths
 
 
-def train_fixed_length(sequences: Sequence, labels, vocab_size: int,
-                       setup: Settings[Sizes, Recipe] | None = None) -> keras.Model:
-    """A classifier built for exactly ``train_timesteps`` steps, trained on ``sequences``
-    cut or padded to that length (the reader's fixed-length model)."""
-    s = setup or settings()
-    x = batching.pad(sequences, maxlen=s.recipe.train_timesteps)
-    model = models.sequence_classifier(vocab_size, embedding_dim=s.sizes.embedding_dim,
-                                       units=s.sizes.units, timesteps=s.recipe.train_timesteps,
-                                       seed=config.seed(5))
-    model.compile(optimizer=s.recipe.optimizer, loss="binary_crossentropy",
-                  metrics=["accuracy"])
-    config.set_seed(config.seed(6))  # the order of the fit's batches
-    model.fit(x, np.asarray(labels), epochs=s.sizes.epochs, batch_size=s.recipe.batch_size,
-              verbose=0)
-    return model
-
-
-def free_length_classifier(vocab_size: int, setup: Settings[Sizes, Recipe] | None = None
-                           ) -> keras.Model:
-    """The classifier of :func:`train_fixed_length` built on ``shape=(None,)``, untrained.
-
-    The same builder with ``timesteps=None``, so its layer names match the fixed-length
-    model's: ``models.copy_weights_by_name(fixed, free_length_classifier(...))`` moves the
-    trained weights into a model that takes any length.
-    """
-    s = setup or settings()
-    return models.sequence_classifier(vocab_size, embedding_dim=s.sizes.embedding_dim,
-                                      units=s.sizes.units)
-
-
 def max_prediction_diff(first: keras.Model, second: keras.Model, x: np.ndarray) -> float:
-    """Largest absolute difference between two models' ``predict`` on the same input ``x``."""
-    return float(np.abs(first.predict(x, verbose=0) - second.predict(x, verbose=0)).max())
+    """Largest absolute difference between two models' outputs on the same input ``x``.
+
+    Calls the models directly (inference mode) rather than through ``predict``, so that no
+    prediction function is traced for them: TensorFlow warns about "retracing" once many
+    models' ``predict`` functions have been traced in one process.
+    """
+    return float(np.abs(np.asarray(first(x, training=False))
+                        - np.asarray(second(x, training=False))).max())
 
 
 def tagger_predictions(tagger: keras.Model, sequences: Sequence, batch_size: int = 16
@@ -563,11 +387,12 @@ def tagger_predictions(tagger: keras.Model, sequences: Sequence, batch_size: int
 
     Returns:
         ``(as_array, as_ragged, widths)``: ``predict`` on the sequences padded to the
-        longest, ``(n, max length, tags)``; ``predict`` on a ``per_batch`` padded
+        longest, in one batch, ``(n, max length, tags)``; ``predict`` on a ``per_batch`` padded
         ``tf.data`` pipeline, a ``tf.RaggedTensor`` ``(n, None, tags)``; and each
         sequence's padded width in that pipeline (its batch's width), in order.
     """
-    as_array = tagger.predict(batching.pad(sequences), verbose=0)
+    padded = text.pad(sequences)
+    as_array = tagger.predict(padded, batch_size=len(padded), verbose=0)  # one batch shape
     per_batch = batching.padded_dataset(sequences, np.zeros(len(sequences)), batch_size,
                                         "per_batch", shuffle=False)
     as_ragged = tagger.predict(per_batch.map(lambda x, y: x), verbose=0)
@@ -596,59 +421,3 @@ def ragged_input_errors(ragged: tf.RaggedTensor, kind: str = "lstm", units: int 
         return [f"{type(err).__name__}: {line.strip()}" for line in message.splitlines()
                 if "ragged" in line.lower()]
     return []
-
-
-# --------------------------------------------------------------------------- timing
-
-
-@dataclass(frozen=True)
-class EpochTimes:
-    """Wall time of one training epoch per batching strategy (interleaved repeats).
-
-    Attributes:
-        seconds: ``{strategy: (epoch seconds per repeat, ...)}``.
-        counts: ``{strategy: PaddingCount}`` of the strategy's batches (load-independent).
-    """
-
-    seconds: dict[str, tuple[float, ...]]
-    counts: dict[str, batching.PaddingCount] = field(default_factory=dict)
-
-    def median(self, strategy: str) -> float:
-        return statistics.median(self.seconds[strategy])
-
-    def ratio(self, strategy: str, base: str = "global_max") -> tuple[float, float, float]:
-        """``(median, min, max)`` of ``base / strategy`` over the repeats (paired)."""
-        ratios = [b / s for b, s in zip(self.seconds[base], self.seconds[strategy],
-                                        strict=True)]
-        return statistics.median(ratios), min(ratios), max(ratios)
-
-
-def epoch_times(sequences: Sequence, labels, batch_size: int = 32, units: int = 16,
-                embedding_dim: int = 16, strategies: Sequence[str] = batching.STRATEGIES,
-                maxlen: int | None = None, seed: int = 0, repeats: int = 3) -> EpochTimes:
-    """Time one training epoch of the same classifier under each batching strategy.
-
-    One :func:`rnncourse.models.sequence_classifier` (``None`` timesteps) trains on every
-    strategy's dataset: one batch each first (so tracing is not timed), then ``repeats``
-    rounds of one full epoch per strategy, interleaved so that a burst of load on a shared
-    machine hits all strategies alike. Wall clock: for ``benchmarks/``, never for an assert.
-    """
-    arrays = batching.validate_sequences(sequences, labels)
-    labels = np.asarray(labels, dtype="float32")
-    vocab = int(max(a.max() for a in arrays)) + 1
-    model = models.sequence_classifier(vocab, embedding_dim=embedding_dim, units=units,
-                                       seed=seed)
-    model.compile(optimizer="adam", loss="binary_crossentropy")
-    datasets = {strategy: batching.padded_dataset(arrays, labels, batch_size, strategy,
-                                                  seed=seed, maxlen=maxlen)
-                for strategy in strategies}
-    counts = {strategy: batching.count_padding(ds) for strategy, ds in datasets.items()}
-    for ds in datasets.values():
-        model.fit(ds.take(1), epochs=1, verbose=0, shuffle=False)
-    seconds: dict[str, list[float]] = {strategy: [] for strategy in strategies}
-    for _ in range(repeats):
-        for strategy, ds in datasets.items():
-            start = time.perf_counter()
-            model.fit(ds, epochs=1, verbose=0, shuffle=False)
-            seconds[strategy].append(time.perf_counter() - start)
-    return EpochTimes({k: tuple(v) for k, v in seconds.items()}, counts)

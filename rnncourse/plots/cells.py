@@ -15,35 +15,35 @@ LABELS = {"simple_rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 
 
 def plot_learning_curves(test_mse: Mapping[str, Sequence[float]], baseline: float,
-                         timesteps: int, steps_per_epoch: int = 1,
+                         timesteps: int, every: int = 1,
                          target: float | None = None) -> Figure:
     """Test MSE against Adam steps, one line per cell, with the constant-predictor baseline.
 
     Args:
-        test_mse: ``{cell: [mse after epoch 1, 2, ...]}`` (cells ``"lstm"``, ``"gru"``,
-            ``"simple_rnn"``); a line may stop early (training stopped at the target).
+        test_mse: ``{cell: [mse after every, 2 * every, ... Adam steps]}`` (cells ``"lstm"``,
+            ``"gru"``, ``"simple_rnn"``); a line may stop early (training stopped at the
+            target).
         baseline: MSE of the best constant prediction (1/6 on the adding problem).
         timesteps: sequence length, for the title.
-        steps_per_epoch: Adam steps per epoch (the x axis counts steps); 1 counts epochs.
+        every: Adam steps between two measurements (the x axis counts steps).
         target: optional MSE below which a cell counts as having learned (dotted line).
     """
     if not test_mse:
-        raise ValueError("test_mse is empty: pass {cell: [mse per epoch]}")
-    if steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+        raise ValueError("test_mse is empty: pass {cell: [mse per measurement]}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
     fig, ax = new_figure()
     for cell, values in test_mse.items():
-        x = steps_per_epoch * np.arange(1, len(values) + 1)
-        ax.plot(x, values, marker="o", markersize=3, color=COLORS.get(cell, COLORS["other"]),
-                label=LABELS.get(cell, cell))
+        x = every * np.arange(1, len(values) + 1)
+        ax.plot(x, values, marker="o" if len(values) <= 40 else None, markersize=3,
+                color=COLORS.get(cell, COLORS["other"]), label=LABELS.get(cell, cell))
     ax.axhline(baseline, color=COLORS["baseline"], linestyle="--",
                label=f"constant prediction (MSE {baseline:.3f})")
     if target is not None:
         ax.axhline(target, color=COLORS["baseline"], linestyle=":",
                    label=f"target (MSE {target:.3f})")
     ax.set_yscale("log")
-    ax.set_xlabel("Adam steps (same recipe for every cell)" if steps_per_epoch > 1
-                  else "epoch")
+    ax.set_xlabel("Adam steps (same recipe for every cell)")
     ax.set_ylabel("test MSE (log scale)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
