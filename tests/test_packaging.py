@@ -98,10 +98,21 @@ def install_cell_source() -> str:
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     return ("# In Colab or Binder, install the book's companion package first: the version\n"
             "# that built this page. (A local checkout after `make book` already has it.)\n"
+            "# If pip replaces TensorFlow or Keras, it says so: restart the runtime then.\n"
             "try:\n"
             "    import rnncourse  # noqa: F401\n"
             "except ModuleNotFoundError:\n"
-            f'    %pip install --quiet "rnncourse @ git+{url}@v{rnncourse.__version__}"')
+            "    import importlib.metadata as md\n"
+            "\n"
+            "    def tf_keras():\n"
+            "        return [d.version for name in ('tensorflow', 'keras')\n"
+            "                for d in md.distributions(name=name)]\n"
+            "\n"
+            "    before = tf_keras()\n"
+            f'    %pip install --quiet "rnncourse @ git+{url}@v{rnncourse.__version__}"\n'
+            "    if tf_keras() != before:\n"
+            "        print('pip replaced TensorFlow or Keras: restart the runtime (Colab: '\n"
+            "              'Runtime > Restart session), then run this notebook from the top.')")
 
 
 def test_every_chapter_starts_with_the_install_cell():
