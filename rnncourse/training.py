@@ -1,11 +1,12 @@
 """Training loops, gradient accumulation and sequence-labelling metrics.
 
-The general tools behind the chapter *Training loops and sequence labelling* (its
-experiments live in :mod:`rnncourse.chapters.ch06_training`):
+The general tools behind the chapter *Training loops and sequence labelling*, whose page
+(``book/06_training_loops.ipynb``) writes out every loop it trains:
 
 * loops: :func:`fit_per_example` (the loop people write first: ``model.fit`` once per
   example) next to :func:`fit_minibatches` (one ``fit`` call), both returning a
-  :class:`LoopHistory` with the loss of every optimizer step (:class:`StepLosses`), and
+  :class:`LoopHistory` with the loss of every optimizer step (:class:`StepLosses` records
+  it inside any ``fit``), and
   :func:`roughness`, how jagged a loss curve is;
 * gradient accumulation with ``tf.GradientTape``: :func:`accumulated_gradients` and
   :func:`accumulate_and_apply`, which handle the ``tf.IndexedSlices`` gradients of an
