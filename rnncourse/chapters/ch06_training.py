@@ -51,7 +51,7 @@ class Sizes:
         loop_examples: training tweets the per-example ``fit`` loop runs on.
         loop_epochs: epochs of the loop comparison.
         tagger_tweets: tweets used for the tagger (training + validation).
-        tagger_epochs: most epochs of a tagger run (early stopping usually ends it sooner).
+        tagger_epochs: most epochs of a tagger run (early stopping may end it sooner).
         units: LSTM units per direction of the tagger and the reader's model.
         repeats: seeds per tagger variant.
     """
