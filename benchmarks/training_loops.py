@@ -48,7 +48,10 @@ def main() -> None:
         tagger = models.sequence_tagger(len(encoding.vocab), len(tweets.tag_names),
                                         units=args.units, embeddings=encoding.embeddings,
                                         seed=config.seed(1))
-        return ch06.compile_tagger(tagger, setup.recipe.optimizer, setup.recipe.learning_rate)
+        tagger.compile(optimizer=training.optimizer(setup.recipe.optimizer,
+                                                    setup.recipe.learning_rate),
+                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return tagger
 
     loop_s, batch_s = [], []
     for _ in range(args.repeats):

@@ -1,11 +1,12 @@
 """Training loops, gradient accumulation and sequence-labelling metrics.
 
-The general tools behind the chapter *Training loops and sequence labelling* (its
-experiments live in :mod:`rnncourse.chapters.ch06_training`):
+The general tools behind the chapter *Training loops and sequence labelling*, whose page
+(``book/06_training_loops.ipynb``) writes out every loop it trains:
 
 * loops: :func:`fit_per_example` (the loop people write first: ``model.fit`` once per
   example) next to :func:`fit_minibatches` (one ``fit`` call), both returning a
-  :class:`LoopHistory` with the loss of every optimizer step (:class:`StepLosses`), and
+  :class:`LoopHistory` with the loss of every optimizer step (:class:`StepLosses` records
+  it inside any ``fit``), and
   :func:`roughness`, how jagged a loss curve is;
 * gradient accumulation with ``tf.GradientTape``: :func:`accumulated_gradients` and
   :func:`accumulate_and_apply`, which handle the ``tf.IndexedSlices`` gradients of an
@@ -22,12 +23,14 @@ positions carry tag 0 in ``y`` and are masked out of loss and metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnncourse import _checks
 from rnncourse.config import quiet_tensorflow
 from rnncourse.progress import progress
 from rnncourse.text import OUTSIDE, PAD
@@ -49,11 +52,6 @@ OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
 """Optimizer names accepted by :func:`optimizer`."""
 
 
-def _check_count(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 # ----------------------------------------------------------------------------- optimizer
 def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float,
               **kwargs) -> keras.optimizers.Optimizer:
@@ -62,26 +60,23 @@ def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float,
     Args:
         name: ``"adam"``, ``"sgd"``, ``"rmsprop"`` or ``"adamw"`` (see :data:`OPTIMIZERS`);
             an optimizer instance is returned unchanged (``kwargs`` must then be empty).
-        learning_rate: a positive float or a ``keras.optimizers.schedules`` schedule.
+        learning_rate: a positive finite number or a ``keras.optimizers.schedules``
+            schedule.
         **kwargs: any other argument of the optimizer, e.g.
-            ``gradient_accumulation_steps=4``, ``clipnorm=1.0``.
+            ``gradient_accumulation_steps=4`` (an int >= 2: Keras 3.15 silently reads 0 as
+            "no accumulation"), ``clipnorm=1.0``.
     """
     if isinstance(name, keras.optimizers.Optimizer):
         if kwargs:
-            raise ValueError(f"name is already an optimizer; pass {sorted(kwargs)} when "
-                             "building it, or pass a name")
+            _checks.fail("name", f"is already an optimizer; pass {sorted(kwargs)} when "
+                                 "building it, or pass a name")
         return name
-    if name not in OPTIMIZERS:
-        raise ValueError(f"name must be one of {sorted(OPTIMIZERS)} or an optimizer "
-                         f"instance, not {name!r}")
-    schedule = isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
-    if not schedule and (isinstance(learning_rate, bool)
-                         or not isinstance(learning_rate, (int, float, np.floating))
-                         or not learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number or a schedule, got "
-                         f"{learning_rate!r}")
-    if not schedule:
-        learning_rate = float(learning_rate)  # Keras refuses NumPy scalars (np.float32(1e-3))
+    name = _checks.choice(name, "name", OPTIMIZERS)
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        learning_rate = _checks.number(learning_rate, "learning_rate")  # Keras refuses NumPy
+    if kwargs.get("gradient_accumulation_steps") is not None:  # Keras reads 0 as "off"
+        kwargs["gradient_accumulation_steps"] = _checks.count(
+            kwargs["gradient_accumulation_steps"], "gradient_accumulation_steps", minimum=2)
     return OPTIMIZERS[name](learning_rate=learning_rate, **kwargs)
 
 
@@ -102,9 +97,32 @@ class LoopHistory:
     step_losses: np.ndarray
     step_sizes: np.ndarray
     epoch_losses: np.ndarray
-    epoch_seconds: np.ndarray
+    epoch_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     val_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     fit_calls: int = 1
+
+    @classmethod
+    def from_steps(cls, step_losses: Sequence[float], step_sizes: Sequence[int] | None = None,
+                   epochs: int = 1, fit_calls: int = 1) -> LoopHistory:
+        """The history of a loop that logged one loss per step, e.g. per-example ``fit`` calls.
+
+        Args:
+            step_losses: (steps,) loss of each step, ``epochs`` epochs of equal steps.
+            step_sizes: (steps,) examples in each step (default: 1 each).
+            epochs: epochs the steps cover; each epoch's loss is the example-weighted mean.
+            fit_calls: ``model.fit`` calls the loop made.
+        """
+        losses = _checks.array(step_losses, "step_losses", ndim=1).astype(np.float64)
+        sizes = (np.ones(len(losses), dtype=int) if step_sizes is None
+                 else _checks.ids(step_sizes, "step_sizes", ndim=1))
+        epochs = _checks.count(epochs, "epochs")
+        if len(sizes) != len(losses) or len(losses) % epochs:
+            _checks.fail("step_losses", f"holds {len(losses)} losses for {len(sizes)} step "
+                                        f"sizes and {epochs} epochs of equal steps")
+        per_epoch = (losses * sizes).reshape(epochs, -1).sum(axis=1)
+        return cls(step_losses=losses, step_sizes=sizes,
+                   epoch_losses=per_epoch / sizes.reshape(epochs, -1).sum(axis=1),
+                   fit_calls=_checks.count(fit_calls, "fit_calls"))
 
     @property
     def steps_per_epoch(self) -> int:
@@ -116,12 +134,31 @@ class LoopHistory:
         return np.cumsum(self.step_sizes)
 
 
-def _check_xy(x, y) -> None:
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}; pass one target per "
-                         "input")
+def _examples(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` as arrays with one target per example; labels that TF would refuse deep
+    inside ``fit`` (bools, negative ids such as PyTorch's ``-100`` padding) refused here."""
+    x, y = _checks.array(x, "x"), _checks.array(y, "y")
     if len(x) == 0:
-        raise ValueError("x holds no examples to train on")
+        _checks.fail("x", "holds no examples to train on")
+    if len(x) != len(y):
+        _checks.fail("y", f"has {len(y)} targets but x has {len(x)} examples; pass one "
+                          "target per input")
+    if y.dtype.kind in "biu":
+        y = _labels(y, "y")
+    return x, y
+
+
+def _labels(y, argument: str) -> np.ndarray:
+    """Integer class ids: no bools, no negative ids (mask padding, do not label it -100)."""
+    y = _checks.array(y, argument)
+    if y.dtype.kind == "b":
+        _checks.fail(argument, "holds bools; pass int class ids (y.astype('int32'))",
+                     TypeError)
+    if y.size and y.dtype.kind in "iu" and y.min() < 0:
+        _checks.fail(argument, f"holds the label {int(y.min())}; class ids start at 0. Keras "
+                               "ignores no label value: put tag 0 at padding and let the "
+                               "mask of x == 0 drop it from loss and metrics")
+    return y
 
 
 def fit_per_example(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 1,
@@ -139,8 +176,8 @@ def fit_per_example(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: in
         epochs: passes over the data.
         validation_data: optional (x_val, y_val), evaluated after each epoch.
     """
-    _check_xy(x, y)
-    _check_count("epochs", epochs)
+    x, y = _examples(x, y)
+    epochs = _checks.count(epochs, "epochs")
     losses, seconds, val = [], [], []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -171,9 +208,8 @@ class StepLosses(keras.callbacks.Callback):
 
     def __init__(self, n_examples: int, batch_size: int) -> None:
         super().__init__()
-        _check_count("n_examples", n_examples)
-        _check_count("batch_size", batch_size)
-        self.n_examples, self.batch_size = n_examples, batch_size
+        self.n_examples = _checks.count(n_examples, "n_examples")
+        self.batch_size = _checks.count(batch_size, "batch_size")
         self.losses, self.sizes, self.epoch_seconds = [], [], []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -191,6 +227,12 @@ class StepLosses(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
 
+    def history(self) -> LoopHistory:
+        """What was recorded, as a :class:`LoopHistory` (one ``fit`` call)."""
+        epochs = max(1, len(self.epoch_seconds))
+        result = LoopHistory.from_steps(self.losses, self.sizes, epochs=epochs)
+        return dataclasses.replace(result, epoch_seconds=np.asarray(self.epoch_seconds))
+
 
 def fit_minibatches(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 1,
                     batch_size: int = 32, validation_data=None, shuffle: bool = True,
@@ -206,9 +248,9 @@ def fit_minibatches(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: in
         shuffle: reshuffle the examples every epoch.
         callbacks: extra Keras callbacks (e.g. :class:`EpochProgress`, ``EarlyStopping``).
     """
-    _check_xy(x, y)
-    _check_count("epochs", epochs)
-    _check_count("batch_size", batch_size)
+    x, y = _examples(x, y)
+    epochs = _checks.count(epochs, "epochs")
+    batch_size = _checks.count(batch_size, "batch_size")
     recorder = StepLosses(len(x), batch_size)
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                         validation_data=validation_data, verbose=0,
@@ -226,12 +268,11 @@ def roughness(losses: Sequence[float]) -> float:
     Args:
         losses: (steps,) a loss per optimizer step, at least 3 finite values.
     """
-    losses = np.asarray(losses, dtype=np.float64)
-    if losses.ndim != 1 or len(losses) < 3:
-        raise ValueError(f"losses must be a 1-D curve of at least 3 values, got shape "
-                         f"{losses.shape}")
+    losses = _checks.array(losses, "losses", ndim=1, kinds="iuf").astype(np.float64)
+    if len(losses) < 3:
+        _checks.fail("losses", f"must hold at least 3 values, got {len(losses)}")
     if not np.isfinite(losses).all():
-        raise ValueError("losses hold NaN or infinite values; the run diverged")
+        _checks.fail("losses", "hold NaN or infinite values; the run diverged")
     return float(np.std(np.diff(losses)))
 
 
@@ -252,8 +293,8 @@ def add_gradients(a, b):
     if a is None:
         return b
     if b is None:
-        raise ValueError("b is None: the variable got no gradient in this micro-batch; "
-                         "check that it is connected to the loss")
+        _checks.fail("b", "is None: the variable got no gradient in this micro-batch; check "
+                          "that it is connected to the loss")
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
         return tf.IndexedSlices(tf.concat([a.values, b.values], axis=0),
                                 tf.concat([a.indices, b.indices], axis=0), a.dense_shape)
@@ -276,8 +317,7 @@ def deduplicate(g):
 
 def scale_gradient(g, factor: float):
     """``factor * g`` for a dense gradient or ``tf.IndexedSlices``."""
-    if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)):
-        raise TypeError(f"factor must be a number, got {type(factor).__name__}")
+    factor = _checks.number(factor, "factor", low=None)
     if isinstance(g, tf.IndexedSlices):
         return tf.IndexedSlices(g.values * factor, g.indices, g.dense_shape)
     return g * factor
@@ -302,21 +342,22 @@ def accumulated_gradients(model: keras.Model, micro_batches: Iterable[tuple],
     Returns:
         (gradients aligned with ``model.trainable_variables``, mean loss).
     """
-    if weighting not in ("batch", "token"):
-        raise ValueError(f"weighting must be 'batch' or 'token', not {weighting!r}")
+    weighting = _checks.choice(weighting, "weighting", ("batch", "token"))
     variables = model.trainable_variables
     totals, loss_total, weight_total = [None] * len(variables), 0.0, 0.0
     for k, pair in enumerate(micro_batches):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ValueError(f"micro_batches[{k}] must be an (x, y) pair")
-        x, y = tf.convert_to_tensor(pair[0]), tf.convert_to_tensor(pair[1])
+            _checks.fail("micro_batches", f"item {k} must be an (x, y) pair")
+        x = tf.convert_to_tensor(pair[0])
+        y = tf.convert_to_tensor(_labels(pair[1], "micro_batches"))
         if x.shape.rank != 2 or tuple(x.shape) != tuple(y.shape):
-            raise ValueError(f"micro_batches[{k}]: x {tuple(x.shape)} and y "
-                             f"{tuple(y.shape)} must both be (batch, timesteps)")
+            _checks.fail("micro_batches", f"item {k}: x {tuple(x.shape)} and y "
+                                          f"{tuple(y.shape)} must both be (batch, timesteps)")
         mask = tf.cast(x != PAD, "float32") if x.dtype.is_integer else tf.ones(tf.shape(y))
         tokens = float(tf.reduce_sum(mask))
         if tokens == 0:
-            raise ValueError(f"micro_batches[{k}] holds only padding; drop all-padding rows")
+            _checks.fail("micro_batches", f"item {k} holds only padding; drop all-padding "
+                                          "rows")
         with tf.GradientTape() as tape:
             probabilities = model(x, training=True)
             per_token = keras.losses.sparse_categorical_crossentropy(y, probabilities)
@@ -327,7 +368,7 @@ def accumulated_gradients(model: keras.Model, micro_batches: Iterable[tuple],
         loss_total += float(loss)
         weight_total += tokens if weighting == "token" else 1.0
     if weight_total == 0:
-        raise ValueError("micro_batches is empty; pass at least one (x, y) pair")
+        _checks.fail("micro_batches", "is empty; pass at least one (x, y) pair")
     grads = [deduplicate(scale_gradient(g, 1.0 / weight_total)) for g in totals]
     return grads, loss_total / weight_total
 
@@ -340,8 +381,9 @@ def accumulate_and_apply(model: keras.Model, micro_batches: Iterable[tuple],
     Returns the mean loss. See :func:`accumulated_gradients` for shapes and ``weighting``.
     """
     if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError(f"optimizer must be a keras optimizer, got {type(optimizer).__name__}; "
-                        "build one with rnncourse.training.optimizer('sgd', 0.1)")
+        _checks.fail("optimizer", f"must be a keras optimizer, got {type(optimizer).__name__}; "
+                                  "build one with rnncourse.training.optimizer('sgd', 0.1)",
+                     TypeError)
     grads, loss = accumulated_gradients(model, micro_batches, weighting)
     optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
     return loss
@@ -359,61 +401,55 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
     Raises:
         ValueError: shapes that disagree, a mask with no token, or tag ids in ``y_true``
             outside ``0 .. num_tags - 1``.
+        TypeError: bool or float tags in ``y_true``.
     """
-    y_true, mask = np.asarray(y_true), np.asarray(mask, dtype=bool)
-    probabilities = np.asarray(probabilities)
-    if (y_true.shape != mask.shape or probabilities.ndim != 3
-            or probabilities.shape[:2] != y_true.shape):
-        raise ValueError(f"shapes disagree: y_true {y_true.shape}, mask {mask.shape}, "
-                         f"probabilities {probabilities.shape}; expected (batch, timesteps) "
-                         "and (batch, timesteps, num_tags)")
+    y_true = _labels(_checks.array(y_true, "y_true", kinds="biu"), "y_true")
+    mask = _checks.array(mask, "mask").astype(bool)
+    probabilities = _checks.array(probabilities, "probabilities", ndim=3)
+    if y_true.shape != mask.shape or probabilities.shape[:2] != y_true.shape:
+        _checks.fail("probabilities", f"shapes disagree: y_true {y_true.shape}, mask "
+                                      f"{mask.shape}, probabilities {probabilities.shape}; "
+                                      "expected (batch, timesteps) and (batch, timesteps, "
+                                      "num_tags)")
     if not mask.any():
-        raise ValueError("the mask selects no token (all-padding batch); pass mask=x != 0 for "
-                         "the token ids x, and drop all-padding rows")
+        _checks.fail("mask", "selects no token (all-padding batch); pass mask=x != 0 for the "
+                             "token ids x, and drop all-padding rows")
     real = y_true[mask]
-    if real.min() < 0 or real.max() >= probabilities.shape[-1]:
-        raise ValueError(f"y_true holds tag ids {int(real.min())}..{int(real.max())} but "
-                         f"probabilities has {probabilities.shape[-1]} tags (ids 0.."
-                         f"{probabilities.shape[-1] - 1}); encode y_true with the tag names "
-                         "the model was trained on")
+    if real.max() >= probabilities.shape[-1]:
+        _checks.fail("y_true", f"holds tag ids {int(real.min())}..{int(real.max())} but "
+                               f"probabilities has {probabilities.shape[-1]} tags (ids 0.."
+                               f"{probabilities.shape[-1] - 1}); encode y_true with the tag "
+                               "names the model was trained on")
     correct = np.argmax(probabilities, axis=-1) == y_true
     return float(correct[mask].mean())
 
 
 def predict_tags(model: keras.Model, x: np.ndarray, tag_names: Sequence[str],
-                 lengths: Sequence[int] | None = None, batch_size: int = 256
-                 ) -> list[list[str]]:
-    """Most likely tag of every real token.
+                 batch_size: int = 256) -> list[list[str]]:
+    """Most likely tag of every real token (id != 0), wherever the padding is.
 
     Args:
         model: a tagger with (batch, timesteps, num_tags) output.
-        x: (n, timesteps) int token ids, 0 as padding.
+        x: (n, timesteps) int token ids, 0 as padding (before or after the tokens).
         tag_names: id -> tag name (``num_tags`` of them).
-        lengths: real length of each sentence (default: count of non-zero ids).
         batch_size: examples per prediction batch (an int >= 1).
 
     Returns:
-        ``n`` lists of tag names, one per real token.
+        ``n`` lists of tag names, one per real token, in order.
 
     Raises:
-        ValueError: ``x`` not 2-D, a bad ``batch_size``, ``lengths`` that are not one int
-            per row within ``0 .. timesteps``, or a model with another number of tags.
+        ValueError: ``x`` not 2-D or with negative ids, a bad ``batch_size``, or a model
+            with another number of tags.
     """
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"x must be (n, timesteps) token ids, got shape {x.shape}")
-    _check_count("batch_size", batch_size)
-    lengths = (x != PAD).sum(axis=1) if lengths is None else np.asarray(lengths)
-    if lengths.shape != (len(x),) or lengths.dtype.kind not in "iu" or (lengths < 0).any() \
-            or (lengths > x.shape[1]).any():
-        raise ValueError(f"lengths must hold one length in 0..{x.shape[1]} per row of x "
-                         f"({len(x)} rows), as ints")
+    x = _checks.ids(x, "x", ndim=2)
+    batch_size = _checks.count(batch_size, "batch_size")
     probabilities = model.predict(x, batch_size=batch_size, verbose=0)
     if probabilities.shape[-1] != len(tag_names):
-        raise ValueError(f"the model predicts {probabilities.shape[-1]} tags but tag_names "
-                         f"has {len(tag_names)}; pass the tag names the model was trained on")
+        _checks.fail("tag_names", f"has {len(tag_names)} names but the model predicts "
+                                  f"{probabilities.shape[-1]} tags; pass the tag names the "
+                                  "model was trained on")
     ids = np.argmax(probabilities, axis=-1)
-    return [[tag_names[t] for t in row[:n]] for row, n in zip(ids, lengths, strict=True)]
+    return [[tag_names[t] for t in row[real]] for row, real in zip(ids, x != PAD, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -430,29 +466,36 @@ class EntityScores:
                 f"F1 {self.f1:.3f}")
 
 
-def _check_tag_lists(true_tags, predicted_tags) -> None:
+def _tag_lists(true_tags, predicted_tags) -> tuple[list[list[str]], list[list[str]]]:
+    true_tags = _checks.token_lists(true_tags, "true_tags")
+    predicted_tags = _checks.token_lists(predicted_tags, "predicted_tags")
     if len(true_tags) != len(predicted_tags):
-        raise ValueError(f"{len(true_tags)} true and {len(predicted_tags)} predicted "
-                         "sentences; predict one tag list per sentence")
+        _checks.fail("predicted_tags", f"holds {len(predicted_tags)} sentences for "
+                                       f"{len(true_tags)} true ones; predict one tag list "
+                                       "per sentence")
     for i, (t, p) in enumerate(zip(true_tags, predicted_tags, strict=True)):
-        if isinstance(t, str) or isinstance(p, str):
-            raise ValueError(f"sentence {i} is a string; pass one list of tags per sentence")
         if len(t) != len(p):
-            raise ValueError(f"sentence {i}: {len(t)} true tags, {len(p)} predicted; "
-                             "trim predictions to the real length (see predict_tags)")
+            _checks.fail("predicted_tags", f"sentence {i}: {len(t)} true tags, {len(p)} "
+                                           "predicted; trim predictions to the real tokens "
+                                           "(see predict_tags)")
+    return true_tags, predicted_tags
 
 
 def entity_scores(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]
                   ) -> EntityScores:
     """Entity precision, recall and F1 (micro-averaged) with ``seqeval``, CoNLL rules.
 
+    With no entity in either list every score is 0, as ``conlleval`` reports (``seqeval``'s
+    report itself fails on that case).
+
     Args:
         true_tags, predicted_tags: one list of BIO tags per sentence, of equal lengths.
     """
     from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
-    _check_tag_lists(true_tags, predicted_tags)
-    true_tags, predicted_tags = [list(t) for t in true_tags], [list(p) for p in predicted_tags]
+    true_tags, predicted_tags = _tag_lists(true_tags, predicted_tags)
+    if all(tag == OUTSIDE for tags in (*true_tags, *predicted_tags) for tag in tags):
+        return EntityScores(0.0, 0.0, 0.0, "no entity in true_tags or predicted_tags")
     kwargs = {"zero_division": 0}
     return EntityScores(
         precision=float(precision_score(true_tags, predicted_tags, **kwargs)),
@@ -465,7 +508,8 @@ def entity_scores(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[S
 def entity_type(tag: str) -> str:
     """``"B-person"`` -> ``"person"``; ``"O"`` -> ``"O"``."""
     if not isinstance(tag, str):
-        raise TypeError(f"tag must be a string such as 'B-person', got {type(tag).__name__}")
+        _checks.fail("tag", f"must be a string such as 'B-person', got {type(tag).__name__}",
+                     TypeError)
     return tag.split("-", 1)[1] if "-" in tag else tag
 
 
@@ -480,7 +524,7 @@ def type_confusion(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[
         ``counts``: (types, types) int, rows true type, columns predicted type;
         ``names``: the types, ``"O"`` last.
     """
-    _check_tag_lists(true_tags, predicted_tags)
+    true_tags, predicted_tags = _tag_lists(true_tags, predicted_tags)
     pairs = [(entity_type(t), entity_type(p))
              for ts, ps in zip(true_tags, predicted_tags, strict=True)
              for t, p in zip(ts, ps, strict=True)]

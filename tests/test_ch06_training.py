@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rnncourse import config, glove, models, plots, text, training
+from rnncourse import config, glove, plots, text, training
 from rnncourse.chapters import Settings
 from rnncourse.chapters import ch06_training as ch06
 from rnncourse.plots import training as training_plots
 
 config.quiet_tensorflow()
 
-import tensorflow as tf  # noqa: E402
-from test_training import STEPS, TAGS, VOCAB, ids  # noqa: E402  (tests/ is on the path)
-
 TINY = Settings(scale="ci", seed=0, recipe=ch06.RECIPE,
                 sizes=ch06.Sizes(loop_examples=3, loop_epochs=2, tagger_tweets=12,
                                  tagger_epochs=1, units=4, repeats=2))
-
-
-def tiny_tagger(seed: int = 0) -> tf.keras.Model:
-    return models.sequence_tagger(VOCAB, TAGS, units=4, embedding_dim=6, seed=seed)
 
 
 def tiny_tweets() -> ch06.Tweets:
@@ -101,15 +95,6 @@ def test_perfect_predictions_score_badly_on_mse():
     assert scores["accuracy"] == 1.0 and scores["mse"] > 0.5
 
 
-def test_output_sums_softmax_vs_sigmoid():
-    x = np.random.default_rng(0).normal(size=(2, STEPS, 3)).astype("float32")
-    sigmoid = ch06.reader_tagger(STEPS, 3, num_classes=TAGS, units=4)
-    softmax = ch06.reader_tagger(STEPS, 3, num_classes=TAGS, units=4, activation="softmax",
-                                 metric="accuracy")
-    assert np.allclose(ch06.output_sums(softmax, x), 1.0, atol=1e-5)
-    assert np.abs(ch06.output_sums(sigmoid, x) - 1.0).min() > 0.5
-
-
 def test_format_tagged_marks_entities_and_wraps():
     out = ch06.format_tagged(["I", "love", "Paris"], ["O", "O", "B-geo-loc"],
                              ["O", "B-person", "B-geo-loc"])
@@ -123,63 +108,46 @@ def test_format_tagged_marks_entities_and_wraps():
     assert "".join(wrapped.split()) == "".join(f"[{url} B-url|O] is here".split())
 
 
-@pytest.mark.parametrize("optimizer,learning_rate", [("sgd", 0.5), ("adam", 0.01)])
-def test_gradient_accumulation_equivalence(optimizer, learning_rate):
-    x, y = ids(16, seed=4)  # no padding: every micro-batch holds the same number of tokens
-    result = ch06.accumulation_comparison(tiny_tagger, x, y, steps=4, optimizer=optimizer,
-                                          learning_rate=learning_rate, run_eagerly=True)
-    emb, other = result.diffs["custom-accumulated"]
-    assert max(emb, other) < 1e-5, result  # our tape loop == Keras' accumulation
-    assert result.moved > 1e-3
-    assert result.diffs["separate-big"][1] > 10 * result.diffs["accumulated-big"][1]
-    if optimizer == "sgd":  # linear update: accumulation == one big step
-        assert max(result.diffs["accumulated-big"]) < 1e-5, result
-    else:  # LSTM/dense agree; Adam squares each repeated row of the sparse big-batch gradient
-        assert result.diffs["accumulated-big"][1] < 1e-5, result
-        assert result.diffs["accumulated-big"][0] > 1e-4, result
-    assert "micro-batches" in str(result)
-    with pytest.raises(ValueError, match=">= 2"):
-        ch06.accumulation_comparison(tiny_tagger, x, y, steps=1)
+def test_max_abs_diff():
+    a = [np.zeros((2, 2)), np.ones(3)]
+    assert ch06.max_abs_diff(a, [np.zeros((2, 2)), np.array([1.0, 1.5, 0.75])]) == 0.5
+    assert ch06.max_abs_diff(a, a) == 0.0
 
 
-def test_token_weighting_matches_whole_batch_with_padding():
-    x, y = ids(12, seed=5, padded=True)
-    gaps = ch06.weighting_gap(tiny_tagger(), x, y, steps=3)
-    assert gaps["token"] < 1e-6 * max(1.0, gaps["scale"])
-    assert gaps["batch"] > 100 * gaps["token"]
+# ----------------------------------------------------------------------------- results
+def _run(f1: float, epochs: int) -> ch06.TaggerRun:
+    scores = training.EntityScores(precision=f1, recall=f1, f1=f1, report="")
+    history = {"loss": list(np.linspace(1, 0.5, epochs)), "val_loss": [0.9] * epochs}
+    return ch06.TaggerRun(model=None, history=history, scores=scores, true_tags=[["O"]],
+                          predicted_tags=[["O"]], val_accuracy=0.9)
 
 
-def test_schedule_advances_per_micro_step_under_accumulation():
-    probe = ch06.schedule_under_accumulation(steps=4, updates=2)
-    assert probe.micro_steps == 8 and probe.updates == 2
-    assert probe.learning_rate == pytest.approx(probe.at_micro_steps)
-    assert probe.at_micro_steps < probe.at_updates
-
-
-# ----------------------------------------------------------------------------- training
-def test_tagger_comparison_on_tiny_tweets():
+def test_tagger_comparison_collects_paired_runs():
     tweets = tiny_tweets()
-    result = ch06.run_tagger_comparison(tweets, ["random init", "GloVe, training words"],
-                                        TINY, progress=False)
-    assert len(result.seeds) == 2 and set(result.f1) == {"random init", "GloVe, training words"}
-    for variant, f1 in result.f1.items():
-        assert len(f1) == 2 and all(0.0 <= f <= 1.0 for f in f1)
-        assert result.epochs[variant] == (1, 1)
-    run = result.first["random init"]
-    assert [len(t) for t in run.predicted_tags] == [len(t) for t in run.true_tags]
-    mean, se = result.gap("GloVe, training words", "random init")
-    assert np.isfinite(mean) and se >= 0
-    assert len(result.table()) == 2
+    encodings = {v: ch06.encode_tweets(tweets, v, TINY)
+                 for v in ("random init", "GloVe, training words")}
+    runs = {"random init": [_run(0.1, 2), _run(0.2, 3), _run(0.3, 2)],
+            "GloVe, training words": [_run(0.3, 4), _run(0.3, 2), _run(0.6, 2)]}
+    result = ch06.TaggerComparison.from_runs(runs, (10, 11, 12), encodings)
+    assert result.f1["random init"] == (0.1, 0.2, 0.3)
+    assert result.epochs["GloVe, training words"] == (4, 2, 2)
+    assert result.first["random init"] is runs["random init"][0]
+    mean, se = result.gap("GloVe, training words", "random init")  # differences .2 .1 .3
+    assert mean == pytest.approx(0.2) and se == pytest.approx(0.1 / np.sqrt(3))
+    assert result.mean("random init") == pytest.approx(0.2)
+    assert result.spread("random init") == pytest.approx(0.1)
+    assert [row["variant"] for row in result.table()] == list(runs)
     assert plots.has_data(training_plots.plot_tagger_comparison(result))
+    with pytest.raises(ValueError, match="one run per seed"):
+        ch06.TaggerComparison.from_runs(runs, (10, 11), encodings)
 
 
-def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
-    result = ch06.strategy_comparison(devices=2, examples=16, timesteps=5, batch_size=8,
-                                      epochs=1)
-    assert result["replicas"] == 2
-    assert result["moved"] > 1e-3
-    assert result["max_abs_diff"] < 1e-5, result
-    assert result["loss_mirrored"] == pytest.approx(result["loss_single"], rel=1e-5)
+def test_the_chapter_module_trains_nothing():
+    """Every fit, compile and update of the chapter is on its page, none in the module."""
+    source = Path(ch06.__file__).read_text(encoding="utf-8")
+    for call in (".fit(", ".compile(", "tf.GradientTape", ".apply_gradients(",
+                 ".train_on_batch(", ".apply("):
+        assert call not in source, call
 
 
 # ----------------------------------------------------------------------------- figures
@@ -192,12 +160,8 @@ def _history(steps: int, epochs: int, size: int) -> training.LoopHistory:
 
 
 def test_figures_have_data():
-    loop = ch06.LoopComparison(per_example=_history(10, 2, 1), minibatch=_history(5, 2, 32),
-                               train_tweets=150, subset=10, batch_size=32,
-                               roughness_per_example=1.0, roughness_minibatch=0.1,
-                               output_sums=np.ones(3), perfect={}, padding_share=0.5)
-    assert loop.steps_per_epoch == (150, 5) and loop.fit_calls_per_epoch == (150, 1)
-    assert plots.has_data(training_plots.plot_loop_comparison(loop))
+    per_example, minibatch = _history(10, 2, 1), _history(5, 2, 32)
+    assert plots.has_data(training_plots.plot_loop_comparison(per_example, minibatch, 150, 32))
     result = ch06.AccumulationResult("sgd", 4, 8, {"a-b": (1e-9, 1e-3)}, 0.01)
     assert plots.has_data(training_plots.plot_accumulation([result, result]))
     counts, names = training.type_confusion([["B-person", "O"]], [["B-person", "B-geo-loc"]])

@@ -46,6 +46,15 @@ def test_optimizer_by_name_passes_options():
     assert float(opt.learning_rate) == pytest.approx(0.5)
     same = keras.optimizers.Adam()
     assert training.optimizer(same, 0.1) is same
+    assert training.optimizer("adam", np.float32(1e-3)).learning_rate.dtype is not None
+    assert training.optimizer("adam", 0.1, gradient_accumulation_steps=None) is not None
+
+
+def test_loop_history_from_steps_weights_epochs_by_examples():
+    history = training.LoopHistory.from_steps([1.0, 3.0, 2.0, 2.0], [3, 1, 2, 2], epochs=2)
+    assert history.epoch_losses.tolist() == [1.5, 2.0]
+    assert history.examples_seen.tolist() == [3, 4, 6, 8] and history.steps_per_epoch == 2
+    assert training.LoopHistory.from_steps([1.0, 2.0, 3.0]).step_sizes.tolist() == [1, 1, 1]
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -76,6 +85,17 @@ def test_predict_tags_trims_to_real_length():
     assert all(t in names for row in tags for t in row)
 
 
+def test_predict_tags_reads_the_real_tokens_of_pre_padded_rows():
+    """Padding first: the tags are those predicted at the real tokens, not at the padding."""
+    names = ["O", "B-a", "I-a", "B-b", "I-b"]
+    model = tiny_tagger()
+    row = np.array([[0, 0, 0, 7, 8, 9]], dtype="int32")
+    expected = np.argmax(model.predict(row, verbose=0), axis=-1)[0, 3:]
+    predicted = training.predict_tags(model, row, names)
+    assert predicted == [[names[t] for t in expected]]
+    assert [names.index(t) for t in predicted[0]] == expected.tolist()
+
+
 def test_entity_scores_uses_entity_spans():
     true = [["B-person", "I-person", "O"], ["O", "B-geo-loc"]]
     assert training.entity_scores(true, true).f1 == 1.0
@@ -85,6 +105,12 @@ def test_entity_scores_uses_entity_spans():
     scores = training.entity_scores(true, half)
     assert scores.precision == 0.5 and scores.recall == 0.5
     assert "F1 0.500" in str(scores)
+
+
+def test_entity_scores_without_any_entity_are_zero_as_in_conlleval():
+    scores = training.entity_scores([["O"]], [["O"]])
+    assert (scores.precision, scores.recall, scores.f1) == (0.0, 0.0, 0.0)
+    assert training.entity_scores([["O", "O"]], [["B-a", "O"]]).f1 == 0.0
 
 
 def test_type_confusion_counts_tokens():
@@ -112,6 +138,12 @@ def test_step_losses_are_recovered_from_running_means():
         mean = np.average(history.step_losses[part], weights=history.step_sizes[part])
         assert mean == pytest.approx(history.epoch_losses[epoch], rel=1e-4)
     assert len(history.epoch_seconds) == 2
+    recorder = training.StepLosses(len(x), 4)
+    keras_history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0,
+                              callbacks=[recorder])
+    recorded = recorder.history()  # what the chapter's page calls after its own fit
+    assert recorded.step_sizes.tolist() == [4, 4, 2, 4, 4, 2]
+    assert recorded.epoch_losses == pytest.approx(keras_history.history["loss"], rel=1e-4)
 
 
 def test_step_losses_equal_the_losses_of_separate_evaluations():

@@ -1,18 +1,18 @@
-"""Chapter 6, training loops and the BiLSTM tagger: the chapter's experiments.
+"""Chapter 6, training loops and the BiLSTM tagger: what the page need not show.
 
 Follows the chapter contract of :mod:`rnncourse.chapters`: :class:`Sizes` (what the scale
-changes), one :data:`RECIPE` for both scales, :func:`settings`, and ``run_*`` functions that
-return frozen dataclasses for :mod:`rnncourse.plots.training`.
+changes), one :data:`RECIPE` for both scales and :func:`settings`. Every model, loss,
+optimizer and loop the chapter trains is on its page (``book/06_training_loops.ipynb``);
+this module holds the rest:
 
-* the reader's set-up, deliberately wrong (:func:`reader_layout`, :func:`reader_tagger`) and
-  its per-example loop against mini-batches (:func:`run_loop_comparison`);
-* gradient accumulation against one big step (:func:`accumulation_comparison`,
-  :func:`weighting_gap`) and what a learning-rate schedule sees under Keras'
-  ``gradient_accumulation_steps`` (:func:`schedule_under_accumulation`);
-* the tagger on WNUT-16 tweets with several vocabulary / unknown-word strategies, each over
-  several seeds (:func:`load_tweets`, :func:`encode_tweets`, :func:`run_tagger_comparison`);
-* ``MirroredStrategy`` over two logical CPUs against one device, in a fresh process
-  (:func:`strategy_comparison`).
+* data assembly: the WNUT-16 tweets with their GloVe rows (:func:`load_tweets`), encoded
+  under each vocabulary strategy (:data:`STRATEGIES`, :func:`encode_tweets`), the reader's
+  pre-embedded layout (:func:`reader_layout`) and rows of equal length
+  (:func:`equal_length_rows`);
+* probes and comparisons: :func:`perfect_prediction_scores`, :func:`max_abs_diff`;
+* result dataclasses for :mod:`rnncourse.plots.training`: :class:`AccumulationResult`,
+  :class:`TaggerRun`, :class:`TaggerComparison`; formatting (:func:`format_tagged`) and
+  :func:`quiet_retracing` for the many short ``fit`` calls of the per-example loop.
 """
 
 from __future__ import annotations
@@ -21,30 +21,24 @@ import contextlib
 import logging
 import math
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config, data, glove, models, text, training
+from rnncourse import config, data, glove, text, training
 from rnncourse.chapters import Settings, settings_for
 from rnncourse.config import quiet_tensorflow
-from rnncourse.process import run_fresh
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 __all__ = [
     "Sizes", "SIZES", "Recipe", "RECIPE", "settings", "quiet_retracing", "Tweets",
-    "load_tweets", "Encoding", "run_accumulation",
-    "STRATEGIES", "encode_tweets", "reader_layout", "reader_tagger", "output_sums",
-    "perfect_prediction_scores", "LoopComparison", "run_loop_comparison", "compile_tagger",
-    "equal_length_rows", "AccumulationResult", "accumulation_comparison", "weighting_gap",
-    "ScheduleProbe", "schedule_under_accumulation", "TaggerRun", "train_tagger",
-    "TaggerComparison", "run_tagger_comparison", "format_tagged", "mirrored_check",
-    "strategy_comparison",
+    "load_tweets", "STRATEGIES", "Encoding", "encode_tweets", "reader_layout",
+    "perfect_prediction_scores", "equal_length_rows", "max_abs_diff", "AccumulationResult",
+    "TaggerRun", "TaggerComparison", "format_tagged",
 ]
 
 
@@ -57,7 +51,7 @@ class Sizes:
         loop_examples: training tweets the per-example ``fit`` loop runs on.
         loop_epochs: epochs of the loop comparison.
         tagger_tweets: tweets used for the tagger (training + validation).
-        tagger_epochs: most epochs of a tagger run (early stopping usually ends it sooner).
+        tagger_epochs: most epochs of a tagger run (early stopping may end it sooner).
         units: LSTM units per direction of the tagger and the reader's model.
         repeats: seeds per tagger variant.
     """
@@ -287,42 +281,6 @@ def reader_layout(encoding: Encoding, indices: np.ndarray) -> tuple[np.ndarray, 
     return vectors, labels
 
 
-def reader_tagger(timesteps: int, features: int, num_classes: int, units: int = 32,
-                  activation: str = "sigmoid", metric: str = "mse",
-                  learning_rate: float = 0.1, seed: int = 0) -> keras.Model:
-    """The model as first written: pre-embedded input, sigmoid outputs, ``mse`` metric.
-
-    Deliberately wrong, the chapter's starting point; use :func:`rnncourse.models.sequence_tagger`.
-    ``(batch, timesteps, features)`` float32 word vectors (already looked up, padded with
-    zero vectors) -> ``Bidirectional(LSTM)`` -> ``TimeDistributed(Dense(activation))``,
-    compiled with SGD, sparse categorical cross-entropy and ``metric``. Labels are
-    ``(batch, timesteps)`` ints where 0 marks padding, a class the model is asked to learn.
-    Pass ``activation="softmax", metric="accuracy"`` for the corrected output layer.
-    """
-    glorot = keras.initializers.GlorotUniform
-    inputs = keras.Input(shape=(timesteps, features), name="word_vectors")
-    lstm = keras.layers.LSTM(units, return_sequences=True,
-                             kernel_initializer=glorot(seed=seed + 1),
-                             recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 2))
-    x = keras.layers.Bidirectional(lstm)(inputs)
-    dense = keras.layers.Dense(num_classes, activation=activation,
-                               kernel_initializer=glorot(seed=seed + 3))
-    outputs = keras.layers.TimeDistributed(dense)(x)
-    model = keras.Model(inputs, outputs, name=f"reader_tagger_{activation}")
-    model.compile(optimizer=training.optimizer("sgd", learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=[metric])
-    return model
-
-
-def output_sums(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """Sum over classes of the model's outputs at every step: (batch, timesteps) float.
-
-    A softmax output sums to 1 everywhere; independent sigmoids do not, so they are not a
-    distribution over tags even when sparse categorical cross-entropy trains on them.
-    """
-    return np.asarray(model.predict(x, verbose=0)).sum(axis=-1)
-
-
 def perfect_prediction_scores(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """``mse`` and accuracy of a flawless one-hot prediction of ``labels``.
 
@@ -345,87 +303,7 @@ def perfect_prediction_scores(labels: np.ndarray, num_classes: int) -> dict[str,
     return {"mse": float(mse.result()), "accuracy": float(accuracy.result())}
 
 
-@dataclass(frozen=True)
-class LoopComparison:
-    """The reader's per-example loop against one ``fit`` over mini-batches.
-
-    Attributes:
-        per_example: history of :func:`rnncourse.training.fit_per_example` on ``subset``
-            training tweets.
-        minibatch: history of :func:`rnncourse.training.fit_minibatches` on all of them.
-        train_tweets: training tweets (one epoch).
-        subset: tweets the per-example loop ran on.
-        batch_size: of the mini-batch run.
-        roughness_per_example, roughness_minibatch: :func:`rnncourse.training.roughness`.
-        output_sums: sigmoid outputs summed over the classes at real tokens (64 tweets).
-        perfect: accuracy and ``mse`` of a flawless prediction.
-        padding_share: share of label positions that are padding.
-    """
-
-    per_example: training.LoopHistory
-    minibatch: training.LoopHistory
-    train_tweets: int
-    subset: int
-    batch_size: int
-    roughness_per_example: float
-    roughness_minibatch: float
-    output_sums: np.ndarray
-    perfect: dict
-    padding_share: float
-
-    @property
-    def steps_per_epoch(self) -> tuple[int, int]:
-        """Optimizer steps per epoch over all training tweets: (per example, mini-batches)."""
-        return self.train_tweets, math.ceil(self.train_tweets / self.batch_size)
-
-    @property
-    def fit_calls_per_epoch(self) -> tuple[int, int]:
-        """``model.fit`` calls per epoch over all training tweets."""
-        return self.train_tweets, 1
-
-
-def run_loop_comparison(tweets: Tweets, setup: Settings | None = None) -> LoopComparison:
-    """The reader's model (sigmoid, ``mse``, padding as a class), trained two ways."""
-    s = setup or settings()
-    encoding = encode_tweets(tweets, "GloVe, training words", s)
-    vectors, labels = reader_layout(encoding, tweets.train)
-    timesteps, dim, num_classes = vectors.shape[1], vectors.shape[2], len(tweets.tag_names) + 1
-    n = s.sizes.loop_examples
-    config.set_seed(config.seed(1))
-    kwargs = {"units": s.sizes.units, "learning_rate": s.recipe.reader_learning_rate,
-              "seed": config.seed(1)}
-    loop_model = reader_tagger(timesteps, dim, num_classes, **kwargs)
-    with quiet_retracing():
-        loop = training.fit_per_example(loop_model, vectors[:n], labels[:n],
-                                        epochs=s.sizes.loop_epochs)
-    batch_model = reader_tagger(timesteps, dim, num_classes, **kwargs)
-    batches = training.fit_minibatches(batch_model, vectors, labels,
-                                       epochs=s.sizes.loop_epochs,
-                                       batch_size=s.recipe.batch_size)
-    real = labels[:64, :, 0] != 0
-    return LoopComparison(
-        per_example=loop, minibatch=batches, train_tweets=len(vectors), subset=n,
-        batch_size=s.recipe.batch_size,
-        roughness_per_example=training.roughness(loop.step_losses),
-        roughness_minibatch=training.roughness(batches.step_losses),
-        output_sums=output_sums(loop_model, vectors[:64])[real],
-        perfect=perfect_prediction_scores(labels[:256], num_classes),
-        padding_share=float((labels == 0).mean()))
-
-
 # ============================================================================ accumulation
-def compile_tagger(model: keras.Model, optimizer: str = "adam", learning_rate: float = 0.005,
-                   **optimizer_kwargs) -> keras.Model:
-    """Compile a tagger of :func:`rnncourse.models.sequence_tagger` for integer tags.
-
-    Sparse categorical cross-entropy and accuracy; the embedding's mask makes both
-    averages over real tokens. Returns ``model``.
-    """
-    model.compile(optimizer=training.optimizer(optimizer, learning_rate, **optimizer_kwargs),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
 def equal_length_rows(x: np.ndarray, n: int) -> np.ndarray:
     """Indices of ``n`` rows of ``x`` with the same real length (the most common one).
 
@@ -445,36 +323,10 @@ def equal_length_rows(x: np.ndarray, n: int) -> np.ndarray:
     return np.flatnonzero(lengths == best)[:n]
 
 
-def _max_abs_diff(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+def max_abs_diff(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """Largest absolute difference between two lists of weight arrays of equal shapes."""
     return float(max(np.max(np.abs(np.asarray(u) - np.asarray(v)))
                      for u, v in zip(a, b, strict=True)))
-
-
-def weighting_gap(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int
-                  ) -> dict[str, float]:
-    """How far accumulated gradients are from the whole-batch gradient, per weighting.
-
-    Splits (x, y) into ``steps`` micro-batches in order and compares both weightings of
-    :func:`rnncourse.training.accumulated_gradients` with the gradient of the whole batch.
-
-    Returns:
-        ``{"batch": d, "token": d, "scale": s}``: largest absolute difference of each
-        weighting from the whole-batch gradient, and the largest whole-batch gradient entry.
-    """
-    micro = len(x) // steps
-    if micro == 0:
-        raise ValueError(f"need at least {steps} examples, got {len(x)}")
-    x, y = x[:micro * steps], y[:micro * steps]
-    whole, _ = training.accumulated_gradients(model, [(x, y)], "token")
-    whole = [np.asarray(tf.convert_to_tensor(g)) for g in whole]
-    batches = [(x[i:i + micro], y[i:i + micro]) for i in range(0, len(x), micro)]
-    gaps = {}
-    for weighting in ("batch", "token"):
-        grads, _ = training.accumulated_gradients(model, batches, weighting)
-        gaps[weighting] = _max_abs_diff([np.asarray(tf.convert_to_tensor(g)) for g in grads],
-                                        whole)
-    gaps["scale"] = float(max(np.abs(g).max() for g in whole))
-    return gaps
 
 
 @dataclass(frozen=True)
@@ -482,8 +334,8 @@ class AccumulationResult:
     """Largest weight differences after one epoch of micro-batches, per variant.
 
     ``big`` is one step on all examples at once; ``accumulated`` is Keras'
-    ``gradient_accumulation_steps=steps`` over the micro-batches; ``custom`` is
-    :func:`rnncourse.training.accumulate_and_apply`; ``separate`` is ``steps`` plain
+    ``gradient_accumulation_steps=steps`` over the micro-batches; ``custom`` is the page's
+    ``GradientTape`` loop; ``separate`` is ``steps`` plain
     updates, one per micro-batch. Each ``diffs`` entry is ``(embedding matrix, all other
     weights)``.
 
@@ -507,186 +359,25 @@ class AccumulationResult:
         return "\n".join(rows)
 
 
-def accumulation_comparison(model_fn: Callable[[], keras.Model], x: np.ndarray, y: np.ndarray,
-                            steps: int = 4, optimizer: str = "sgd", learning_rate: float = 0.1,
-                            weighting: str = "batch", run_eagerly: bool = False
-                            ) -> AccumulationResult:
-    """Compare accumulation over ``steps`` micro-batches with one step on all of them.
-
-    Uses the first ``len(x) // steps * steps`` examples in order (no shuffling). Every
-    variant starts from the same initial weights. The model's first weight must be its
-    embedding matrix (true for :func:`rnncourse.models.sequence_tagger`).
-
-    Args:
-        model_fn: builds a fresh, uncompiled model (it is compiled here).
-        x, y: (n, timesteps) int ids and tags.
-        steps: micro-batches per update.
-        optimizer: ``"sgd"`` or ``"adam"``.
-        learning_rate: of the optimizer.
-        weighting: passed to :func:`rnncourse.training.accumulated_gradients`.
-        run_eagerly: skip ``tf.function`` tracing (faster for tiny models and tests).
-    """
-    if steps < 2:
-        raise ValueError(f"steps must be >= 2 (Keras' gradient_accumulation_steps), got {steps}")
-    micro = len(x) // steps
-    if micro == 0:
-        raise ValueError(f"need at least {steps} examples for {steps} micro-batches, got {len(x)}")
-    x, y = x[:micro * steps], y[:micro * steps]
-    initial = model_fn().get_weights()
-
-    def fresh(**optimizer_kwargs):
-        model = model_fn()
-        model.set_weights(initial)
-        model.compile(optimizer=training.optimizer(optimizer, learning_rate, **optimizer_kwargs),
-                      loss="sparse_categorical_crossentropy", run_eagerly=run_eagerly)
-        return model
-
-    weights = {}
-    for name, kwargs, batch_size in [("big", {}, len(x)),
-                                     ("accumulated", {"gradient_accumulation_steps": steps},
-                                      micro),
-                                     ("separate", {}, micro)]:
-        model = fresh(**kwargs)
-        model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-        weights[name] = model.get_weights()
-    model = fresh()
-    model.optimizer.build(model.trainable_variables)
-    batches = [(x[i:i + micro], y[i:i + micro]) for i in range(0, len(x), micro)]
-    training.accumulate_and_apply(model, batches, model.optimizer, weighting)
-    weights["custom"] = model.get_weights()
-
-    def diff(a, b):
-        return (_max_abs_diff(weights[a][:1], weights[b][:1]),
-                _max_abs_diff(weights[a][1:], weights[b][1:]))
-
-    pairs = [("accumulated", "big"), ("custom", "big"), ("custom", "accumulated"),
-             ("separate", "big")]
-    return AccumulationResult(optimizer=optimizer, steps=steps, micro_batch=micro,
-                              diffs={f"{a}-{b}": diff(a, b) for a, b in pairs},
-                              moved=_max_abs_diff(initial, weights["big"]))
-
-
-def run_accumulation(tweets: Tweets, setup: Settings | None = None
-                     ) -> tuple[list[AccumulationResult], dict[str, float]]:
-    """The chapter's accumulation checks on training tweets (GloVe, training words).
-
-    Returns:
-        ``([AccumulationResult per optimizer of the recipe], weighting_gap(...))``; the
-        first on tweets of equal length (no padding), the gap on the first padded ones.
-    """
-    s = setup or settings()
-    r = s.recipe
-    encoding = encode_tweets(tweets, "GloVe, training words", s)
-    train_x, train_y = encoding.x[tweets.train], encoding.y[tweets.train]
-    rows = equal_length_rows(train_x, r.accumulation_examples)
-
-    def tagger():
-        return models.sequence_tagger(len(encoding.vocab), len(tweets.tag_names),
-                                      units=r.accumulation_units,
-                                      embeddings=encoding.embeddings, seed=config.seed(2))
-
-    with quiet_retracing():
-        results = [accumulation_comparison(tagger, train_x[rows], train_y[rows],
-                                           steps=r.accumulation_steps, optimizer=name,
-                                           learning_rate=rate)
-                   for name, rate in r.accumulation_rates]
-    n = r.accumulation_examples
-    gaps = weighting_gap(tagger(), train_x[:n], train_y[:n], steps=r.accumulation_steps)
-    return results, gaps
-
-
-@dataclass(frozen=True)
-class ScheduleProbe:
-    """What a learning-rate schedule sees under ``gradient_accumulation_steps``.
-
-    Attributes:
-        micro_steps: ``apply_gradients`` calls made (micro-batches).
-        updates: ``optimizer.iterations`` afterwards (weight updates).
-        learning_rate: the optimizer's current learning rate afterwards.
-        at_micro_steps, at_updates: the schedule evaluated at ``micro_steps`` / ``updates``.
-    """
-
-    micro_steps: int
-    updates: int
-    learning_rate: float
-    at_micro_steps: float
-    at_updates: float
-
-
-def schedule_under_accumulation(steps: int = 4, updates: int = 3) -> ScheduleProbe:
-    """Apply ``steps * updates`` micro-batch gradients to one variable and read the schedule.
-
-    Keras 3.15 counts updates in ``optimizer.iterations`` (``_iterations // steps``) but
-    evaluates a ``LearningRateSchedule`` at the micro-step counter (see
-    ``keras/src/optimizers/base_optimizer.py``, ``_get_current_learning_rate``).
-    """
-    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
-    optimizer = keras.optimizers.SGD(schedule, gradient_accumulation_steps=steps)
-    variable = keras.Variable(np.zeros(2, dtype="float32"))
-    for _ in range(steps * updates):
-        optimizer.apply_gradients([(tf.ones(2), variable)])
-    return ScheduleProbe(micro_steps=steps * updates, updates=int(optimizer.iterations),
-                         learning_rate=float(optimizer.learning_rate),
-                         at_micro_steps=float(schedule(steps * updates)),
-                         at_updates=float(schedule(updates)))
-
-
 # ============================================================================ the tagger
 @dataclass(frozen=True)
 class TaggerRun:
-    """A trained tagger and what it measured on the validation tweets."""
+    """A trained tagger and what it measured on the validation tweets.
+
+    Attributes:
+        model: the trained model, weights of its best epoch.
+        history: Keras' ``History.history`` (``"loss"``, ``"val_loss"``, ... per epoch).
+        scores: entity scores on the validation tweets.
+        true_tags, predicted_tags: one list of tags per validation tweet, real tokens only.
+        val_accuracy: token accuracy over the real validation tokens.
+    """
 
     model: keras.Model
-    history: training.LoopHistory
+    history: dict
     scores: training.EntityScores
     true_tags: list
     predicted_tags: list
     val_accuracy: float
-
-
-def train_tagger(x: np.ndarray, y: np.ndarray, tag_names: Sequence[str], train: np.ndarray,
-                 val: np.ndarray, vocab_size: int, embeddings: np.ndarray | None = None,
-                 setup: Settings | None = None, seed: int = 0, strategy=None,
-                 batch_size: int | None = None, callbacks: Sequence = ()) -> TaggerRun:
-    """Build, train and score a BiLSTM tagger with the chapter's recipe.
-
-    The model (:func:`rnncourse.models.sequence_tagger`) is built and compiled inside
-    ``strategy.scope()`` (default: the current strategy, one device), so passing
-    ``tf.distribute.MirroredStrategy()`` trains one replica per GPU with gradients
-    all-reduced; ``batch_size`` (default: the recipe's) is the global batch. Early stopping
-    on the validation loss keeps the best epoch's weights. ``config.set_seed(seed)`` first,
-    so a run repeats.
-
-    Args:
-        x, y: (n, timesteps) int32 token ids and tag ids.
-        train, val: index arrays into ``x``.
-        vocab_size: ``len(vocab)``.
-        embeddings: optional (vocab_size, dim) initial matrix; None for random init.
-    """
-    s = setup or settings()
-    r = s.recipe
-    strategy = strategy or tf.distribute.get_strategy()
-    config.set_seed(seed)
-    with strategy.scope():
-        model = models.sequence_tagger(vocab_size, len(tag_names), units=s.sizes.units,
-                                       embedding_dim=r.glove_dim, embeddings=embeddings,
-                                       dropout=r.dropout, seed=seed)
-        compile_tagger(model, r.optimizer, r.learning_rate)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=r.patience,
-                                         restore_best_weights=True)
-    history = training.fit_minibatches(model, x[train], y[train], epochs=s.sizes.tagger_epochs,
-                                       batch_size=batch_size or r.batch_size,
-                                       validation_data=(x[val], y[val]),
-                                       callbacks=[stop, *callbacks])
-    lengths = (x[val] != text.PAD).sum(axis=1)
-    true = [[tag_names[t] for t in row[:n]] for row, n in zip(y[val], lengths, strict=True)]
-    probabilities = model.predict(x[val], batch_size=256, verbose=0)
-    predicted = [[tag_names[t] for t in row[:n]]
-                 for row, n in zip(np.argmax(probabilities, axis=-1), lengths, strict=True)]
-    return TaggerRun(model=model, history=history, scores=training.entity_scores(true, predicted),
-                     true_tags=true, predicted_tags=predicted,
-                     val_accuracy=training.masked_accuracy(y[val], probabilities,
-                                                           x[val] != text.PAD))
 
 
 @dataclass(frozen=True)
@@ -712,6 +403,26 @@ class TaggerComparison:
     first: dict
     encodings: dict
 
+    @classmethod
+    def from_runs(cls, runs: Mapping[str, Sequence[TaggerRun]], seeds: Sequence[int],
+                  encodings: Mapping[str, Encoding]) -> TaggerComparison:
+        """Collect ``{variant: [TaggerRun per seed, in the order of seeds]}``."""
+        for variant, variant_runs in runs.items():
+            if len(variant_runs) != len(seeds):
+                raise ValueError(f"runs[{variant!r}] holds {len(variant_runs)} runs for "
+                                 f"{len(seeds)} seeds; pass one run per seed")
+
+        def per_variant(value):
+            return {v: tuple(value(r) for r in rs) for v, rs in runs.items()}
+
+        return cls(seeds=tuple(seeds), f1=per_variant(lambda r: r.scores.f1),
+                   accuracy=per_variant(lambda r: r.val_accuracy),
+                   epochs=per_variant(lambda r: len(r.history["loss"])),
+                   val_losses=per_variant(lambda r: np.asarray(r.history["val_loss"])),
+                   train_losses=per_variant(lambda r: np.asarray(r.history["loss"])),
+                   first={v: rs[0] for v, rs in runs.items()},
+                   encodings={v: encodings[v] for v in runs})
+
     def mean(self, variant: str) -> float:
         return float(np.mean(self.f1[variant]))
 
@@ -734,37 +445,6 @@ class TaggerComparison:
                 for v in self.f1]
 
 
-def run_tagger_comparison(tweets: Tweets, variants: Sequence[str] = tuple(STRATEGIES),
-                          setup: Settings | None = None, strategy=None,
-                          progress: bool = True) -> TaggerComparison:
-    """Train every variant (labels of :data:`STRATEGIES`) with ``repeats`` seeds each."""
-    s = setup or settings()
-    seeds = config.seeds(s.sizes.repeats, offset=10)
-    out: dict[str, dict] = {k: {} for k in ("f1", "accuracy", "epochs", "val", "train",
-                                            "first", "enc")}
-    for variant in variants:
-        encoding = encode_tweets(tweets, variant, s)
-        runs = []
-        for k, seed in enumerate(seeds):
-            callbacks = [training.EpochProgress(f"{variant}, seed {k + 1}")] if progress else []
-            with quiet_retracing():
-                run = train_tagger(encoding.x, encoding.y, tweets.tag_names, tweets.train,
-                                   tweets.val, len(encoding.vocab), encoding.embeddings, s,
-                                   seed=seed, strategy=strategy, callbacks=callbacks)
-            runs.append(run)
-        out["f1"][variant] = tuple(r.scores.f1 for r in runs)
-        out["accuracy"][variant] = tuple(r.val_accuracy for r in runs)
-        out["epochs"][variant] = tuple(len(r.history.epoch_losses) for r in runs)
-        out["val"][variant] = tuple(r.history.val_losses for r in runs)
-        out["train"][variant] = tuple(r.history.epoch_losses for r in runs)
-        out["first"][variant] = runs[0]
-        out["enc"][variant] = encoding
-    return TaggerComparison(seeds=seeds, f1=out["f1"], accuracy=out["accuracy"],
-                            epochs=out["epochs"], val_losses=out["val"],
-                            train_losses=out["train"], first=out["first"],
-                            encodings=out["enc"])
-
-
 def format_tagged(tokens: Sequence[str], true: Sequence[str], predicted: Sequence[str],
                   width: int = 88) -> str:
     """One tweet with its entities, wrapped at ``width`` columns.
@@ -781,60 +461,3 @@ def format_tagged(tokens: Sequence[str], true: Sequence[str], predicted: Sequenc
             words.append(f"[{token} {t}|{p}]" if t != p else f"[{token} {t}]")
     return textwrap.fill(" ".join(words), width=width, break_long_words=True,
                          break_on_hyphens=False)
-
-
-# ============================================================================ distribution
-def mirrored_check(devices: int = 2, examples: int = 32, timesteps: int = 12,
-                   batch_size: int = 8, epochs: int = 2, seed: int = 0,
-                   run_eagerly: bool = False) -> dict:
-    """Same tagger on one device and under ``MirroredStrategy`` over ``devices`` logical CPUs.
-
-    Must run in a fresh process (TensorFlow fixes its devices when it starts): use
-    :func:`strategy_comparison`. Both runs start from the same weights and see the same
-    batches (no shuffling, no dropout).
-    """
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)])
-    names = [d.name for d in tf.config.list_logical_devices("CPU")]
-    rng = np.random.default_rng(seed)
-    vocab_size, num_tags = 50, 5
-    x = rng.integers(2, vocab_size, size=(examples, timesteps)).astype("int32")
-    y = rng.integers(0, num_tags, size=(examples, timesteps)).astype("int32")
-
-    def build():
-        model = models.sequence_tagger(vocab_size, num_tags, units=8, embedding_dim=8,
-                                       seed=seed)
-        return compile_tagger(model, "sgd", 0.5)
-
-    single = build()
-    initial = single.get_weights()
-    mirrored_strategy = tf.distribute.MirroredStrategy(names)
-    with mirrored_strategy.scope():
-        mirrored = build()
-    mirrored.set_weights(initial)
-    single.run_eagerly = mirrored.run_eagerly = run_eagerly
-    h1 = single.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
-    h2 = mirrored.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
-    return {"replicas": int(mirrored_strategy.num_replicas_in_sync),
-            "max_abs_diff": _max_abs_diff(single.get_weights(), mirrored.get_weights()),
-            "moved": _max_abs_diff(single.get_weights(), initial),
-            "loss_single": float(h1.history["loss"][-1]),
-            "loss_mirrored": float(h2.history["loss"][-1])}
-
-
-def strategy_comparison(devices: int = 2, examples: int = 32, timesteps: int = 12,
-                        batch_size: int = 8, epochs: int = 2, seed: int = 0,
-                        run_eagerly: bool = False, timeout: float = 300.0) -> dict:
-    """:func:`mirrored_check` in a fresh CPU-only process (:func:`rnncourse.process.run_fresh`).
-
-    Returns:
-        dict with ``replicas``, ``max_abs_diff`` (largest weight difference after
-        training), ``moved`` (largest weight change of the single-device run) and
-        ``loss_single`` / ``loss_mirrored`` (last epoch's training loss).
-    """
-    kwargs = {"devices": devices, "examples": examples, "timesteps": timesteps,
-              "batch_size": batch_size, "epochs": epochs, "seed": seed,
-              "run_eagerly": run_eagerly}
-    return run_fresh("rnncourse.chapters.ch06_training:mirrored_check", kwargs,
-                     env={"CUDA_VISIBLE_DEVICES": "-1"}, timeout=timeout)

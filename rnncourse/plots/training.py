@@ -1,6 +1,7 @@
 """Figures of the chapter *Training loops and sequence labelling*.
 
-They take the frozen results of :mod:`rnncourse.chapters.ch06_training`.
+They take what the chapter's page measured: :class:`rnncourse.training.LoopHistory` objects
+and the result dataclasses of :mod:`rnncourse.chapters.ch06_training`.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ PALETTE = [COLORS["baseline"], COLORS["simple_rnn"], COLORS["lstm"], COLORS["gru
            COLORS["accent"], COLORS["highlight"], COLORS["other"]]
 
 
-def plot_loop_comparison(result) -> Figure:
+def plot_loop_comparison(per_example, minibatch, train_tweets: int, batch_size: int
+                         ) -> Figure:
     """Per-step losses against tweets seen, and optimizer steps / ``fit`` calls per epoch.
 
     Args:
-        result: ``ch06_training.LoopComparison``.
+        per_example: :class:`rnncourse.training.LoopHistory` of the per-example ``fit`` loop.
+        minibatch: :class:`rnncourse.training.LoopHistory` of one ``fit`` over mini-batches.
+        train_tweets: tweets in one epoch (the bars count steps over all of them).
+        batch_size: tweets per mini-batch step.
     """
-    per_example, minibatch = result.per_example, result.minibatch
     fig, (ax_loss, ax_steps) = new_figure(ncols=2, width=10.5, height=4.2,
                                           gridspec_kw={"width_ratios": [2.2, 1]})
     ax_loss.plot(per_example.examples_seen, per_example.step_losses, color=COLORS["simple_rnn"],
                  lw=0.8, alpha=0.85, label="fit() per example: each step is 1 tweet")
     ax_loss.plot(minibatch.examples_seen, minibatch.step_losses, color=COLORS["lstm"], lw=1.6,
                  marker="o", ms=2.5,
-                 label=f"fit(batch_size={result.batch_size}): each step is "
-                       f"{result.batch_size} tweets")
+                 label=f"fit(batch_size={batch_size}): each step is {batch_size} tweets")
     for history, color in ((per_example, COLORS["simple_rnn"]), (minibatch, COLORS["lstm"])):
         seen = history.examples_seen
         per = history.steps_per_epoch
@@ -46,19 +49,19 @@ def plot_loop_comparison(result) -> Figure:
     ax_loss.set_title("What a jagged curve is made of")
     ax_loss.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, fontsize=9,
                    frameon=False)
-    steps = result.steps_per_epoch
-    calls = result.fit_calls_per_epoch
+    steps = (train_tweets, -(-train_tweets // batch_size))
+    calls = (train_tweets, 1)
     pos = np.arange(2)
     ax_steps.bar(pos - 0.2, steps, width=0.4, color=COLORS["lstm"], label="optimizer steps")
     ax_steps.bar(pos + 0.2, calls, width=0.4, color=COLORS["highlight"], label="fit() calls")
     for x, values in ((pos - 0.2, steps), (pos + 0.2, calls)):
         for xi, value in zip(x, values, strict=True):
             ax_steps.annotate(f"{value:,}", (xi, value), ha="center", va="bottom", fontsize=9)
-    ax_steps.set_xticks(pos, ["fit() per\nexample", f"fit(batch_size\n={result.batch_size})"])
+    ax_steps.set_xticks(pos, ["fit() per\nexample", f"fit(batch_size\n={batch_size})"])
     ax_steps.set_yscale("log")
     ax_steps.set_ylim(0.5, max(steps) * 4)
     ax_steps.set_ylabel("per epoch over the training tweets")
-    ax_steps.set_title(f"One epoch, {result.train_tweets:,} tweets")
+    ax_steps.set_title(f"One epoch, {train_tweets:,} tweets")
     ax_steps.legend(loc="upper right", fontsize=9)
     return finish(fig, "Per-example fit() calls against mini-batches on the same tweets")
 
