@@ -197,7 +197,9 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
         workers: number of worker processes (>= 1).
         timeout: seconds for the whole run.
         grace: seconds the others may take to end after the first failure.
-        env: extra environment variables for every worker.
+        env: extra environment variables for every worker; a ``PYTHONPATH`` here
+            replaces the workers' (put the package's folder on it too) and is searched
+            for ``target``'s module, so a script folder need not be on this ``sys.path``.
 
     Returns:
         One :class:`WorkerOutcome` per worker, in index order. A failed worker does not
