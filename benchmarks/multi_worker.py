@@ -1,6 +1,7 @@
 """Benchmark: training steps per second of the chapter-7 tagger, one process vs two workers.
 
-Trains the tagger of :mod:`rnncourse.chapters.ch07_scaling` on the same global batches
+Runs chapter 7's worker script (``tagger_worker.py``, the ``%%writefile`` cells of
+``book/07_scaling_out.ipynb``, written into a temporary folder) on the same global batches
 three ways, each in fresh processes: one replica (``single``), ``MirroredStrategy`` over
 two logical CPUs of one process (``mirrored``), and ``MultiWorkerMirroredStrategy`` with two
 local worker processes (``multi_worker``). Steps/s are taken from the epochs after the
@@ -16,14 +17,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
 import tempfile
+from pathlib import Path
 
 from rnncourse import distributed, process
 from rnncourse.chapters import ch07_scaling as ch07
 
-TARGET = "rnncourse.chapters.ch07_scaling:train_tagger"
+TARGET = "tagger_worker:train_tagger"
+BOOK = Path(__file__).resolve().parents[1] / "book" / "07_scaling_out.ipynb"
+
+
+def write_worker_script(folder: str) -> None:
+    """The worker script as chapter 7's page writes it, into ``folder``."""
+    cells = json.loads(BOOK.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    parts = [src.split("\n", 1)[1] for src in sources if src.startswith("%%writefile")]
+    Path(folder, "tagger_worker.py").write_text("\n".join(parts) + "\n", encoding="utf-8")
 
 
 def steps_per_second(report: dict) -> float:
@@ -47,10 +59,12 @@ def main() -> None:
         recipe=dataclasses.replace(setup.recipe, corpus=args.corpus))
     rates: dict[str, list[float]] = {kind: [] for kind in ch07.KINDS}
     with tempfile.TemporaryDirectory() as out:
+        write_worker_script(out)
+        root = str(Path(__file__).resolve().parents[1])
+        env = {"CUDA_VISIBLE_DEVICES": "-1", "PYTHONPATH": os.pathsep.join([out, root])}
         for _ in range(args.repeats):
             for kind in ch07.KINDS:
-                kwargs = ch07._kwargs(kind, out, setup)
-                env = {"CUDA_VISIBLE_DEVICES": "-1"}
+                kwargs = {**ch07.worker_kwargs(out, setup), "kind": kind}
                 if kind == "multi_worker":
                     reports = distributed.run_workers(TARGET, kwargs, workers=2, env=env,
                                                       timeout=setup.recipe.worker_timeout)

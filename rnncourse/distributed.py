@@ -16,17 +16,19 @@ stops them, also when one fails, hangs or the caller is interrupted.
   failed worker); :func:`run_workers` -> the results, or :class:`WorkerError`;
 * in a worker: :func:`worker_index`, :func:`multi_worker_strategy` (CPU collectives with
   a timeout), :func:`replica_batches` (each global batch -> this worker's per-replica
-  slices) and :func:`global_token_weights` (a masked loss averaged over the global batch).
+  slices), :func:`global_token_weights` (a masked loss averaged over the global batch) and
+  :func:`multi_worker_model` (a model Keras 3.15's ``fit`` can train with several workers).
 
 The launcher itself does not import TensorFlow; the workers do.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.machinery
 import importlib.util
 import json
-import math
 import os
 import signal
 import socket
@@ -37,12 +39,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rnncourse import _checks
 from rnncourse.config import quiet_tensorflow
 from rnncourse.process import child_command, child_environment, read_result
 
 __all__ = ["free_ports", "tf_config", "WorkerOutcome", "WorkerError", "launch_workers",
            "describe_failure", "run_workers", "worker_index", "multi_worker_strategy",
-           "replica_batches", "global_token_weights"]
+           "replica_batches", "global_token_weights", "multi_worker_model"]
 
 _HOST = "127.0.0.1"
 
@@ -56,7 +59,7 @@ def free_ports(count: int, host: str = _HOST) -> list[int]:
     another program could take one in the moment before a worker binds it (rare; a
     worker then fails to start with "address already in use" and is reported).
     """
-    _check_count("count", count)
+    count = _checks.count(count, "count")
     sockets = []
     try:
         for _ in range(count):
@@ -75,10 +78,12 @@ def tf_config(ports: list[int], index: int, host: str = _HOST) -> dict:
     On a real cluster, ``host`` differs per worker: every machine gets the same
     ``"cluster"`` list (``["machine-a:port", "machine-b:port", ...]``) and its own index.
     """
+    ports = [_checks.count(port, "ports") for port in ports]
     if not ports or len(set(ports)) != len(ports):
-        raise ValueError(f"ports must be a non-empty list of distinct ports, got {ports!r}")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(ports):
-        raise ValueError(f"index must be an int in 0..{len(ports) - 1}, got {index!r}")
+        _checks.fail("ports", f"must be a non-empty list of distinct ports, got {ports!r}")
+    index = _checks.count(index, "index", minimum=0)
+    if index >= len(ports):
+        _checks.fail("index", f"must be in 0..{len(ports) - 1} (one per port), got {index}")
     return {"cluster": {"worker": [f"{host}:{port}" for port in ports]},
             "task": {"type": "worker", "index": index}}
 
@@ -134,17 +139,6 @@ class WorkerError(RuntimeError):
         self.outcomes = outcomes
 
 
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
-def _check_seconds(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-
-
 def _stop(process: subprocess.Popen, wait: float = 5.0) -> None:
     """SIGTERM to the worker's process group, then SIGKILL; always reaps the worker."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -163,6 +157,18 @@ def _stop(process: subprocess.Popen, wait: float = 5.0) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+
+
+def _importable(module_name: str, pythonpath: str) -> bool:
+    """Whether ``module_name`` imports here, or its top package lies on ``pythonpath``."""
+    try:
+        if importlib.util.find_spec(module_name) is not None:
+            return True
+    except (ImportError, ValueError):
+        pass
+    folders = [p for p in pythonpath.split(os.pathsep) if p]
+    top = module_name.split(".")[0]
+    return bool(folders) and importlib.machinery.PathFinder.find_spec(top, folders) is not None
 
 
 def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
@@ -191,7 +197,9 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
         workers: number of worker processes (>= 1).
         timeout: seconds for the whole run.
         grace: seconds the others may take to end after the first failure.
-        env: extra environment variables for every worker.
+        env: extra environment variables for every worker; a ``PYTHONPATH`` here
+            replaces the workers' (put the package's folder on it too) and is searched
+            for ``target``'s module, so a script folder need not be on this ``sys.path``.
 
     Returns:
         One :class:`WorkerOutcome` per worker, in index order. A failed worker does not
@@ -199,10 +207,10 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
         ``TypeError`` before anything starts.
     """
     if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
-        raise ValueError(f"target must be 'package.module:function', got {target!r}")
-    _check_count("workers", workers)
-    _check_seconds("timeout", timeout)
-    _check_seconds("grace", grace)
+        _checks.fail("target", f"must be 'package.module:function', got {target!r}")
+    workers = _checks.count(workers, "workers")
+    timeout = _checks.number(timeout, "timeout")
+    grace = _checks.number(grace, "grace")
     try:
         payload = json.dumps(dict(kwargs or {}))
     except (TypeError, ValueError) as err:
@@ -210,14 +218,10 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
                         "numbers, strings, lists and dicts, and rebuild arrays in the worker"
                         ) from None
     module_name = target.split(":")[0]
-    try:
-        found = importlib.util.find_spec(module_name) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise ValueError(f"target {target!r}: no module named {module_name!r} can be "
-                         "imported; name an importable module (e.g. "
-                         "'rnncourse.chapters.ch07_scaling:train_tagger')")
+    if not _importable(module_name, (env or {}).get("PYTHONPATH", "")):
+        _checks.fail("target", f"{target!r}: no module named {module_name!r} can be "
+                               "imported; name a module on sys.path or on env's "
+                               "PYTHONPATH (e.g. 'rnncourse.text:split_indices')")
     ports = free_ports(workers)
     processes: list[subprocess.Popen] = []
     logs: list[tuple[Any, Any]] = []
@@ -326,7 +330,7 @@ def multi_worker_strategy(timeout_seconds: float | None = 60.0):
     Create the strategy at the start of the program, before other TensorFlow work.
     """
     if timeout_seconds is not None:
-        _check_seconds("timeout_seconds", timeout_seconds)
+        timeout_seconds = _checks.number(timeout_seconds, "timeout_seconds")
     quiet_tensorflow()
     import tensorflow as tf
 
@@ -360,7 +364,8 @@ def replica_batches(global_batches, input_context):
     pipelines = int(input_context.num_input_pipelines)
     pipeline = int(input_context.input_pipeline_id)
     if replicas % pipelines:
-        raise ValueError(f"{replicas} replicas cannot be split over {pipelines} workers")
+        _checks.fail("input_context", f"{replicas} replicas cannot be split over "
+                                      f"{pipelines} workers")
     per_pipeline = replicas // pipelines
 
     def slices(*batch):
@@ -401,7 +406,84 @@ def global_token_weights(token_ids):
 
     token_ids = tf.convert_to_tensor(token_ids)  # NumPy arrays and lists too
     if token_ids.shape.rank != 2:
-        raise ValueError(f"token_ids must be (batch, timesteps) ids, got shape "
-                         f"{token_ids.shape}")
+        _checks.fail("token_ids", f"must be (batch, timesteps) ids, got shape "
+                                  f"{token_ids.shape}")
     real = tf.cast(tf.not_equal(token_ids, 0), tf.float32)
     return real / tf.maximum(tf.reduce_sum(real), 1.0)
+
+
+@functools.cache
+def _worker_mean_model_class():
+    """``keras.Model`` whose logs, under several workers, are 1-element vectors (see below)."""
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    def several_workers(strategy) -> bool:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return False
+        spec = strategy.cluster_resolver.cluster_spec().as_dict()
+        return len(spec.get("chief", [])) + len(spec.get("worker", [])) > 1
+
+    class WorkerMeanModel(keras.Model):
+        """A functional model whose ``fit`` logs average over all workers' replicas."""
+
+        def _vectors(self, logs):
+            if not several_workers(self.distribute_strategy):
+                return logs
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+        def train_step(self, data):
+            return self._vectors(super().train_step(data))
+
+        def test_step(self, data):
+            return self._vectors(super().test_step(data))
+
+    return WorkerMeanModel
+
+
+def multi_worker_model(model):
+    """``model``'s layers as a model that Keras 3.15's ``fit`` trains with several workers.
+
+    Keras 3.15's ``fit`` fails twice under ``MultiWorkerMirroredStrategy`` with more than one
+    worker (``keras/src/backend/tensorflow/trainer.py``):
+
+    1. a model created inside ``strategy.scope()`` records the strategy, and before
+       training ``fit`` averages the first distributed batch over the replicas with
+       ``strategy.reduce``, which cannot take the ``PerReplica`` batch
+       (keras-team/keras#20585). A model *object* created outside any scope skips that
+       step; the graph is built when ``fit`` first traces the training step.
+    2. after every step ``fit`` averages the logged numbers (loss, metrics) over the
+       replicas with ``strategy.reduce("MEAN", value, axis=0)``, which fails for a scalar
+       (tensorflow/tensorflow#72388). The returned model's ``train_step`` and ``test_step``
+       call Keras' own and give each logged value as a 1-element vector, which that reduce
+       averages over the replicas of all workers. Only the logged numbers change, never
+       the update.
+
+    Use it in three steps: build the model (its layers and weights) inside
+    ``strategy.scope()``, so the weights are mirrored; call this function outside the
+    scope; then ``compile`` and ``fit`` the returned model inside the scope. Public Keras
+    API only: a ``keras.Model`` subclass built from ``model.input`` and ``model.output``.
+    Under any other strategy, or one worker, it trains and logs like ``model``.
+
+    Args:
+        model: a functional ``keras.Model`` (``model.inputs`` and ``model.outputs``).
+
+    Returns:
+        A ``keras.Model`` sharing ``model``'s layers and weights (same order in
+        ``get_weights()``), uncompiled.
+
+    Raises:
+        RuntimeError: called inside a strategy scope (``fit`` would fail as above).
+    """
+    if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
+        _checks.fail("model", f"must be a functional keras.Model (inputs and outputs), got "
+                              f"{type(model).__name__}", TypeError)
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        raise RuntimeError("call multi_worker_model outside strategy.scope(): a model made "
+                           "inside the scope cannot start fit with several workers in "
+                           "Keras 3.15 (build the layers inside the scope, this outside)")
+    return _worker_mean_model_class()(model.input, model.output, name=model.name)

@@ -51,28 +51,16 @@ def test_one_hot_vs_dense_arithmetic():
     assert sizes["one_hot"] == 32 * 100 * 20_000 * 4
     assert sizes["one_hot"] // sizes["dense_batch"] == 400
     assert sizes["table"] == 20_000 * 50 * 4
-    with pytest.raises(ValueError, match="timesteps must be a positive int"):
+    assert C.one_hot_vs_dense_bytes(np.int64(10), 2, 1, np.int32(3))["ids"] == 12
+    with pytest.raises(ValueError) as info:
         C.one_hot_vs_dense_bytes(vocab_size=10, dim=2, batch_size=1, timesteps=0)
+    assert info.value.argument == "timesteps"
+    with pytest.raises(TypeError) as info:
+        C.one_hot_vs_dense_bytes(vocab_size=10.0, dim=2, batch_size=1, timesteps=3)
+    assert info.value.argument == "vocab_size"
 
 
-def test_sentiment_models_start_from_the_matrix_and_freeze_it():
-    matrix = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
-    glove = C.sentiment_model("glove", matrix, seed=5)
-    frozen = C.sentiment_model("glove_frozen", matrix, seed=5)
-    random = C.sentiment_model("random", matrix, seed=5)
-    for model in (glove, frozen):
-        np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], matrix)
-    assert glove.get_layer("embedding").trainable and not frozen.get_layer("embedding").trainable
-    table = random.get_layer("embedding").get_weights()[0]
-    assert table.shape == matrix.shape and np.abs(table).max() <= 0.05
-    # same seed, same LSTM: the variants differ only in the embedding table
-    np.testing.assert_array_equal(glove.get_layer("lstm").get_weights()[0],
-                                  random.get_layer("lstm").get_weights()[0])
-    with pytest.raises(ValueError, match="variant must be one of"):
-        C.sentiment_model("bogus", matrix)
-
-
-def test_sentiment_pipeline_on_tiny_data(small):
+def test_sentiment_data_on_tiny_data(small):
     texts = ["the cat", "the dog zorp", "king queen", "man woman"] * 4
     labels = [1, 0, 1, 0] * 4
     setup = tiny(repeats=1)
@@ -80,12 +68,18 @@ def test_sentiment_pipeline_on_tiny_data(small):
     assert data.x_train.shape == (10, 4) and data.x_val.shape == (3, 4)
     assert data.x_train.dtype == np.int32 and data.y_train.dtype == np.float32
     assert [w for w, _ in data.report.missing] == ["zorp"]
-    result = C.run_sentiment(data, setup, variants=("glove", "glove_frozen"))
-    assert result.variants == ("glove", "glove_frozen") and len(result.seeds) == 1
-    assert result.val_accuracy["glove"].shape == (1, 1) and result.train_sentences == 10
-    assert 0 <= result.mean("glove") <= 1 and result.spread("glove") == 0.0
+    # GloVe rows for the vocabulary's words, row 0 (padding) zero
+    assert data.matrix.shape == (len(data.vocab), 3) and not data.matrix[0].any()
+    np.testing.assert_allclose(data.matrix[data.vocab.index("cat")], ROWS["cat"])
     with pytest.raises(ValueError, match="differ in length"):
         C.sentiment_data(texts, labels[:-1], small, setup)
+
+
+def test_a_single_seed_comparison_has_no_spread():
+    result = C.SentimentComparison(("glove",), (10,), {"glove": np.array([[0.5, 0.6]])},
+                                   10, 0)
+    assert result.mean("glove") == pytest.approx(0.6) and result.spread("glove") == 0.0
+    assert result.gap("glove", "glove") == (0.0, 0.0)
     fig = P.plot_sentiment(result)
     assert plots.has_data(fig) and fig._suptitle is not None
 

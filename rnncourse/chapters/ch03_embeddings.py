@@ -9,9 +9,10 @@
   :func:`rnncourse.glove.read_glove` (same rows; what each one holds in memory).
 * :func:`one_hot_vs_dense_bytes`: the memory arithmetic of one-hot inputs, ids and
   pre-built vectors.
-* :func:`sentiment_data`, :func:`run_sentiment`: the capstone, a sentiment LSTM whose
-  embedding table starts from GloVe (fine-tuned or frozen) or at random, trained from
-  ``repeats`` seeds per variant on the same split.
+* :func:`sentiment_data`, :class:`SentimentComparison`: the capstone's inputs and the
+  statistics of its runs. The page trains a sentiment LSTM whose embedding table starts
+  from GloVe (fine-tuned or frozen) or at random, from ``repeats`` seeds per variant on
+  the same split.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config, models, text
+from rnncourse import _checks, config, models, text
 from rnncourse.chapters import Settings, settings_for
 from rnncourse.glove import CoverageReport, GloveVectors, embedding_matrix, read_glove
-from rnncourse.progress import progress
 from rnncourse.text import Vocabulary
 
 config.quiet_tensorflow()
@@ -36,7 +36,7 @@ __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "VARIANTS",
            "lookup_vs_one_hot", "initial_table_probe", "input_length_warning",
            "dictionary_loader", "LoaderComparison", "compare_loaders",
            "group_similarity", "one_hot_vs_dense_bytes", "SentimentData", "sentiment_data",
-           "sentiment_model", "SentimentComparison", "run_sentiment"]
+           "SentimentComparison"]
 
 VARIANTS = ("glove", "random", "glove_frozen")
 """The compared embedding tables: GloVe fine-tuned, random (trained), GloVe frozen."""
@@ -144,9 +144,8 @@ def dictionary_loader(path: str | os.PathLike, max_lines: int | None = None
                       ) -> dict[str, np.ndarray]:
     """The loader found in many tutorials: one ``dict`` entry per line, every word.
 
-    The baseline of the chapter's loading comparison, written correctly: the course
-    slide's version ends with ``return embeddings_index`` inside a function whose
-    dictionary has another name, so it fails with ``NameError``.
+    The baseline of the chapter's loading comparison: every line's word and vector go
+    into one dictionary, whether or not the vocabulary needs them.
 
     Args:
         path: a GloVe text file.
@@ -255,10 +254,9 @@ def one_hot_vs_dense_bytes(vocab_size: int, dim: int, batch_size: int, timesteps
     Returns ``{"one_hot": batch*timesteps*vocab*4, "ids": batch*timesteps*4,
     "table": vocab*dim*4, "dense_batch": batch*timesteps*dim*4}``.
     """
-    for name, value in (("vocab_size", vocab_size), ("dim", dim), ("batch_size", batch_size),
-                        ("timesteps", timesteps)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    vocab_size, dim = _checks.count(vocab_size, "vocab_size"), _checks.count(dim, "dim")
+    batch_size = _checks.count(batch_size, "batch_size")
+    timesteps = _checks.count(timesteps, "timesteps")
     tokens = batch_size * timesteps
     return {"one_hot": tokens * vocab_size * 4, "ids": tokens * 4,
             "table": vocab_size * dim * 4, "dense_batch": tokens * dim * 4}
@@ -324,22 +322,6 @@ def sentiment_data(texts: Sequence[str], labels: Sequence[int], glove_path: str 
                          pad(va_tokens), labels[val], split_seed)
 
 
-def sentiment_model(variant: str, matrix: np.ndarray, recipe: Recipe = RECIPE,
-                    seed: int | None = None, recurrent_dropout: float = 0.0) -> keras.Model:
-    """The classifier of one variant: ``"glove"``, ``"random"`` or ``"glove_frozen"``.
-
-    :func:`rnncourse.models.sequence_classifier` with the GloVe ``matrix`` as initial
-    table (or a random table of the same width), uncompiled.
-    """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
-    return models.sequence_classifier(
-        len(matrix), embedding_dim=matrix.shape[1], units=recipe.units,
-        embeddings=None if variant == "random" else matrix,
-        trainable_embeddings=variant != "glove_frozen", dropout=recipe.dropout,
-        recurrent_dropout=recurrent_dropout, seed=seed, name=f"{variant}_lstm")
-
-
 @dataclass(frozen=True)
 class SentimentComparison:
     """Validation accuracy of every variant, trained from the same seeds on one split.
@@ -378,25 +360,3 @@ class SentimentComparison:
         """
         diff = self.best(a) - self.best(b)
         return float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-
-
-def run_sentiment(data: SentimentData, setup: Settings[Sizes, Recipe] | None = None,
-                  variants: Sequence[str] | None = None) -> SentimentComparison:
-    """Train every variant from ``config.seeds(repeats, offset=10)``; best epoch per run."""
-    s = setup or settings()
-    variants = tuple(variants or s.recipe.variants)
-    seeds = config.seeds(s.sizes.repeats, offset=10)
-    curves: dict[str, list[list[float]]] = {v: [] for v in variants}
-    runs = [(seed, v) for seed in seeds for v in variants]
-    for seed, variant in progress(runs, desc="sentiment runs", unit="run"):
-        config.set_seed(seed)
-        model = sentiment_model(variant, data.matrix, s.recipe, seed=seed)
-        model.compile(optimizer=keras.optimizers.Adam(s.recipe.learning_rate),
-                      loss="binary_crossentropy", metrics=["accuracy"])
-        history = model.fit(data.x_train, data.y_train, batch_size=s.recipe.batch_size,
-                            epochs=s.sizes.epochs, validation_data=(data.x_val, data.y_val),
-                            verbose=0)
-        curves[variant].append([float(a) for a in history.history["val_accuracy"]])
-    return SentimentComparison(variants, seeds,
-                               {v: np.array(c, dtype=float) for v, c in curves.items()},
-                               len(data.x_train), data.split_seed)
