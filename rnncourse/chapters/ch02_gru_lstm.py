@@ -52,7 +52,7 @@ class Sizes:
             is below the recipe's target (one epoch is ``ceil(train_examples / batch)``
             Adam steps).
         units: recurrent units of every cell.
-        every: Adam steps between two measurements of the test MSE: the resolution of the
+        eval_steps: Adam steps between two measurements of the test MSE: the resolution of the
             steps each cell needs (an epoch is 94 steps at CI scale, 313 at full).
         probe_examples: test sequences on which the gradient through time is measured.
         overfit_epochs: epochs of every run of the dropout experiment.
@@ -65,7 +65,7 @@ class Sizes:
     test_examples: int
     epochs: int
     units: int
-    every: int
+    eval_steps: int
     probe_examples: int
     overfit_epochs: int
     overfit_repeats: int
@@ -74,10 +74,10 @@ class Sizes:
 
 SIZES = {
     "ci": Sizes(timesteps=20, train_examples=3000, test_examples=1000, epochs=20, units=32,
-                every=10, probe_examples=256, overfit_epochs=5, overfit_repeats=3,
+                eval_steps=10, probe_examples=256, overfit_epochs=5, overfit_repeats=3,
                 overfit_units=32),
     "full": Sizes(timesteps=100, train_examples=10_000, test_examples=2000, epochs=24,
-                  units=64, every=25, probe_examples=256, overfit_epochs=10, overfit_repeats=5,
+                  units=64, eval_steps=25, probe_examples=256, overfit_epochs=10, overfit_repeats=5,
                   overfit_units=32),
 }
 
