@@ -24,13 +24,13 @@ experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
 
 from __future__ import annotations
 
-import warnings
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import models
+from rnncourse import _checks, models
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
@@ -44,7 +44,7 @@ __all__ = [
     "NUMPY_ACTIVATIONS", "numpy_bptt", "tape_gradients", "timestep_gradient_norms",
     "state_gradient_norms", "early_to_late_ratio", "open_gates", "compare_cells",
     "global_norm", "clip_by_global_norm", "clip_by_value", "cosine_similarity",
-    "model_gradients", "GradientNormLogger", "StopOnNonFinite", "TF_DERIVATIVES",
+    "model_gradients", "GradientNormModel", "StopOnNonFinite", "TF_DERIVATIVES",
     "pascanu_regularizer", "PascanuRegularized",
 ]
 
@@ -298,8 +298,12 @@ def _check_sequences(x, y) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _per_step_norms(grads: tf.Tensor) -> np.ndarray:
-    """``(batch, timesteps, width)`` -> mean over the batch of per-example L2 norms, ``(T,)``."""
-    return tf.reduce_mean(tf.norm(grads, axis=-1), axis=0).numpy().astype(np.float64)
+    """``(batch, timesteps, width)`` -> mean over the batch of per-example L2 norms, ``(T,)``.
+
+    In float64: a float32 gradient of 1e-20 has a square (1e-40) below float32's range, so
+    a float32 norm would be off by orders of magnitude or 0.
+    """
+    return np.linalg.norm(np.asarray(grads, dtype=np.float64), axis=-1).mean(axis=0)
 
 
 def timestep_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
@@ -541,12 +545,14 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         Omega = sum_{k=1}^{T-1} ( ||delta_{k+1} da_{k+1}/da_k|| / ||delta_{k+1}|| - 1 )^2,
 
     where ``delta_{k+1} da_{k+1}/da_k = (delta_{k+1} * f'(a_{k+1})) W_aa^T`` is the error
-    passed one step back. ``delta`` is treated as a constant (``tf.stop_gradient``), as in
-    the paper: the gradient of Omega moves the weights only through the Jacobian, pushing it
-    to keep the norm of the error *along the error's direction*. Omega is 0 when every step
-    passes the error on with its norm unchanged (a linear RNN with an orthogonal ``W_aa``).
-    In value, for a loss on the last state, each ratio is ``||delta_k|| / ||delta_{k+1}||``:
-    Omega is 0 exactly when the gradient norm is the same at every step.
+    passed one step back. As in the paper (its eq. 10 and the authors' code), the states
+    ``a_k`` and the errors ``delta_k`` are held constant (``tf.stop_gradient``) and Omega's
+    gradient reaches the recurrent matrix ``W_aa`` only: each term pushes ``W_aa`` to keep
+    the norm of that step's error *along the error's direction*. ``W_ax``, the bias and
+    the other layers get no gradient from Omega. Omega is 0 when every step passes the
+    error on with its norm unchanged (a linear RNN with an orthogonal ``W_aa``). In value,
+    for a loss on the last state, each ratio is ``||delta_k|| / ||delta_{k+1}||``: Omega is
+    0 exactly when the gradient norm is the same at every step.
 
     TensorFlow ops only (GPU, ``tf.function`` and ``train_step`` alike); the time loop is
     unrolled in Python, so the number of timesteps must be static.
@@ -597,8 +603,9 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         for lay in layers[index + 1:]:
             output = lay(output, training=False)
         total = _summed_loss(loss_fn, y, output)
+    # held constant: the errors delta_{k+1} and the states a_{k+1}, (batch, T - 1, units)
     deltas = tf.stop_gradient(tf.stack(tape.gradient(total, states), axis=1)[:, 1:])
-    after = tf.stack(states[1:], axis=1)  # a_{k+1}, (batch, T - 1, units)
+    after = tf.stop_gradient(tf.stack(states[1:], axis=1))
     passed = tf.matmul(deltas * TF_DERIVATIVES[activation](after), recurrent,
                        transpose_b=True)  # delta_{k+1} da_{k+1}/da_k
     denominator = _safe_norm(deltas)
@@ -737,162 +744,181 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------
-# A callback that logs gradient norms during fit
+# A model that logs the gradient norm of every optimizer update
 # ---------------------------------------------------------------------------------------
 
-class GradientNormLogger(keras.callbacks.Callback):
-    """Record the global gradient norm of every optimizer step of ``model.fit``.
+class GradientNormModel(keras.Model):
+    """A functional ``keras.Model`` whose ``fit`` records the global gradient norm of every
+    optimizer update.
 
-    While a training step runs, the model's optimizer ``apply`` (which ``apply_gradients``
-    calls too) is wrapped so that it also stores ``||g||``, the norm *before* any
-    ``clipnorm``/``global_clipnorm``/``clipvalue`` the optimizer applies; the callback reads
-    it after each batch. So it works for Keras' own ``train_step`` and for a custom
-    ``train_step`` that calls ``optimizer.apply`` or ``optimizer.apply_gradients`` (the
-    pattern of Keras' guide). Embedding gradients (``IndexedSlices``) are converted to dense
-    tensors first, so repeated token ids are summed as in the true gradient.
+    Its :meth:`train_step` is Keras' own (forward pass, compiled loss, gradients,
+    ``optimizer.apply``, metrics) written with public Keras 3.15 API, plus one thing: it
+    takes ``||g||``, the global norm of the gradient *before* any ``clipnorm`` /
+    ``global_clipnorm`` / ``clipvalue`` of the optimizer, and keeps it when the optimizer
+    really updated the weights. Gradients of an ``Embedding`` layer (``IndexedSlices``) are
+    made dense first, so repeated token ids are summed as in the true gradient.
 
-    With ``gradient_accumulation_steps=k`` the optimizer updates the weights once every
-    ``k`` batches with the mean of their gradients; the logger then records one norm per
-    update, the norm of that mean, and nothing for the batches in between.
+    * With ``gradient_accumulation_steps=k`` the optimizer updates once every ``k`` batches
+      with the mean of their gradients; the model records one norm per update, the norm of
+      that mean (it sums the batches' gradients in its own variables, as the optimizer
+      does), and nothing for the batches in between.
+    * With ``compile(steps_per_execution=n)`` Keras runs ``n`` steps per call of the train
+      function; every step's norm is kept, not only the last one's.
 
-    The wrapper is in place only during each training step (removed in a ``finally``, also
-    when a step raises); the train function traced with it is dropped when training ends,
-    or at the next ``fit`` that runs without this logger.
+    Build one from any functional or ``Sequential`` model with :meth:`wrap`, which shares
+    the model's layers and weights. One device only (under ``tf.distribute`` each replica
+    would see its own part of the gradient). With a ``LossScaleOptimizer`` (mixed
+    precision) the norm is that of the scaled gradient.
 
     Attributes:
-        step_norms: list of floats, one per optimizer update (all epochs, in order).
+        step_norms: list of floats, one per optimizer update (all ``fit`` calls, in order).
         epoch_norms: list of floats, mean step norm of each epoch.
         epoch_max_norms: list of floats, largest step norm of each epoch.
         layer_norms: ``{variable path: [norm per update]}`` when ``per_variable=True``.
 
     Example:
-        >>> logger = GradientNormLogger()
-        >>> model.fit(x, y, epochs=3, verbose=0, callbacks=[logger])  # doctest: +SKIP
-        >>> max(logger.step_norms)  # doctest: +SKIP
+        >>> model = GradientNormModel.wrap(models.sequence_regressor("simple_rnn"))
+        >>> model.compile(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=1.0),
+        ...               loss="mse")
+        >>> model.fit(x, y, epochs=3, verbose=0)  # doctest: +SKIP
+        >>> max(model.step_norms)  # doctest: +SKIP
     """
 
-    def __init__(self, per_variable: bool = False) -> None:
-        super().__init__()
+    def __init__(self, *args, per_variable: bool = False, **kwargs) -> None:
         if not isinstance(per_variable, bool):
-            raise TypeError(f"per_variable must be True or False, got {per_variable!r}")
+            _checks.fail("per_variable", f"must be True or False, got {per_variable!r}",
+                         TypeError)
+        super().__init__(*args, **kwargs)
         self.per_variable = per_variable
         self.step_norms: list[float] = []
         self.epoch_norms: list[float] = []
         self.epoch_max_norms: list[float] = []
         self.layer_norms: dict[str, list[float]] = {}
-        self._epoch_start = 0
-        self._in_batch = False
-        self._batches = 0
+        self._log_key = None
 
-    # -- the wrapper, traced into the train function ------------------------------------
-    def _record(self, grads: Sequence, variables: Sequence) -> None:
-        """Store the norm of this update's gradient (in graph ops) in the logger's variables."""
-        norms = []
-        for gradient, variable in zip(grads, variables, strict=True):
-            index = self._index.get(id(variable), self._index.get(getattr(variable, "path", None)))
-            dense = (tf.zeros(variable.shape, tf.float32) if gradient is None
-                     else tf.cast(_dense(gradient), tf.float32))
-            if self._steps:
-                accumulator = self._accumulators[index]
-                accumulator.assign_add(dense)
-                dense = accumulator / float(self._steps)
-            norms.append((index, tf.norm(dense)))
-        values = tf.scatter_nd([[i] for i, _ in norms], tf.stack([n for _, n in norms]),
-                               [len(self._paths)])
-        if self._steps:
-            iterations = getattr(self.model.optimizer, "_iterations", None)
-            if iterations is None:
-                iterations = self._micro_steps
-                self._micro_steps.assign_add(1)
-                update = tf.equal(tf.math.floormod(iterations, self._steps), 0)
-            else:  # the optimizer's own micro-step counter, read before it advances
-                update = tf.equal(tf.math.floormod(iterations + 1, self._steps), 0)
-            for accumulator in self._accumulators:
-                accumulator.assign(tf.where(update, tf.zeros_like(accumulator), accumulator))
-        else:
-            update = tf.constant(True)
-        self._norm.assign(tf.where(update, tf.norm(values), self._norm))
-        self._variable_norms.assign(tf.where(update, values, self._variable_norms))
-        self._updated.assign(tf.cast(update, tf.int32))
+    @classmethod
+    def wrap(cls, model: keras.Model, per_variable: bool = False) -> GradientNormModel:
+        """A :class:`GradientNormModel` with ``model``'s inputs, outputs, layers and weights.
 
-    def _wrapped_apply(self, grads, trainable_variables=None, *args, **kwargs):
-        grads = list(grads)
-        variables = (list(trainable_variables) if trainable_variables is not None
-                     else list(self.model.trainable_variables))
-        self._record(grads, variables)
-        return self._original_apply(grads, trainable_variables, *args, **kwargs)
-
-    def _train_function(self, *args, **kwargs):
-        if not self._in_batch:  # called by a fit that does not run this logger: drop it
-            self.model.train_function = None
-            self.model.make_train_function()
-            return self.model.train_function(*args, **kwargs)
-        optimizer = self.model.optimizer
-        self._original_apply = optimizer.apply
-        optimizer.apply = self._wrapped_apply
+        Args:
+            model: a functional or ``Sequential`` model built on ``keras.Input`` (e.g. any
+                builder of :mod:`rnncourse.models`); training the wrapper trains it.
+            per_variable: also record each variable's own gradient norm (``layer_norms``).
+        """
+        if not isinstance(model, keras.Model):
+            _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}",
+                         TypeError)
         try:
-            return self._traced(*args, **kwargs)
-        except BaseException:
-            self.model.train_function = None  # the next fit traces a clean one
-            raise
-        finally:
-            if vars(optimizer).get("apply") == self._wrapped_apply:
-                del optimizer.apply  # back to the class method
-            self._original_apply = None
+            inputs, outputs = model.inputs, model.outputs
+        except (AttributeError, ValueError):
+            inputs = outputs = None
+        if not inputs or not outputs:
+            _checks.fail("model", f"{model.name!r} has no symbolic inputs; build it on "
+                                  "keras.Input (functional or Sequential with an Input)")
+        return cls(inputs=inputs[0] if len(inputs) == 1 else inputs,
+                   outputs=outputs[0] if len(outputs) == 1 else outputs,
+                   per_variable=per_variable, name=f"{model.name}_norms")
 
-    # -- callback hooks ------------------------------------------------------------------
-    def on_train_begin(self, logs=None):
-        optimizer = self.model.optimizer
-        if optimizer is None:
+    def train_step(self, data):
+        """One training step: Keras' own, plus the norm of the gradient of each update."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        # dense gradients, before the optimizer clips them (IndexedSlices rows are summed)
+        dense = [tf.zeros(v.shape, tf.float32) if g is None
+                 else tf.cast(tf.convert_to_tensor(g), tf.float32)
+                 for g, v in zip(grads, variables, strict=True)]
+        updates_before = tf.identity(self.optimizer.iterations)
+        self.optimizer.apply(grads, variables)
+        updated = tf.identity(self.optimizer.iterations) > updates_before
+        self._record(dense, updated)
+        for metric in self.metrics:
+            if metric.name == "loss":  # Keras' loss tracker, weighted by the batch size
+                batch = tf.shape(tf.nest.flatten(x)[0])[0]
+                metric.update_state(loss * _replicas(), sample_weight=batch)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _record(self, grads: list[tf.Tensor], updated: tf.Tensor) -> None:
+        """Append ``||g||`` (of the accumulated mean under accumulation) when ``updated``."""
+        steps = self.optimizer.gradient_accumulation_steps
+        if steps:  # the optimizer updates with (g_1 + ... + g_k) / k
+            totals = [total + g for total, g in zip(self._sums, grads, strict=True)]
+            grads = [total / steps for total in totals]
+            for total, variable in zip(totals, self._sums, strict=True):
+                variable.assign(tf.where(updated, tf.zeros_like(total), total))
+        per_variable = tf.stack([tf.norm(g) for g in grads])
+        norm = tf.norm(per_variable)
+        keep = tf.cast(updated, tf.int32)  # append 1 row when updated, 0 rows otherwise
+        self._norm_log.assign(tf.concat([self._norm_log, tf.reshape(norm, [1])[:keep]], 0))
+        self._variable_log.assign(tf.concat([self._variable_log, per_variable[None][:keep]],
+                                            0))
+
+    def _prepare_logs(self) -> None:
+        """(Re)create the logging variables when the optimizer or the variables changed."""
+        if self.optimizer is None:
             raise ValueError("compile the model with an optimizer before fit")
-        variables = list(self.model.trainable_variables)
-        self._paths = [v.path for v in variables]
-        self._index = {id(v): i for i, v in enumerate(variables)}
-        self._index.update({path: i for i, path in enumerate(self._paths)})
-        self._steps = int(getattr(optimizer, "gradient_accumulation_steps", None) or 0)
-        self._accumulators = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                              for v in variables] if self._steps else []
-        self._micro_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
-        self._norm = tf.Variable(0.0, trainable=False, dtype=tf.float32)
-        self._variable_norms = tf.Variable(tf.zeros(len(variables)), trainable=False)
-        self._updated = tf.Variable(0, trainable=False, dtype=tf.int32)
-        self.layer_norms = {path: self.layer_norms.get(path, []) for path in self._paths}
-        self._batches = 0
-        self.model.make_train_function(force=True)
-        self._traced = self.model.train_function
-        self.model.train_function = self._train_function
+        variables = self.trainable_variables
+        key = (id(self.optimizer), tuple(v.path for v in variables))
+        if key == self._log_key:
+            return
+        self._log_key = key
+        self._norm_log = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]),
+                                     trainable=False)
+        self._variable_log = tf.Variable(tf.zeros([0, len(variables)]), trainable=False,
+                                         shape=tf.TensorShape([None, len(variables)]))
+        self._sums = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                      for v in variables] if self.optimizer.gradient_accumulation_steps else []
+        for v in variables:
+            self.layer_norms.setdefault(v.path, [])
+        self.make_train_function(force=True)
+
+    def _collect(self) -> int:
+        """Move the norms the train function logged into the Python lists; how many."""
+        norms = self._norm_log.numpy()
+        self.step_norms.extend(float(n) for n in norms)
+        if self.per_variable:
+            paths = [path for path in self._log_key[1]]
+            for row in self._variable_log.numpy():
+                for path, value in zip(paths, row, strict=True):
+                    self.layer_norms[path].append(float(value))
+        self._norm_log.assign(tf.zeros([0]))
+        self._variable_log.assign(tf.zeros([0, len(self._log_key[1])]))
+        return len(norms)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, with a callback that collects the logged norms."""
+        bound = inspect.signature(super().fit).bind(*args, **kwargs)
+        callbacks = bound.arguments.get("callbacks") or []
+        bound.arguments["callbacks"] = [*callbacks, _NormCollector()]
+        self._prepare_logs()
+        return super().fit(*bound.args, **bound.kwargs)
+
+
+def _replicas() -> int:
+    """Replicas of the current ``tf.distribute`` strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class _NormCollector(keras.callbacks.Callback):
+    """Collects a :class:`GradientNormModel`'s norms after each call of the train function
+    (one call runs ``steps_per_execution`` steps) and sums up each epoch."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = len(self.step_norms)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._in_batch = True
-        self._updated.assign(0)
+        self._start = len(self.model.step_norms)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._in_batch = False
-        self._batches += 1
-        if not int(self._updated.numpy()):
-            return
-        self.step_norms.append(float(self._norm.numpy()))
-        if self.per_variable:
-            for path, value in zip(self._paths, self._variable_norms.numpy(), strict=True):
-                self.layer_norms[path].append(float(value))
+        self.model._collect()
 
     def on_epoch_end(self, epoch, logs=None):
-        norms = self.step_norms[self._epoch_start:]
+        self.model._collect()
+        norms = self.model.step_norms[self._start:]
         if norms:
-            self.epoch_norms.append(float(np.mean(norms)))
-            self.epoch_max_norms.append(float(np.max(norms)))
-
-    def on_train_end(self, logs=None):
-        self._in_batch = False
-        self.model.train_function = None
-        self.model.make_train_function(force=True)
-        if self._batches and not self.step_norms and not self._steps:
-            warnings.warn("GradientNormLogger recorded no gradient: the model's train_step "
-                          "never called optimizer.apply or optimizer.apply_gradients",
-                          RuntimeWarning, stacklevel=2)
+            self.model.epoch_norms.append(float(np.mean(norms)))
+            self.model.epoch_max_norms.append(float(np.max(norms)))
 
 
 # ---------------------------------------------------------------------------------------
