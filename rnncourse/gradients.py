@@ -67,7 +67,8 @@ def recurrent_layer_of(model: keras.Model, layer: str | keras.layers.Layer | Non
             candidates = [lay for lay in candidates if lay.name == layer]
     if len(candidates) != 1 or not isinstance(candidates[0], keras.layers.RNN):
         names = [lay.name for lay in model.layers if isinstance(lay, keras.layers.RNN)]
-        raise ValueError(
+        _checks.fail(
+            "layer" if layer is not None else "model",
             f"need exactly one recurrent layer, found {names or 'none'}"
             + (f" named {layer!r}" if layer is not None else "")
             + "; pass layer=<name> to pick one (Bidirectional wrappers are not supported)."
@@ -79,8 +80,8 @@ def recurrent_kernel(layer: keras.layers.Layer) -> np.ndarray:
     """The recurrent matrix ``W_aa`` of a recurrent layer, ``(units, gates * units)``."""
     cell = getattr(layer, "cell", layer)
     if not hasattr(cell, "recurrent_kernel"):
-        raise ValueError(f"layer {layer.name!r} has no recurrent_kernel; build it first "
-                         "(call the model once) and pass a SimpleRNN, GRU or LSTM layer.")
+        _checks.fail("layer", f"{layer.name!r} has no recurrent_kernel; build it first "
+                              "(call the model once) and pass a SimpleRNN, GRU or LSTM layer.")
     return np.array(cell.recurrent_kernel.numpy())
 
 
@@ -93,11 +94,11 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
     Returns:
         The new ``(units, units)`` matrix.
     """
+    radius, seed = _checks.number(radius, "radius"), _checks.count(seed, "seed", minimum=0)
     matrix = recurrent_kernel(layer)
     if matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"set_recurrent_spectrum needs a square recurrent matrix (SimpleRNN); "
-                         f"{layer.name!r} has shape {matrix.shape}")
-    _check_positive_number("radius", radius)
+        _checks.fail("layer", f"set_recurrent_spectrum needs a square recurrent matrix "
+                              f"(SimpleRNN); {layer.name!r} has shape {matrix.shape}")
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal(matrix.shape))
     q = q * np.sign(np.diag(r))
@@ -108,18 +109,15 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
 
 def largest_singular_value(matrix: np.ndarray) -> float:
     """Largest singular value ``sigma_1`` of a 2-D matrix (its spectral norm)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise ValueError(f"largest_singular_value needs a 2-D matrix, got shape {matrix.shape}; "
-                         "pass e.g. recurrent_kernel(layer)")
+    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
     return float(np.linalg.norm(matrix, ord=2))
 
 
 def spectral_radius(matrix: np.ndarray) -> float:
     """Largest absolute eigenvalue of a square matrix (``<= sigma_1`` always)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"spectral_radius needs a square matrix, got shape {matrix.shape}")
+    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
+    if matrix.shape[0] != matrix.shape[1]:
+        _checks.fail("matrix", f"must be a square matrix, got shape {matrix.shape}")
     return float(np.max(np.abs(np.linalg.eigvals(matrix))))
 
 
@@ -196,25 +194,21 @@ def numpy_bptt(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray],
     Returns:
         A :class:`BPTTResult`, in float64.
     """
-    if activation not in NUMPY_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(NUMPY_ACTIVATIONS)}, "
-                         f"not {activation!r}")
+    f, f_prime = NUMPY_ACTIVATIONS[_checks.choice(activation, "activation", NUMPY_ACTIVATIONS)]
     missing = {"kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias"} - set(weights)
     if missing:
-        raise ValueError(f"weights is missing {sorted(missing)}; build it with "
-                         "simple_rnn_weights(model)")
-    f, f_prime = NUMPY_ACTIVATIONS[activation]
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+        _checks.fail("weights", f"is missing {sorted(missing)}; build it with "
+                                "simple_rnn_weights(model)")
+    x = _checks.array(x, "x", ndim=3, kinds="iuf").astype(np.float64)
+    y = _checks.array(y, "y", kinds="iuf").astype(np.float64)
     if y.ndim == 0 or len(y) != len(x):
-        raise ValueError(f"x has {len(x)} sequences but y has shape {y.shape}; pass one "
-                         "target per sequence, (batch, 1)")
+        _checks.fail("y", f"x has {len(x)} sequences but y has shape {y.shape}; pass one "
+                          "target per sequence, (batch, 1)")
     y = y.reshape(len(x), -1)
-    if x.ndim != 3:
-        raise ValueError(f"x must be (batch, timesteps, features), got shape {x.shape}")
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     if w["kernel"].shape[0] != x.shape[2]:
-        raise ValueError(f"x has {x.shape[2]} features but kernel expects {w['kernel'].shape[0]}")
+        _checks.fail("x", f"has {x.shape[2]} features but kernel expects "
+                          f"{w['kernel'].shape[0]}")
     batch, timesteps, _ = x.shape
     units = w["recurrent_kernel"].shape[0]
     states = np.zeros((timesteps + 1, batch, units))  # states[t + 1] = a_t, states[0] = a_0
@@ -271,11 +265,12 @@ def _loss_function(loss: str | Callable | None) -> Callable:
         try:
             return keras.losses.get(loss)
         except ValueError:
-            raise ValueError(f"unknown loss {loss!r}; pass a Keras loss name such as 'mse' or "
-                             "'binary_crossentropy', or a callable(y_true, y_pred)") from None
+            _checks.fail("loss", f"unknown loss {loss!r}; pass a Keras loss name such as "
+                                 "'mse' or 'binary_crossentropy', or a callable(y_true, y_pred)")
     if callable(loss):
         return loss
-    raise ValueError(f"loss must be None, a Keras loss name or a callable, not {type(loss)}")
+    _checks.fail("loss", f"must be None, a Keras loss name or a callable, not {type(loss)}",
+                 TypeError)
 
 
 def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -286,15 +281,13 @@ def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tenso
     return tf.reduce_sum(values)
 
 
-def _check_sequences(x, y) -> tuple[tf.Tensor, tf.Tensor]:
-    x = np.asarray(x)
-    if x.ndim != 3 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"x must be float (batch, timesteps, features), got {x.dtype} {x.shape}; "
-                         "for token ids measure dLoss/dh_t with state_gradient_norms instead")
-    if len(np.asarray(y)) != len(x):
-        raise ValueError(f"x has {len(x)} sequences but y has {len(np.asarray(y))}; "
-                         "pass one target per sequence")
-    return tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.float32)
+def _same_count(x: np.ndarray, y) -> np.ndarray:
+    """``y`` as an array with one target per sequence of ``x``."""
+    y = _checks.array(y, "y")
+    if y.ndim == 0 or len(y) != len(x):
+        _checks.fail("y", f"x has {len(x)} sequences but y has {len(y) if y.ndim else 0}; "
+                          "pass one target per sequence")
+    return y
 
 
 def _per_step_norms(grads: tf.Tensor) -> np.ndarray:
@@ -332,12 +325,11 @@ def timestep_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
         ``(timesteps,)`` float64 array; entry ``t`` is the gradient norm at step ``t``, so
         ``norms[0] / norms[-1]`` measures how much gradient reaches the first step.
     """
-    if wrt == "states":
+    if _checks.choice(wrt, "wrt", ("inputs", "states")) == "states":
         return state_gradient_norms(model, x, y, loss=loss)
-    if wrt != "inputs":
-        raise ValueError(f"wrt must be 'inputs' or 'states', not {wrt!r}")
     loss_fn = _loss_function(loss)
-    x, y = _check_sequences(x, y)
+    x = _checks.array(x, "x", ndim=3, kinds="f")  # token ids: use state_gradient_norms
+    x, y = tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(_same_count(x, y), tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
         total = _summed_loss(loss_fn, y, model(x, training=False))
@@ -370,13 +362,12 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
     loss_fn = _loss_function(loss)
     rnn = recurrent_layer_of(model, layer)
     if getattr(rnn, "go_backwards", False) or getattr(rnn, "return_state", False):
-        raise ValueError(f"{rnn.name!r}: go_backwards/return_state layers are not supported")
-    x = np.asarray(x)
+        _checks.fail("layer", f"{rnn.name!r}: go_backwards/return_state layers are not "
+                              "supported")
+    x = _checks.array(x, "x", kinds="iuf")
     if x.ndim < 2:
-        raise ValueError(f"x must be (batch, timesteps, ...), got shape {x.shape}")
-    if len(np.asarray(y)) != len(x):
-        raise ValueError(f"x has {len(x)} sequences but y has {len(np.asarray(y))}; "
-                         "pass one target per sequence")
+        _checks.fail("x", f"must be (batch, timesteps, ...), got shape {x.shape}")
+    y = _same_count(x, y)
     layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
     index = layers.index(rnn)
     x = tf.convert_to_tensor(x)
@@ -408,15 +399,15 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
 
 def early_to_late_ratio(norms: np.ndarray) -> float:
     """``norms[0] / norms[-1]``: below 1 the gradient vanishes backward, above 1 it explodes."""
-    norms = np.asarray(norms, dtype=np.float64)
-    if norms.ndim != 1 or len(norms) < 2:
-        raise ValueError(f"need a (timesteps,) array with timesteps >= 2, got shape {norms.shape}")
+    norms = _checks.array(norms, "norms", ndim=1, kinds="iuf").astype(np.float64)
+    if len(norms) < 2:
+        _checks.fail("norms", f"need a (timesteps,) array with timesteps >= 2, got {len(norms)}")
     if not (np.isfinite(norms).all() and (norms >= 0).all()):
-        raise ValueError("norms must be finite and >= 0 (gradient norms); a NaN or inf norm "
-                         "means the forward pass overflowed: clip or lower the learning rate")
+        _checks.fail("norms", "must be finite and >= 0 (gradient norms); a NaN or inf norm "
+                              "means the forward pass overflowed: clip or lower the learning rate")
     if norms[-1] == 0:
-        raise ValueError("the last norm is 0, so the ratio is undefined: the loss does not "
-                         "depend on the last step's state (check the targets and the mask)")
+        _checks.fail("norms", "the last norm is 0, so the ratio is undefined: the loss does not "
+                              "depend on the last step's state (check the targets and the mask)")
     return float(norms[0] / norms[-1])
 
 
@@ -432,8 +423,7 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     Returns:
         The resulting gate value ``sigmoid(bias)`` (inputs and state at zero).
     """
-    if not _is_finite_number(bias):
-        raise ValueError(f"bias must be a finite number (e.g. 5.0 opens the gate), got {bias!r}")
+    bias = _checks.number(bias, "bias", low=None)  # e.g. 5.0 opens the gate
     rnn = recurrent_layer_of(model)
     cell = rnn.cell
     values = np.array(cell.bias.numpy()).copy()
@@ -447,7 +437,8 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
         else:
             values[:units] = bias  # gate order z, r, h
     else:
-        raise ValueError(f"{rnn.name!r} has no gate to open; open_gates needs an LSTM or GRU")
+        _checks.fail("model", f"{rnn.name!r} has no gate to open; open_gates needs an LSTM "
+                              "or GRU")
     cell.bias.assign(values)
     return float(1.0 / (1.0 + np.exp(-bias)))
 
@@ -470,8 +461,8 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
         floored at ``1e-38`` so the geometric mean and log plots stay finite.
     """
     if isinstance(cells, str):
-        raise ValueError(f"cells must be a list of cell names, e.g. [{cells!r}], not one "
-                         "string (it would be read letter by letter)")
+        _checks.fail("cells", f"must be a list of cell names, e.g. [{cells!r}], not one "
+                              "string (it would be read letter by letter)", TypeError)
     result = {}
     for cell in cells:
         logs = []
@@ -484,12 +475,6 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
             logs.append(np.log(np.maximum(norms, FLOOR)))
         result[cell] = np.exp(np.mean(logs, axis=0))
     return result
-
-
-def _is_finite_number(value) -> bool:
-    """A real, finite number (``bool`` is not one: ``True`` would pass as 1)."""
-    return (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            and bool(np.isfinite(value)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -508,22 +493,22 @@ TF_DERIVATIVES = {
 def _regularizable_rnn(model, layer=None) -> tuple[keras.layers.SimpleRNN, str]:
     """The SimpleRNN of ``model`` and its activation's name, or a ValueError saying why not."""
     if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model with a SimpleRNN layer, got "
-                         f"{type(model).__name__}; build one with "
-                         "models.sequence_regressor('simple_rnn')")
+        _checks.fail("model", f"must be a keras.Model with a SimpleRNN layer, got "
+                              f"{type(model).__name__}; build one with "
+                              "models.sequence_regressor('simple_rnn')", TypeError)
     rnn = recurrent_layer_of(model, layer)
     if not isinstance(rnn, keras.layers.SimpleRNN):
-        raise ValueError(f"model: the regulariser needs a SimpleRNN layer, found "
+        _checks.fail("model", f"the regulariser needs a SimpleRNN layer, found "
                          f"{type(rnn).__name__} {rnn.name!r}; build the model with "
                          "models.sequence_regressor('simple_rnn') (a gated cell's Jacobian "
                          "goes through its gates, which this formula leaves out)")
     name = keras.activations.serialize(rnn.cell.activation)
     name = name if isinstance(name, str) else str(name)
     if name not in TF_DERIVATIVES:
-        raise ValueError(f"model: SimpleRNN {rnn.name!r} has activation {name!r}; the "
+        _checks.fail("model", f"SimpleRNN {rnn.name!r} has activation {name!r}; the "
                          f"regulariser knows {', '.join(TF_DERIVATIVES)}")
     if rnn.cell.dropout or rnn.cell.recurrent_dropout or rnn.go_backwards or rnn.return_state:
-        raise ValueError(f"model: SimpleRNN {rnn.name!r} uses dropout, go_backwards or "
+        _checks.fail("model", f"SimpleRNN {rnn.name!r} uses dropout, go_backwards or "
                          "return_state; build it without them")
     return rnn, name
 
@@ -579,7 +564,7 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         x = tf.cast(x, tf.float32)
     y = tf.cast(tf.convert_to_tensor(y), tf.float32)
     if x.shape.rank is None or x.shape.rank < 2 or x.shape[1] is None or x.shape[1] < 2:
-        raise ValueError(f"x must be (batch, timesteps, ...) with a static timesteps >= 2, "
+        _checks.fail("x", f"must be (batch, timesteps, ...) with a static timesteps >= 2, "
                          f"got shape {x.shape}; pad or cut the sequences to one length")
     cell = rnn.cell
     kernel, recurrent = tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(
@@ -634,9 +619,7 @@ class PascanuRegularized(keras.Model):
     def __init__(self, model: keras.Model, alpha: float = 1.0,
                  layer: str | keras.layers.Layer | None = None, **kwargs) -> None:
         rnn, _ = _regularizable_rnn(model, layer)
-        if not _is_finite_number(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0 (the weight of Omega), got "
-                             f"{alpha!r}; alpha=0 trains on the compiled loss alone")
+        alpha = _checks.number(alpha, "alpha", low=0.0, low_inclusive=True)  # 0: loss alone
         super().__init__(name=kwargs.pop("name", f"{model.name}_pascanu"), **kwargs)
         self.regularized = model
         self.alpha = float(alpha)
@@ -663,11 +646,6 @@ class PascanuRegularized(keras.Model):
 # Clipping
 # ---------------------------------------------------------------------------------------
 
-def _check_positive_number(name: str, value) -> None:
-    if not _is_finite_number(value) or not value > 0:
-        raise ValueError(f"{name} must be > 0 (a finite number), got {value!r}")
-
-
 def _dense(gradient) -> tf.Tensor:
     """Dense tensor from a gradient (``IndexedSlices`` from Embedding layers are summed)."""
     return tf.convert_to_tensor(gradient)
@@ -676,8 +654,8 @@ def _dense(gradient) -> tf.Tensor:
 def _check_gradient_list(grads, name: str = "grads") -> None:
     if isinstance(grads, (tf.Tensor, np.ndarray, tf.IndexedSlices)) or not isinstance(
             grads, Sequence):
-        raise TypeError(f"{name} must be a list of gradients (one per variable), got "
-                        f"{type(grads).__name__}; wrap a single tensor as [tensor]")
+        _checks.fail(name, f"must be a list of gradients (one per variable), got "
+                           f"{type(grads).__name__}; wrap a single tensor as [tensor]", TypeError)
 
 
 def global_norm(grads: Sequence) -> float:
@@ -698,7 +676,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
         ``(clipped gradients, global norm before clipping)``.
     """
     _check_gradient_list(grads)
-    _check_positive_number("max_norm", max_norm)
+    max_norm = _checks.number(max_norm, "max_norm")
     dense = [_dense(g) for g in grads]
     norm = global_norm(dense)
     scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
@@ -708,7 +686,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
 def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
     """Clamp every gradient entry to ``[-value, value]``; what ``clipvalue`` does."""
     _check_gradient_list(grads)
-    _check_positive_number("value", value)
+    value = _checks.number(value, "value")
     return [tf.clip_by_value(_dense(g), -value, value) for g in grads]
 
 
@@ -717,12 +695,14 @@ def cosine_similarity(grads_a: Sequence, grads_b: Sequence) -> float:
     _check_gradient_list(grads_a, "grads_a")
     _check_gradient_list(grads_b, "grads_b")
     if len(grads_a) != len(grads_b):
-        raise ValueError(f"gradient lists differ in length: {len(grads_a)} vs {len(grads_b)}")
+        _checks.fail("grads_b", f"gradient lists differ in length: {len(grads_a)} vs "
+                                f"{len(grads_b)}")
     a = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_a]).astype(np.float64)
     b = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_b]).astype(np.float64)
     denominator = np.linalg.norm(a) * np.linalg.norm(b)
     if denominator == 0:
-        raise ValueError("cosine similarity of a zero gradient is undefined")
+        _checks.fail("grads_a" if not np.any(a) else "grads_b",
+                     "is zero: the cosine similarity of a zero gradient is undefined")
     return float(a @ b / denominator)
 
 
@@ -734,8 +714,8 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
         ValueError: ``x`` and ``y`` hold different numbers of examples, or an unknown loss.
     """
     if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}; pass one target per "
-                         "example")
+        _checks.fail("y", f"x has {len(x)} examples but y has {len(y)}; pass one target "
+                          "per example")
     loss_fn = _loss_function(loss)
     with tf.GradientTape() as tape:
         values = loss_fn(tf.convert_to_tensor(y, tf.float32), model(x, training=False))
@@ -893,7 +873,7 @@ class GradientNormModel(keras.Model):
         """``keras.Model.fit``, with a callback that collects the logged norms."""
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         callbacks = bound.arguments.get("callbacks") or []
-        bound.arguments["callbacks"] = [*callbacks, _NormCollector()]
+        bound.arguments["callbacks"] = [_NormCollector(), *callbacks]  # collected first
         self._prepare_logs()
         return super().fit(*bound.args, **bound.kwargs)
 
