@@ -17,9 +17,10 @@ experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
 * :func:`clip_by_global_norm`, :func:`clip_by_value`, :func:`global_norm`,
   :func:`cosine_similarity`, :func:`model_gradients` - what the optimizers'
   ``global_clipnorm`` and ``clipvalue`` do, on real gradients.
-* :class:`GradientNormLogger` - a Keras callback that records the global gradient norm of
-  every optimizer step of ``model.fit``, for any model (Embedding layers included);
-  :class:`StopOnNonFinite` - stop ``fit`` quietly at the first NaN/inf loss.
+* :class:`GradientNormModel` - ``GradientNormModel.wrap(model)`` shares ``model``'s weights
+  and records the global gradient norm of every optimizer update of ``fit`` (Embedding
+  layers, gradient accumulation and ``steps_per_execution`` included), public Keras API
+  only; :class:`StopOnNonFinite` - stop ``fit`` quietly at the first NaN/inf loss.
 """
 
 from __future__ import annotations
@@ -606,8 +607,8 @@ class PascanuRegularized(keras.Model):
     Wraps ``model`` and shares its weights: ``fit`` minimises
     ``loss(y, model(x)) + alpha * pascanu_regularizer(model, x, y)`` (the ``loss`` it logs
     is this sum); ``evaluate`` and ``predict`` see the compiled loss and ``model(x)`` alone.
-    It overrides only ``compute_loss``, so optimizers, clipping and callbacks
-    (:class:`GradientNormLogger` included) work as for any Keras model.
+    It overrides only ``compute_loss``, so optimizers, clipping and callbacks work as for any
+    Keras model.
 
     Example:
         >>> trainer = PascanuRegularized(models.sequence_regressor("simple_rnn"), alpha=1.0)
@@ -819,7 +820,7 @@ class GradientNormModel(keras.Model):
         for metric in self.metrics:
             if metric.name == "loss":  # Keras' loss tracker, weighted by the batch size
                 batch = tf.shape(tf.nest.flatten(x)[0])[0]
-                metric.update_state(loss * _replicas(), sample_weight=batch)
+                metric.update_state(loss, sample_weight=batch)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _record(self, grads: list[tf.Tensor], updated: tf.Tensor) -> None:
@@ -876,11 +877,6 @@ class GradientNormModel(keras.Model):
         bound.arguments["callbacks"] = [_NormCollector(), *callbacks]  # collected first
         self._prepare_logs()
         return super().fit(*bound.args, **bound.kwargs)
-
-
-def _replicas() -> int:
-    """Replicas of the current ``tf.distribute`` strategy (1 without one)."""
-    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 class _NormCollector(keras.callbacks.Callback):
