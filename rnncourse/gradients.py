@@ -17,20 +17,21 @@ experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
 * :func:`clip_by_global_norm`, :func:`clip_by_value`, :func:`global_norm`,
   :func:`cosine_similarity`, :func:`model_gradients` - what the optimizers'
   ``global_clipnorm`` and ``clipvalue`` do, on real gradients.
-* :class:`GradientNormLogger` - a Keras callback that records the global gradient norm of
-  every optimizer step of ``model.fit``, for any model (Embedding layers included);
-  :class:`StopOnNonFinite` - stop ``fit`` quietly at the first NaN/inf loss.
+* :class:`GradientNormModel` - ``GradientNormModel.wrap(model)`` shares ``model``'s weights
+  and records the global gradient norm of every optimizer update of ``fit`` (Embedding
+  layers, gradient accumulation and ``steps_per_execution`` included), public Keras API
+  only; :class:`StopOnNonFinite` - stop ``fit`` quietly at the first NaN/inf loss.
 """
 
 from __future__ import annotations
 
-import warnings
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import models
+from rnncourse import _checks, models
 from rnncourse.config import quiet_tensorflow
 
 quiet_tensorflow()
@@ -44,7 +45,7 @@ __all__ = [
     "NUMPY_ACTIVATIONS", "numpy_bptt", "tape_gradients", "timestep_gradient_norms",
     "state_gradient_norms", "early_to_late_ratio", "open_gates", "compare_cells",
     "global_norm", "clip_by_global_norm", "clip_by_value", "cosine_similarity",
-    "model_gradients", "GradientNormLogger", "StopOnNonFinite", "TF_DERIVATIVES",
+    "model_gradients", "GradientNormModel", "StopOnNonFinite", "TF_DERIVATIVES",
     "pascanu_regularizer", "PascanuRegularized",
 ]
 
@@ -67,7 +68,8 @@ def recurrent_layer_of(model: keras.Model, layer: str | keras.layers.Layer | Non
             candidates = [lay for lay in candidates if lay.name == layer]
     if len(candidates) != 1 or not isinstance(candidates[0], keras.layers.RNN):
         names = [lay.name for lay in model.layers if isinstance(lay, keras.layers.RNN)]
-        raise ValueError(
+        _checks.fail(
+            "layer" if layer is not None else "model",
             f"need exactly one recurrent layer, found {names or 'none'}"
             + (f" named {layer!r}" if layer is not None else "")
             + "; pass layer=<name> to pick one (Bidirectional wrappers are not supported)."
@@ -79,8 +81,8 @@ def recurrent_kernel(layer: keras.layers.Layer) -> np.ndarray:
     """The recurrent matrix ``W_aa`` of a recurrent layer, ``(units, gates * units)``."""
     cell = getattr(layer, "cell", layer)
     if not hasattr(cell, "recurrent_kernel"):
-        raise ValueError(f"layer {layer.name!r} has no recurrent_kernel; build it first "
-                         "(call the model once) and pass a SimpleRNN, GRU or LSTM layer.")
+        _checks.fail("layer", f"{layer.name!r} has no recurrent_kernel; build it first "
+                              "(call the model once) and pass a SimpleRNN, GRU or LSTM layer.")
     return np.array(cell.recurrent_kernel.numpy())
 
 
@@ -93,11 +95,11 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
     Returns:
         The new ``(units, units)`` matrix.
     """
+    radius, seed = _checks.number(radius, "radius"), _checks.count(seed, "seed", minimum=0)
     matrix = recurrent_kernel(layer)
     if matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"set_recurrent_spectrum needs a square recurrent matrix (SimpleRNN); "
-                         f"{layer.name!r} has shape {matrix.shape}")
-    _check_positive_number("radius", radius)
+        _checks.fail("layer", f"set_recurrent_spectrum needs a square recurrent matrix "
+                              f"(SimpleRNN); {layer.name!r} has shape {matrix.shape}")
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal(matrix.shape))
     q = q * np.sign(np.diag(r))
@@ -108,18 +110,15 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
 
 def largest_singular_value(matrix: np.ndarray) -> float:
     """Largest singular value ``sigma_1`` of a 2-D matrix (its spectral norm)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise ValueError(f"largest_singular_value needs a 2-D matrix, got shape {matrix.shape}; "
-                         "pass e.g. recurrent_kernel(layer)")
+    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
     return float(np.linalg.norm(matrix, ord=2))
 
 
 def spectral_radius(matrix: np.ndarray) -> float:
     """Largest absolute eigenvalue of a square matrix (``<= sigma_1`` always)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"spectral_radius needs a square matrix, got shape {matrix.shape}")
+    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
+    if matrix.shape[0] != matrix.shape[1]:
+        _checks.fail("matrix", f"must be a square matrix, got shape {matrix.shape}")
     return float(np.max(np.abs(np.linalg.eigvals(matrix))))
 
 
@@ -196,25 +195,21 @@ def numpy_bptt(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray],
     Returns:
         A :class:`BPTTResult`, in float64.
     """
-    if activation not in NUMPY_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(NUMPY_ACTIVATIONS)}, "
-                         f"not {activation!r}")
+    f, f_prime = NUMPY_ACTIVATIONS[_checks.choice(activation, "activation", NUMPY_ACTIVATIONS)]
     missing = {"kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias"} - set(weights)
     if missing:
-        raise ValueError(f"weights is missing {sorted(missing)}; build it with "
-                         "simple_rnn_weights(model)")
-    f, f_prime = NUMPY_ACTIVATIONS[activation]
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+        _checks.fail("weights", f"is missing {sorted(missing)}; build it with "
+                                "simple_rnn_weights(model)")
+    x = _checks.array(x, "x", ndim=3, kinds="iuf").astype(np.float64)
+    y = _checks.array(y, "y", kinds="iuf").astype(np.float64)
     if y.ndim == 0 or len(y) != len(x):
-        raise ValueError(f"x has {len(x)} sequences but y has shape {y.shape}; pass one "
-                         "target per sequence, (batch, 1)")
+        _checks.fail("y", f"x has {len(x)} sequences but y has shape {y.shape}; pass one "
+                          "target per sequence, (batch, 1)")
     y = y.reshape(len(x), -1)
-    if x.ndim != 3:
-        raise ValueError(f"x must be (batch, timesteps, features), got shape {x.shape}")
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     if w["kernel"].shape[0] != x.shape[2]:
-        raise ValueError(f"x has {x.shape[2]} features but kernel expects {w['kernel'].shape[0]}")
+        _checks.fail("x", f"has {x.shape[2]} features but kernel expects "
+                          f"{w['kernel'].shape[0]}")
     batch, timesteps, _ = x.shape
     units = w["recurrent_kernel"].shape[0]
     states = np.zeros((timesteps + 1, batch, units))  # states[t + 1] = a_t, states[0] = a_0
@@ -271,11 +266,12 @@ def _loss_function(loss: str | Callable | None) -> Callable:
         try:
             return keras.losses.get(loss)
         except ValueError:
-            raise ValueError(f"unknown loss {loss!r}; pass a Keras loss name such as 'mse' or "
-                             "'binary_crossentropy', or a callable(y_true, y_pred)") from None
+            _checks.fail("loss", f"unknown loss {loss!r}; pass a Keras loss name such as "
+                                 "'mse' or 'binary_crossentropy', or a callable(y_true, y_pred)")
     if callable(loss):
         return loss
-    raise ValueError(f"loss must be None, a Keras loss name or a callable, not {type(loss)}")
+    _checks.fail("loss", f"must be None, a Keras loss name or a callable, not {type(loss)}",
+                 TypeError)
 
 
 def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -286,20 +282,22 @@ def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tenso
     return tf.reduce_sum(values)
 
 
-def _check_sequences(x, y) -> tuple[tf.Tensor, tf.Tensor]:
-    x = np.asarray(x)
-    if x.ndim != 3 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"x must be float (batch, timesteps, features), got {x.dtype} {x.shape}; "
-                         "for token ids measure dLoss/dh_t with state_gradient_norms instead")
-    if len(np.asarray(y)) != len(x):
-        raise ValueError(f"x has {len(x)} sequences but y has {len(np.asarray(y))}; "
-                         "pass one target per sequence")
-    return tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.float32)
+def _same_count(x: np.ndarray, y) -> np.ndarray:
+    """``y`` as an array with one target per sequence of ``x``."""
+    y = _checks.array(y, "y")
+    if y.ndim == 0 or len(y) != len(x):
+        _checks.fail("y", f"x has {len(x)} sequences but y has {len(y) if y.ndim else 0}; "
+                          "pass one target per sequence")
+    return y
 
 
 def _per_step_norms(grads: tf.Tensor) -> np.ndarray:
-    """``(batch, timesteps, width)`` -> mean over the batch of per-example L2 norms, ``(T,)``."""
-    return tf.reduce_mean(tf.norm(grads, axis=-1), axis=0).numpy().astype(np.float64)
+    """``(batch, timesteps, width)`` -> mean over the batch of per-example L2 norms, ``(T,)``.
+
+    In float64: a float32 gradient of 1e-20 has a square (1e-40) below float32's range, so
+    a float32 norm would be off by orders of magnitude or 0.
+    """
+    return np.linalg.norm(np.asarray(grads, dtype=np.float64), axis=-1).mean(axis=0)
 
 
 def timestep_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
@@ -328,12 +326,11 @@ def timestep_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
         ``(timesteps,)`` float64 array; entry ``t`` is the gradient norm at step ``t``, so
         ``norms[0] / norms[-1]`` measures how much gradient reaches the first step.
     """
-    if wrt == "states":
+    if _checks.choice(wrt, "wrt", ("inputs", "states")) == "states":
         return state_gradient_norms(model, x, y, loss=loss)
-    if wrt != "inputs":
-        raise ValueError(f"wrt must be 'inputs' or 'states', not {wrt!r}")
     loss_fn = _loss_function(loss)
-    x, y = _check_sequences(x, y)
+    x = _checks.array(x, "x", ndim=3, kinds="f")  # token ids: use state_gradient_norms
+    x, y = tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(_same_count(x, y), tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
         total = _summed_loss(loss_fn, y, model(x, training=False))
@@ -366,13 +363,12 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
     loss_fn = _loss_function(loss)
     rnn = recurrent_layer_of(model, layer)
     if getattr(rnn, "go_backwards", False) or getattr(rnn, "return_state", False):
-        raise ValueError(f"{rnn.name!r}: go_backwards/return_state layers are not supported")
-    x = np.asarray(x)
+        _checks.fail("layer", f"{rnn.name!r}: go_backwards/return_state layers are not "
+                              "supported")
+    x = _checks.array(x, "x", kinds="iuf")
     if x.ndim < 2:
-        raise ValueError(f"x must be (batch, timesteps, ...), got shape {x.shape}")
-    if len(np.asarray(y)) != len(x):
-        raise ValueError(f"x has {len(x)} sequences but y has {len(np.asarray(y))}; "
-                         "pass one target per sequence")
+        _checks.fail("x", f"must be (batch, timesteps, ...), got shape {x.shape}")
+    y = _same_count(x, y)
     layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
     index = layers.index(rnn)
     x = tf.convert_to_tensor(x)
@@ -404,15 +400,15 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
 
 def early_to_late_ratio(norms: np.ndarray) -> float:
     """``norms[0] / norms[-1]``: below 1 the gradient vanishes backward, above 1 it explodes."""
-    norms = np.asarray(norms, dtype=np.float64)
-    if norms.ndim != 1 or len(norms) < 2:
-        raise ValueError(f"need a (timesteps,) array with timesteps >= 2, got shape {norms.shape}")
+    norms = _checks.array(norms, "norms", ndim=1, kinds="iuf").astype(np.float64)
+    if len(norms) < 2:
+        _checks.fail("norms", f"need a (timesteps,) array with timesteps >= 2, got {len(norms)}")
     if not (np.isfinite(norms).all() and (norms >= 0).all()):
-        raise ValueError("norms must be finite and >= 0 (gradient norms); a NaN or inf norm "
-                         "means the forward pass overflowed: clip or lower the learning rate")
+        _checks.fail("norms", "must be finite and >= 0 (gradient norms); a NaN or inf norm "
+                              "means the forward pass overflowed: clip or lower the learning rate")
     if norms[-1] == 0:
-        raise ValueError("the last norm is 0, so the ratio is undefined: the loss does not "
-                         "depend on the last step's state (check the targets and the mask)")
+        _checks.fail("norms", "the last norm is 0, so the ratio is undefined: the loss does not "
+                              "depend on the last step's state (check the targets and the mask)")
     return float(norms[0] / norms[-1])
 
 
@@ -428,8 +424,7 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     Returns:
         The resulting gate value ``sigmoid(bias)`` (inputs and state at zero).
     """
-    if not _is_finite_number(bias):
-        raise ValueError(f"bias must be a finite number (e.g. 5.0 opens the gate), got {bias!r}")
+    bias = _checks.number(bias, "bias", low=None)  # e.g. 5.0 opens the gate
     rnn = recurrent_layer_of(model)
     cell = rnn.cell
     values = np.array(cell.bias.numpy()).copy()
@@ -443,7 +438,8 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
         else:
             values[:units] = bias  # gate order z, r, h
     else:
-        raise ValueError(f"{rnn.name!r} has no gate to open; open_gates needs an LSTM or GRU")
+        _checks.fail("model", f"{rnn.name!r} has no gate to open; open_gates needs an LSTM "
+                              "or GRU")
     cell.bias.assign(values)
     return float(1.0 / (1.0 + np.exp(-bias)))
 
@@ -466,8 +462,8 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
         floored at ``1e-38`` so the geometric mean and log plots stay finite.
     """
     if isinstance(cells, str):
-        raise ValueError(f"cells must be a list of cell names, e.g. [{cells!r}], not one "
-                         "string (it would be read letter by letter)")
+        _checks.fail("cells", f"must be a list of cell names, e.g. [{cells!r}], not one "
+                              "string (it would be read letter by letter)", TypeError)
     result = {}
     for cell in cells:
         logs = []
@@ -480,12 +476,6 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
             logs.append(np.log(np.maximum(norms, FLOOR)))
         result[cell] = np.exp(np.mean(logs, axis=0))
     return result
-
-
-def _is_finite_number(value) -> bool:
-    """A real, finite number (``bool`` is not one: ``True`` would pass as 1)."""
-    return (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            and bool(np.isfinite(value)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -504,22 +494,22 @@ TF_DERIVATIVES = {
 def _regularizable_rnn(model, layer=None) -> tuple[keras.layers.SimpleRNN, str]:
     """The SimpleRNN of ``model`` and its activation's name, or a ValueError saying why not."""
     if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model with a SimpleRNN layer, got "
-                         f"{type(model).__name__}; build one with "
-                         "models.sequence_regressor('simple_rnn')")
+        _checks.fail("model", f"must be a keras.Model with a SimpleRNN layer, got "
+                              f"{type(model).__name__}; build one with "
+                              "models.sequence_regressor('simple_rnn')", TypeError)
     rnn = recurrent_layer_of(model, layer)
     if not isinstance(rnn, keras.layers.SimpleRNN):
-        raise ValueError(f"model: the regulariser needs a SimpleRNN layer, found "
+        _checks.fail("model", f"the regulariser needs a SimpleRNN layer, found "
                          f"{type(rnn).__name__} {rnn.name!r}; build the model with "
                          "models.sequence_regressor('simple_rnn') (a gated cell's Jacobian "
                          "goes through its gates, which this formula leaves out)")
     name = keras.activations.serialize(rnn.cell.activation)
     name = name if isinstance(name, str) else str(name)
     if name not in TF_DERIVATIVES:
-        raise ValueError(f"model: SimpleRNN {rnn.name!r} has activation {name!r}; the "
+        _checks.fail("model", f"SimpleRNN {rnn.name!r} has activation {name!r}; the "
                          f"regulariser knows {', '.join(TF_DERIVATIVES)}")
     if rnn.cell.dropout or rnn.cell.recurrent_dropout or rnn.go_backwards or rnn.return_state:
-        raise ValueError(f"model: SimpleRNN {rnn.name!r} uses dropout, go_backwards or "
+        _checks.fail("model", f"SimpleRNN {rnn.name!r} uses dropout, go_backwards or "
                          "return_state; build it without them")
     return rnn, name
 
@@ -541,12 +531,14 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         Omega = sum_{k=1}^{T-1} ( ||delta_{k+1} da_{k+1}/da_k|| / ||delta_{k+1}|| - 1 )^2,
 
     where ``delta_{k+1} da_{k+1}/da_k = (delta_{k+1} * f'(a_{k+1})) W_aa^T`` is the error
-    passed one step back. ``delta`` is treated as a constant (``tf.stop_gradient``), as in
-    the paper: the gradient of Omega moves the weights only through the Jacobian, pushing it
-    to keep the norm of the error *along the error's direction*. Omega is 0 when every step
-    passes the error on with its norm unchanged (a linear RNN with an orthogonal ``W_aa``).
-    In value, for a loss on the last state, each ratio is ``||delta_k|| / ||delta_{k+1}||``:
-    Omega is 0 exactly when the gradient norm is the same at every step.
+    passed one step back. As in the paper (its eq. 10 and the authors' code), the states
+    ``a_k`` and the errors ``delta_k`` are held constant (``tf.stop_gradient``) and Omega's
+    gradient reaches the recurrent matrix ``W_aa`` only: each term pushes ``W_aa`` to keep
+    the norm of that step's error *along the error's direction*. ``W_ax``, the bias and
+    the other layers get no gradient from Omega. Omega is 0 when every step passes the
+    error on with its norm unchanged (a linear RNN with an orthogonal ``W_aa``). In value,
+    for a loss on the last state, each ratio is ``||delta_k|| / ||delta_{k+1}||``: Omega is
+    0 exactly when the gradient norm is the same at every step.
 
     TensorFlow ops only (GPU, ``tf.function`` and ``train_step`` alike); the time loop is
     unrolled in Python, so the number of timesteps must be static.
@@ -573,7 +565,7 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         x = tf.cast(x, tf.float32)
     y = tf.cast(tf.convert_to_tensor(y), tf.float32)
     if x.shape.rank is None or x.shape.rank < 2 or x.shape[1] is None or x.shape[1] < 2:
-        raise ValueError(f"x must be (batch, timesteps, ...) with a static timesteps >= 2, "
+        _checks.fail("x", f"must be (batch, timesteps, ...) with a static timesteps >= 2, "
                          f"got shape {x.shape}; pad or cut the sequences to one length")
     cell = rnn.cell
     kernel, recurrent = tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(
@@ -597,8 +589,9 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         for lay in layers[index + 1:]:
             output = lay(output, training=False)
         total = _summed_loss(loss_fn, y, output)
+    # held constant: the errors delta_{k+1} and the states a_{k+1}, (batch, T - 1, units)
     deltas = tf.stop_gradient(tf.stack(tape.gradient(total, states), axis=1)[:, 1:])
-    after = tf.stack(states[1:], axis=1)  # a_{k+1}, (batch, T - 1, units)
+    after = tf.stop_gradient(tf.stack(states[1:], axis=1))
     passed = tf.matmul(deltas * TF_DERIVATIVES[activation](after), recurrent,
                        transpose_b=True)  # delta_{k+1} da_{k+1}/da_k
     denominator = _safe_norm(deltas)
@@ -614,8 +607,8 @@ class PascanuRegularized(keras.Model):
     Wraps ``model`` and shares its weights: ``fit`` minimises
     ``loss(y, model(x)) + alpha * pascanu_regularizer(model, x, y)`` (the ``loss`` it logs
     is this sum); ``evaluate`` and ``predict`` see the compiled loss and ``model(x)`` alone.
-    It overrides only ``compute_loss``, so optimizers, clipping and callbacks
-    (:class:`GradientNormLogger` included) work as for any Keras model.
+    It overrides only ``compute_loss``, so optimizers, clipping and callbacks work as for any
+    Keras model.
 
     Example:
         >>> trainer = PascanuRegularized(models.sequence_regressor("simple_rnn"), alpha=1.0)
@@ -627,9 +620,7 @@ class PascanuRegularized(keras.Model):
     def __init__(self, model: keras.Model, alpha: float = 1.0,
                  layer: str | keras.layers.Layer | None = None, **kwargs) -> None:
         rnn, _ = _regularizable_rnn(model, layer)
-        if not _is_finite_number(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0 (the weight of Omega), got "
-                             f"{alpha!r}; alpha=0 trains on the compiled loss alone")
+        alpha = _checks.number(alpha, "alpha", low=0.0, low_inclusive=True)  # 0: loss alone
         super().__init__(name=kwargs.pop("name", f"{model.name}_pascanu"), **kwargs)
         self.regularized = model
         self.alpha = float(alpha)
@@ -656,11 +647,6 @@ class PascanuRegularized(keras.Model):
 # Clipping
 # ---------------------------------------------------------------------------------------
 
-def _check_positive_number(name: str, value) -> None:
-    if not _is_finite_number(value) or not value > 0:
-        raise ValueError(f"{name} must be > 0 (a finite number), got {value!r}")
-
-
 def _dense(gradient) -> tf.Tensor:
     """Dense tensor from a gradient (``IndexedSlices`` from Embedding layers are summed)."""
     return tf.convert_to_tensor(gradient)
@@ -669,8 +655,8 @@ def _dense(gradient) -> tf.Tensor:
 def _check_gradient_list(grads, name: str = "grads") -> None:
     if isinstance(grads, (tf.Tensor, np.ndarray, tf.IndexedSlices)) or not isinstance(
             grads, Sequence):
-        raise TypeError(f"{name} must be a list of gradients (one per variable), got "
-                        f"{type(grads).__name__}; wrap a single tensor as [tensor]")
+        _checks.fail(name, f"must be a list of gradients (one per variable), got "
+                           f"{type(grads).__name__}; wrap a single tensor as [tensor]", TypeError)
 
 
 def global_norm(grads: Sequence) -> float:
@@ -691,7 +677,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
         ``(clipped gradients, global norm before clipping)``.
     """
     _check_gradient_list(grads)
-    _check_positive_number("max_norm", max_norm)
+    max_norm = _checks.number(max_norm, "max_norm")
     dense = [_dense(g) for g in grads]
     norm = global_norm(dense)
     scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
@@ -701,7 +687,7 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
 def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
     """Clamp every gradient entry to ``[-value, value]``; what ``clipvalue`` does."""
     _check_gradient_list(grads)
-    _check_positive_number("value", value)
+    value = _checks.number(value, "value")
     return [tf.clip_by_value(_dense(g), -value, value) for g in grads]
 
 
@@ -710,12 +696,14 @@ def cosine_similarity(grads_a: Sequence, grads_b: Sequence) -> float:
     _check_gradient_list(grads_a, "grads_a")
     _check_gradient_list(grads_b, "grads_b")
     if len(grads_a) != len(grads_b):
-        raise ValueError(f"gradient lists differ in length: {len(grads_a)} vs {len(grads_b)}")
+        _checks.fail("grads_b", f"gradient lists differ in length: {len(grads_a)} vs "
+                                f"{len(grads_b)}")
     a = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_a]).astype(np.float64)
     b = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_b]).astype(np.float64)
     denominator = np.linalg.norm(a) * np.linalg.norm(b)
     if denominator == 0:
-        raise ValueError("cosine similarity of a zero gradient is undefined")
+        _checks.fail("grads_a" if not np.any(a) else "grads_b",
+                     "is zero: the cosine similarity of a zero gradient is undefined")
     return float(a @ b / denominator)
 
 
@@ -727,8 +715,8 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
         ValueError: ``x`` and ``y`` hold different numbers of examples, or an unknown loss.
     """
     if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}; pass one target per "
-                         "example")
+        _checks.fail("y", f"x has {len(x)} examples but y has {len(y)}; pass one target "
+                          "per example")
     loss_fn = _loss_function(loss)
     with tf.GradientTape() as tape:
         values = loss_fn(tf.convert_to_tensor(y, tf.float32), model(x, training=False))
@@ -737,162 +725,176 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------
-# A callback that logs gradient norms during fit
+# A model that logs the gradient norm of every optimizer update
 # ---------------------------------------------------------------------------------------
 
-class GradientNormLogger(keras.callbacks.Callback):
-    """Record the global gradient norm of every optimizer step of ``model.fit``.
+class GradientNormModel(keras.Model):
+    """A functional ``keras.Model`` whose ``fit`` records the global gradient norm of every
+    optimizer update.
 
-    While a training step runs, the model's optimizer ``apply`` (which ``apply_gradients``
-    calls too) is wrapped so that it also stores ``||g||``, the norm *before* any
-    ``clipnorm``/``global_clipnorm``/``clipvalue`` the optimizer applies; the callback reads
-    it after each batch. So it works for Keras' own ``train_step`` and for a custom
-    ``train_step`` that calls ``optimizer.apply`` or ``optimizer.apply_gradients`` (the
-    pattern of Keras' guide). Embedding gradients (``IndexedSlices``) are converted to dense
-    tensors first, so repeated token ids are summed as in the true gradient.
+    Its :meth:`train_step` is Keras' own (forward pass, compiled loss, gradients,
+    ``optimizer.apply``, metrics) written with public Keras 3.15 API, plus one thing: it
+    takes ``||g||``, the global norm of the gradient *before* any ``clipnorm`` /
+    ``global_clipnorm`` / ``clipvalue`` of the optimizer, and keeps it when the optimizer
+    really updated the weights. Gradients of an ``Embedding`` layer (``IndexedSlices``) are
+    made dense first, so repeated token ids are summed as in the true gradient.
 
-    With ``gradient_accumulation_steps=k`` the optimizer updates the weights once every
-    ``k`` batches with the mean of their gradients; the logger then records one norm per
-    update, the norm of that mean, and nothing for the batches in between.
+    * With ``gradient_accumulation_steps=k`` the optimizer updates once every ``k`` batches
+      with the mean of their gradients; the model records one norm per update, the norm of
+      that mean (it sums the batches' gradients in its own variables, as the optimizer
+      does), and nothing for the batches in between.
+    * With ``compile(steps_per_execution=n)`` Keras runs ``n`` steps per call of the train
+      function; every step's norm is kept, not only the last one's.
 
-    The wrapper is in place only during each training step (removed in a ``finally``, also
-    when a step raises); the train function traced with it is dropped when training ends,
-    or at the next ``fit`` that runs without this logger.
+    Build one from any functional or ``Sequential`` model with :meth:`wrap`, which shares
+    the model's layers and weights. One device only (under ``tf.distribute`` each replica
+    would see its own part of the gradient). With a ``LossScaleOptimizer`` (mixed
+    precision) the norm is that of the scaled gradient.
 
     Attributes:
-        step_norms: list of floats, one per optimizer update (all epochs, in order).
+        step_norms: list of floats, one per optimizer update (all ``fit`` calls, in order).
         epoch_norms: list of floats, mean step norm of each epoch.
         epoch_max_norms: list of floats, largest step norm of each epoch.
         layer_norms: ``{variable path: [norm per update]}`` when ``per_variable=True``.
 
     Example:
-        >>> logger = GradientNormLogger()
-        >>> model.fit(x, y, epochs=3, verbose=0, callbacks=[logger])  # doctest: +SKIP
-        >>> max(logger.step_norms)  # doctest: +SKIP
+        >>> model = GradientNormModel.wrap(models.sequence_regressor("simple_rnn"))
+        >>> model.compile(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=1.0),
+        ...               loss="mse")
+        >>> model.fit(x, y, epochs=3, verbose=0)  # doctest: +SKIP
+        >>> max(model.step_norms)  # doctest: +SKIP
     """
 
-    def __init__(self, per_variable: bool = False) -> None:
-        super().__init__()
+    def __init__(self, *args, per_variable: bool = False, **kwargs) -> None:
         if not isinstance(per_variable, bool):
-            raise TypeError(f"per_variable must be True or False, got {per_variable!r}")
+            _checks.fail("per_variable", f"must be True or False, got {per_variable!r}",
+                         TypeError)
+        super().__init__(*args, **kwargs)
         self.per_variable = per_variable
         self.step_norms: list[float] = []
         self.epoch_norms: list[float] = []
         self.epoch_max_norms: list[float] = []
         self.layer_norms: dict[str, list[float]] = {}
-        self._epoch_start = 0
-        self._in_batch = False
-        self._batches = 0
+        self._log_key = None
 
-    # -- the wrapper, traced into the train function ------------------------------------
-    def _record(self, grads: Sequence, variables: Sequence) -> None:
-        """Store the norm of this update's gradient (in graph ops) in the logger's variables."""
-        norms = []
-        for gradient, variable in zip(grads, variables, strict=True):
-            index = self._index.get(id(variable), self._index.get(getattr(variable, "path", None)))
-            dense = (tf.zeros(variable.shape, tf.float32) if gradient is None
-                     else tf.cast(_dense(gradient), tf.float32))
-            if self._steps:
-                accumulator = self._accumulators[index]
-                accumulator.assign_add(dense)
-                dense = accumulator / float(self._steps)
-            norms.append((index, tf.norm(dense)))
-        values = tf.scatter_nd([[i] for i, _ in norms], tf.stack([n for _, n in norms]),
-                               [len(self._paths)])
-        if self._steps:
-            iterations = getattr(self.model.optimizer, "_iterations", None)
-            if iterations is None:
-                iterations = self._micro_steps
-                self._micro_steps.assign_add(1)
-                update = tf.equal(tf.math.floormod(iterations, self._steps), 0)
-            else:  # the optimizer's own micro-step counter, read before it advances
-                update = tf.equal(tf.math.floormod(iterations + 1, self._steps), 0)
-            for accumulator in self._accumulators:
-                accumulator.assign(tf.where(update, tf.zeros_like(accumulator), accumulator))
-        else:
-            update = tf.constant(True)
-        self._norm.assign(tf.where(update, tf.norm(values), self._norm))
-        self._variable_norms.assign(tf.where(update, values, self._variable_norms))
-        self._updated.assign(tf.cast(update, tf.int32))
+    @classmethod
+    def wrap(cls, model: keras.Model, per_variable: bool = False) -> GradientNormModel:
+        """A :class:`GradientNormModel` with ``model``'s inputs, outputs, layers and weights.
 
-    def _wrapped_apply(self, grads, trainable_variables=None, *args, **kwargs):
-        grads = list(grads)
-        variables = (list(trainable_variables) if trainable_variables is not None
-                     else list(self.model.trainable_variables))
-        self._record(grads, variables)
-        return self._original_apply(grads, trainable_variables, *args, **kwargs)
-
-    def _train_function(self, *args, **kwargs):
-        if not self._in_batch:  # called by a fit that does not run this logger: drop it
-            self.model.train_function = None
-            self.model.make_train_function()
-            return self.model.train_function(*args, **kwargs)
-        optimizer = self.model.optimizer
-        self._original_apply = optimizer.apply
-        optimizer.apply = self._wrapped_apply
+        Args:
+            model: a functional or ``Sequential`` model built on ``keras.Input`` (e.g. any
+                builder of :mod:`rnncourse.models`); training the wrapper trains it.
+            per_variable: also record each variable's own gradient norm (``layer_norms``).
+        """
+        if not isinstance(model, keras.Model):
+            _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}",
+                         TypeError)
         try:
-            return self._traced(*args, **kwargs)
-        except BaseException:
-            self.model.train_function = None  # the next fit traces a clean one
-            raise
-        finally:
-            if vars(optimizer).get("apply") == self._wrapped_apply:
-                del optimizer.apply  # back to the class method
-            self._original_apply = None
+            inputs, outputs = model.inputs, model.outputs
+        except (AttributeError, ValueError):
+            inputs = outputs = None
+        if not inputs or not outputs:
+            _checks.fail("model", f"{model.name!r} has no symbolic inputs; build it on "
+                                  "keras.Input (functional or Sequential with an Input)")
+        return cls(inputs=inputs[0] if len(inputs) == 1 else inputs,
+                   outputs=outputs[0] if len(outputs) == 1 else outputs,
+                   per_variable=per_variable, name=f"{model.name}_norms")
 
-    # -- callback hooks ------------------------------------------------------------------
-    def on_train_begin(self, logs=None):
-        optimizer = self.model.optimizer
-        if optimizer is None:
+    def train_step(self, data):
+        """One training step: Keras' own, plus the norm of the gradient of each update."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        # dense gradients, before the optimizer clips them (IndexedSlices rows are summed)
+        dense = [tf.zeros(v.shape, tf.float32) if g is None
+                 else tf.cast(tf.convert_to_tensor(g), tf.float32)
+                 for g, v in zip(grads, variables, strict=True)]
+        updates_before = tf.identity(self.optimizer.iterations)
+        self.optimizer.apply(grads, variables)
+        updated = tf.identity(self.optimizer.iterations) > updates_before
+        self._record(dense, updated)
+        for metric in self.metrics:
+            if metric.name == "loss":  # Keras' loss tracker, weighted by the batch size
+                batch = tf.shape(tf.nest.flatten(x)[0])[0]
+                metric.update_state(loss, sample_weight=batch)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _record(self, grads: list[tf.Tensor], updated: tf.Tensor) -> None:
+        """Append ``||g||`` (of the accumulated mean under accumulation) when ``updated``."""
+        steps = self.optimizer.gradient_accumulation_steps
+        if steps:  # the optimizer updates with (g_1 + ... + g_k) / k
+            totals = [total + g for total, g in zip(self._sums, grads, strict=True)]
+            grads = [total / steps for total in totals]
+            for total, variable in zip(totals, self._sums, strict=True):
+                variable.assign(tf.where(updated, tf.zeros_like(total), total))
+        per_variable = tf.stack([tf.norm(g) for g in grads])
+        norm = tf.norm(per_variable)
+        keep = tf.cast(updated, tf.int32)  # append 1 row when updated, 0 rows otherwise
+        self._norm_log.assign(tf.concat([self._norm_log, tf.reshape(norm, [1])[:keep]], 0))
+        self._variable_log.assign(tf.concat([self._variable_log, per_variable[None][:keep]],
+                                            0))
+
+    def _prepare_logs(self) -> None:
+        """(Re)create the logging variables when the optimizer or the variables changed."""
+        if self.optimizer is None:
             raise ValueError("compile the model with an optimizer before fit")
-        variables = list(self.model.trainable_variables)
-        self._paths = [v.path for v in variables]
-        self._index = {id(v): i for i, v in enumerate(variables)}
-        self._index.update({path: i for i, path in enumerate(self._paths)})
-        self._steps = int(getattr(optimizer, "gradient_accumulation_steps", None) or 0)
-        self._accumulators = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                              for v in variables] if self._steps else []
-        self._micro_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
-        self._norm = tf.Variable(0.0, trainable=False, dtype=tf.float32)
-        self._variable_norms = tf.Variable(tf.zeros(len(variables)), trainable=False)
-        self._updated = tf.Variable(0, trainable=False, dtype=tf.int32)
-        self.layer_norms = {path: self.layer_norms.get(path, []) for path in self._paths}
-        self._batches = 0
-        self.model.make_train_function(force=True)
-        self._traced = self.model.train_function
-        self.model.train_function = self._train_function
+        variables = self.trainable_variables
+        key = (id(self.optimizer), tuple(v.path for v in variables))
+        if key == self._log_key:
+            return
+        self._log_key = key
+        self._norm_log = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]),
+                                     trainable=False)
+        self._variable_log = tf.Variable(tf.zeros([0, len(variables)]), trainable=False,
+                                         shape=tf.TensorShape([None, len(variables)]))
+        self._sums = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                      for v in variables] if self.optimizer.gradient_accumulation_steps else []
+        for v in variables:
+            self.layer_norms.setdefault(v.path, [])
+        self.make_train_function(force=True)
+
+    def _collect(self) -> int:
+        """Move the norms the train function logged into the Python lists; how many."""
+        norms = self._norm_log.numpy()
+        self.step_norms.extend(float(n) for n in norms)
+        if self.per_variable:
+            paths = [path for path in self._log_key[1]]
+            for row in self._variable_log.numpy():
+                for path, value in zip(paths, row, strict=True):
+                    self.layer_norms[path].append(float(value))
+        self._norm_log.assign(tf.zeros([0]))
+        self._variable_log.assign(tf.zeros([0, len(self._log_key[1])]))
+        return len(norms)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, with a callback that collects the logged norms."""
+        bound = inspect.signature(super().fit).bind(*args, **kwargs)
+        callbacks = bound.arguments.get("callbacks") or []
+        bound.arguments["callbacks"] = [_NormCollector(), *callbacks]  # collected first
+        self._prepare_logs()
+        return super().fit(*bound.args, **bound.kwargs)
+
+
+class _NormCollector(keras.callbacks.Callback):
+    """Collects a :class:`GradientNormModel`'s norms after each call of the train function
+    (one call runs ``steps_per_execution`` steps) and sums up each epoch."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = len(self.step_norms)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._in_batch = True
-        self._updated.assign(0)
+        self._start = len(self.model.step_norms)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._in_batch = False
-        self._batches += 1
-        if not int(self._updated.numpy()):
-            return
-        self.step_norms.append(float(self._norm.numpy()))
-        if self.per_variable:
-            for path, value in zip(self._paths, self._variable_norms.numpy(), strict=True):
-                self.layer_norms[path].append(float(value))
+        self.model._collect()
 
     def on_epoch_end(self, epoch, logs=None):
-        norms = self.step_norms[self._epoch_start:]
+        self.model._collect()
+        norms = self.model.step_norms[self._start:]
         if norms:
-            self.epoch_norms.append(float(np.mean(norms)))
-            self.epoch_max_norms.append(float(np.max(norms)))
-
-    def on_train_end(self, logs=None):
-        self._in_batch = False
-        self.model.train_function = None
-        self.model.make_train_function(force=True)
-        if self._batches and not self.step_norms and not self._steps:
-            warnings.warn("GradientNormLogger recorded no gradient: the model's train_step "
-                          "never called optimizer.apply or optimizer.apply_gradients",
-                          RuntimeWarning, stacklevel=2)
+            self.model.epoch_norms.append(float(np.mean(norms)))
+            self.model.epoch_max_norms.append(float(np.max(norms)))
 
 
 # ---------------------------------------------------------------------------------------

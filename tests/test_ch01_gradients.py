@@ -40,7 +40,7 @@ def test_seeds_follow_the_knob(monkeypatch, setup):
     monkeypatch.setenv("RNNCOURSE_SEED", "2")
     x2, _ = ch01.probe_batch(setup)
     assert x0.shape == (6, 12, 2) and not np.array_equal(x0, x2)
-    assert ch01._weight_seeds(setup) == (2010, 2011)
+    assert ch01.weight_seeds(setup) == (2010, 2011)
 
 
 def test_spectrum_curves_obey_the_bounds(batch, setup):
@@ -62,7 +62,7 @@ def test_singular_value_sweep_equals_keras_norms(batch, setup):
         setup, recipe=dataclasses.replace(setup.recipe, sigmas=(0.5, 1.5))))
     assert sweep.sigmas == (0.5, 1.5) and sweep.ratios["tanh"].shape == (2, 2)
     # the first draw at sigma 1.5, recomputed on the Keras model
-    seed = ch01._weight_seeds(setup)[0]
+    seed = ch01.weight_seeds(setup)[0]
     model = models.sequence_regressor("simple_rnn", 4, 2, activation="linear", seed=seed)
     gradients.set_recurrent_spectrum(model.get_layer("simple_rnn"), 1.5, seed=seed + 1)
     keras_ratio = gradients.early_to_late_ratio(gradients.state_gradient_norms(model, x, y))
@@ -83,35 +83,22 @@ def test_initialisations_and_cells(batch, setup):
     assert opened.geometric_mean("lstm (gate open)") > cells.geometric_mean("lstm (default init)")
 
 
-def test_clipping_runs_and_divergence(setup):
-    # the explosion needs the chapter's width: an IRNN of 4 units stays tame at lr 0.05
-    result = ch01.run_clipping(dataclasses.replace(
-        setup, sizes=dataclasses.replace(TINY, units=ch01.SIZES["ci"].units)))
-    assert isinstance(result, ch01.ClippingResult) and len(result.runs) == 3
-    none, clipped, by_value = result.runs
-    assert [r.label for r in result.runs] == ["no clipping", "global_clipnorm=1", "clipvalue=0.1"]
-    assert none.diverged and not none.finite  # the IRNN at lr 0.05 blows up
-    assert np.isnan(none.end_loss)  # no final weights to evaluate
-    assert clipped.finite and not clipped.diverged and np.isfinite(clipped.end_loss)
-    assert len(clipped.losses) == 2 and len(clipped.step_norms) == 2 * 64 // 32
-    assert result.run("global_clipnorm=1") is clipped
-    assert 0.1 < result.mean_predictor_loss < 0.3
-    with pytest.raises(KeyError, match="no run labelled"):
-        result.run("clipnorm=3")
-    fig = gradient_plots.plot_training_runs(result)
+def test_clipping_data_and_training_run(setup):
+    x, y = ch01.clipping_data(setup)
+    assert x.shape == (64, 30, 2) and y.shape == (64, 1)
+    np.testing.assert_array_equal(x, ch01.clipping_data(setup)[0])  # the same every call
+    assert 0.1 < float(np.mean((y - y.mean()) ** 2)) < 0.3  # the adding problem: ~1/6
+    exploded = ch01.TrainingRun("no clipping", (2.0, float("nan")), (300.0, float("inf")),
+                                diverged=True)
+    kept = ch01.TrainingRun("global_clipnorm=1", (2.0, 0.2), (300.0, 0.5), diverged=False,
+                            end_loss=0.19)
+    assert not exploded.finite and np.isnan(exploded.end_loss) and kept.finite
+    assert kept.final_loss == 0.2
+    fig = gradient_plots.plot_training_runs([exploded, kept], loss_baseline=1 / 6)
     assert plots.has_data(fig)
     plt.close(fig)
-
-
-def test_fit_regressor_labels_and_rejects_unknown_clipping():
-    x = np.zeros((8, 5, 2), "float32")
-    y = np.zeros((8, 1), "float32")
-    model = models.sequence_regressor("simple_rnn", units=2, seed=0)
-    run = ch01.fit_regressor(model, x, y, epochs=1, learning_rate=0.01, batch_size=4,
-                             global_clipnorm=0.4406740903)
-    assert run.label == "global_clipnorm=0.44" and run.finite and len(run.step_norms) == 2
-    with pytest.raises(ValueError, match="unknown clipping"):
-        ch01.fit_regressor(model, x, y, epochs=1, learning_rate=0.1, clip=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        kept.label = "other"
 
 
 def test_review_batch(setup):
@@ -130,23 +117,18 @@ def test_print_table(capsys):
         ch01.print_table([])
 
 
-def test_regularizer_runs_share_initial_weights_and_data(setup):
-    result = ch01.run_regularizer(setup)
+def test_regularizer_result_tables_and_differences():
     before, without, regularized = ch01.REGULARIZER_RUNS
-    assert isinstance(result, ch01.RegularizerResult) and result.alpha == setup.omega_alpha
-    assert set(result.curves.norms) == set(ch01.REGULARIZER_RUNS)
-    assert all(v.shape == (2, 12) for v in result.curves.norms.values())
-    assert set(result.end_losses) == {without, regularized}
-    assert all(np.all(np.isfinite(v)) for v in result.end_losses.values())
-    np.testing.assert_allclose(result.log_ratio_gain(),
-                               result.log_ratios(regularized) - result.log_ratios(without))
-    # 4 SGD steps with Omega in the loss lower Omega below the plain run's, draw by draw
-    assert np.all(result.omegas[regularized] < result.omegas[without])
-    assert len(result.table()) == 2 and result.loss_change().shape == (2,)
-    # the untrained draws are the chapter's weight draws
-    x, y = ch01.probe_batch(setup)
-    fresh = models.sequence_regressor("simple_rnn", 4, 2, seed=ch01._weight_seeds(setup)[0])
-    np.testing.assert_allclose(result.curves.norms[before][0],
-                               gradients.state_gradient_norms(fresh, x, y), rtol=1e-4)
+    flat, falling = np.ones((2, 5)), np.array([[1e-3, 1e-2, 0.1, 0.5, 1.0]] * 2)
+    result = ch01.RegularizerResult(
+        ch01.GradientCurves({before: falling, without: falling / [[10, 1, 1, 1, 1]],
+                             regularized: flat}),
+        {without: np.array([0.2, 0.18]), regularized: np.array([0.19, 0.18])},
+        {label: np.array([1.0, 2.0]) for label in ch01.REGULARIZER_RUNS}, 1.0, 1 / 6)
+    np.testing.assert_allclose(result.log_ratios(before), [-3, -3])
+    np.testing.assert_allclose(result.log_ratio_gain(), [4, 4])  # -4 -> 0
+    np.testing.assert_allclose(result.loss_change(), [-0.01, 0.0], atol=1e-12)
+    table = result.table()
+    assert len(table) == 2 and table[0]["reg."] == "0.00" and table[0]["plain"] == "-4.00"
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.alpha = 0.0

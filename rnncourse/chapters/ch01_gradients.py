@@ -1,16 +1,18 @@
-"""Chapter 1, RNN gradients: the chapter's experiments (see :mod:`rnncourse.chapters`).
+"""Chapter 1, RNN gradients: data, figure data and formatting (see :mod:`rnncourse.chapters`).
 
-The tools it measures with live in :mod:`rnncourse.gradients` (BPTT by hand, gradient norms
-through time, clipping, the gradient-norm logger); the models come from
-:func:`rnncourse.models.sequence_regressor` and :func:`rnncourse.models.sequence_classifier`.
-Every run draws its seeds from :func:`rnncourse.config.seed`, so ``RNNCOURSE_SEED`` changes
-data and weights alike.
+The chapter's trainings (the clipped IRNN, the regulariser runs, the review classifier) are
+on its page, ``book/01_rnn_gradients.ipynb``; this module holds what the page need not
+show: the batches, the measurements of *untrained* models that its figures plot, and the
+dataclasses its results go into. The tools live in :mod:`rnncourse.gradients`; the models
+come from :func:`rnncourse.models.sequence_regressor` and
+:func:`rnncourse.models.sequence_classifier`. Every run draws its seeds from
+:func:`rnncourse.config.seed`, so ``RNNCOURSE_SEED`` changes data and weights alike.
 
 Seed offsets used here: 0 the probe batch, 1 the probe model, 2 the orthogonal matrices of
 :func:`rnncourse.gradients.set_recurrent_spectrum`, 3 the clipping data, 4 the clipping
 model, 5 the review sentences, 6 the review classifier, 7 the exercise-1 model, and
-``10 ..`` the weight draws averaged over (``Sizes.weight_seeds`` of them; also the initial
-weights of :func:`run_regularizer`, which trains on the clipping data, offset 3).
+``10 ..`` the weight draws averaged over (``Sizes.weight_seeds`` of them; also the
+initial weights of the regulariser runs, which train on the clipping data, offset 3).
 """
 
 from __future__ import annotations
@@ -28,12 +30,11 @@ quiet_tensorflow()
 
 import keras  # noqa: E402
 
-__all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "probe_batch", "GradientCurves",
-           "run_spectrum_curves", "run_singular_value_sweep", "SingularValueSweep",
-           "INITIALISATIONS", "run_initialisations", "run_cells", "TrainingRun",
-           "fit_regressor", "ClippingResult", "run_clipping", "ReviewBatch", "review_batch",
-           "SPECTRA", "print_table", "REGULARIZER_RUNS", "RegularizerResult",
-           "run_regularizer"]
+__all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "weight_seeds", "probe_batch",
+           "GradientCurves", "run_spectrum_curves", "run_singular_value_sweep",
+           "SingularValueSweep", "INITIALISATIONS", "run_initialisations", "run_cells",
+           "TrainingRun", "clipping_data", "ReviewBatch", "review_batch", "SPECTRA",
+           "print_table", "REGULARIZER_RUNS", "RegularizerResult"]
 
 WEIGHT_SEED_OFFSET = 10
 
@@ -90,7 +91,7 @@ class Recipe:
         review_vocabulary: words kept (ids 0 and 1 are padding and OOV).
         review_maxlen: tokens per review sentence (longer ones are cut).
         review_optimizer: optimizer of the gradient-logger demo.
-        omega_alpha: weight of Pascanu et al.'s regulariser Omega in :func:`run_regularizer`.
+        omega_alpha: weight of Pascanu et al.'s regulariser Omega in the regulariser runs.
     """
 
     batch_size: int = 32
@@ -113,7 +114,9 @@ def settings() -> Settings[Sizes, Recipe]:
     return settings_for(SIZES, RECIPE)
 
 
-def _weight_seeds(s: Settings) -> tuple[int, ...]:
+def weight_seeds(setup: Settings | None = None) -> tuple[int, ...]:
+    """The seeds of the ``Sizes.weight_seeds`` weight draws every curve is averaged over."""
+    s = setup or settings()
     return config.seeds(s.sizes.weight_seeds, offset=WEIGHT_SEED_OFFSET)
 
 
@@ -186,7 +189,7 @@ def run_spectrum_curves(x: np.ndarray, y: np.ndarray, setup: Settings | None = N
     norms = {}
     for label, (activation, sigma) in SPECTRA.items():
         rows = []
-        for seed in _weight_seeds(s):
+        for seed in weight_seeds(s):
             model = models.sequence_regressor("simple_rnn", s.sizes.units, x.shape[-1],
                                               activation=activation, seed=seed)
             if sigma is not None:
@@ -234,7 +237,7 @@ def run_singular_value_sweep(x: np.ndarray, y: np.ndarray, setup: Settings | Non
     result = {}
     for activation in activations:
         table = []
-        for seed in _weight_seeds(s):
+        for seed in weight_seeds(s):
             model = models.sequence_regressor("simple_rnn", s.sizes.units, x.shape[-1],
                                               activation=activation, seed=seed)
             row = []
@@ -267,7 +270,7 @@ def run_initialisations(x: np.ndarray, y: np.ndarray, setup: Settings | None = N
     norms = {}
     for label, (activation, initializer) in INITIALISATIONS.items():
         rows = []
-        for seed in _weight_seeds(s):
+        for seed in weight_seeds(s):
             if initializer == "glorot_uniform":
                 recurrent = keras.initializers.GlorotUniform(seed=seed + 1)
             elif initializer == "orthogonal":
@@ -293,7 +296,7 @@ def run_cells(x: np.ndarray, y: np.ndarray, setup: Settings | None = None,
     norms = {}
     for cell in cells:
         rows = []
-        for seed in _weight_seeds(s):
+        for seed in weight_seeds(s):
             model = models.sequence_regressor(cell, s.sizes.units, x.shape[-1], seed=seed)
             if gate_bias is not None and cell != "simple_rnn":
                 gradients.open_gates(model, gate_bias)
@@ -309,7 +312,7 @@ def run_cells(x: np.ndarray, y: np.ndarray, setup: Settings | None = None,
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """Outcome of :func:`fit_regressor`.
+    """Outcome of one training run of the chapter's clipping experiment (the page trains).
 
     Attributes:
         label: description of the run (e.g. ``"no clipping"``).
@@ -337,94 +340,12 @@ class TrainingRun:
             and bool(np.all(np.isfinite(self.step_norms)))
 
 
-def _label(clipping: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={v:.2g}" for k, v in clipping.items()) or "no clipping"
-
-
-def fit_regressor(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int,
-                  learning_rate: float, batch_size: int = 32, label: str = "",
-                  **clipping: float) -> TrainingRun:
-    """Compile with plain SGD (optionally clipped) and MSE, train, log gradient norms.
-
-    A NaN/inf loss stops training at once (:class:`rnncourse.gradients.StopOnNonFinite`);
-    the run is then marked ``diverged``.
-
-    Args:
-        model: e.g. :func:`rnncourse.models.sequence_regressor` (uncompiled).
-        x: ``(batch, timesteps, features)``; y: ``(batch, 1)``.
-        epochs: passes over the data (not shuffled, so runs see the same batches).
-        learning_rate: SGD step size.
-        batch_size: sequences per step.
-        label: name of the run in plots (default: the clipping arguments).
-        **clipping: ``clipnorm``, ``global_clipnorm`` or ``clipvalue``.
-    """
-    unknown = set(clipping) - {"clipnorm", "global_clipnorm", "clipvalue"}
-    if unknown:
-        raise ValueError(f"unknown clipping arguments {sorted(unknown)}; use clipnorm, "
-                         "global_clipnorm or clipvalue")
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, **clipping),
-                  loss="mse")
-    logger = gradients.GradientNormLogger()
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=False,
-                        callbacks=[logger, gradients.StopOnNonFinite()])
-    losses = tuple(float(v) for v in history.history.get("loss", []))
-    finite = bool(losses) and all(np.isfinite(losses)) and all(np.isfinite(logger.step_norms))
-    diverged = not finite or losses[-1] > 10 * losses[0]
-    end_loss = float("nan") if not finite else float(
-        model.evaluate(x, y, batch_size=batch_size, verbose=0))
-    return TrainingRun(label or _label(clipping), losses, tuple(logger.step_norms), diverged,
-                       end_loss)
-
-
-@dataclass(frozen=True)
-class ClippingResult:
-    """The runs of :func:`run_clipping`, all from the same weights and data.
-
-    Attributes:
-        runs: one :class:`TrainingRun` per clipping setting, in order.
-        mean_predictor_loss: MSE of predicting the mean target on the training data
-            (1/6 in expectation for the adding problem).
-    """
-
-    runs: tuple[TrainingRun, ...]
-    mean_predictor_loss: float
-
-    def run(self, label: str) -> TrainingRun:
-        for run in self.runs:
-            if run.label == label:
-                return run
-        raise KeyError(f"no run labelled {label!r}; have {[r.label for r in self.runs]}")
-
-
-def run_clipping(setup: Settings | None = None,
-                 runs: Sequence[Mapping[str, float]] | None = None) -> ClippingResult:
-    """Train the same IRNN (ReLU, identity ``W_aa``; Le et al., 2015) on the adding problem
-    with plain SGD, once per clipping setting.
-
-    The IRNN keeps its gradient through time, which also lets a large one through: at the
-    recipe's learning rate the unclipped run blows up in its first steps.
-
-    Args:
-        setup: sizes ``train_examples``, ``train_timesteps``, ``train_epochs``, ``units``;
-            recipe ``learning_rate``, ``batch_size`` and the thresholds.
-        runs: optimizer clipping arguments per run; default: none, ``global_clipnorm`` and
-            ``clipvalue`` of the recipe.
-    """
+def clipping_data(setup: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem the chapter trains on: ``x (train_examples, train_timesteps, 2)``,
+    ``y (train_examples, 1)``, drawn with ``config.seed(3)``."""
     s = setup or settings()
-    if runs is None:
-        runs = ({}, {"global_clipnorm": s.recipe.global_clipnorm},
-                {"clipvalue": s.recipe.clipvalue})
-    x, y = data.adding_problem(s.sizes.train_examples, s.sizes.train_timesteps,
+    return data.adding_problem(s.sizes.train_examples, s.sizes.train_timesteps,
                                seed=config.seed(3))
-    results = []
-    for clipping in runs:
-        model = models.sequence_regressor("simple_rnn", s.sizes.units, 2, activation="relu",
-                                          recurrent_initializer="identity",
-                                          seed=config.seed(4))
-        results.append(fit_regressor(model, x, y, epochs=s.sizes.train_epochs,
-                                     learning_rate=s.recipe.learning_rate,
-                                     batch_size=s.recipe.batch_size, **clipping))
-    return ClippingResult(tuple(results), float(np.mean((y - y.mean()) ** 2)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,7 +358,7 @@ REGULARIZER_RUNS = ("before training", "trained without Omega", "trained with al
 
 @dataclass(frozen=True)
 class RegularizerResult:
-    """Outcome of :func:`run_regularizer`, one entry per weight draw.
+    """The regulariser experiment's measurements (the page trains), one entry per weight draw.
 
     Attributes:
         curves: ``||dLoss/da_t||`` on the probe batch (``Sizes.timesteps`` steps) for each
@@ -483,61 +404,6 @@ class RegularizerResult:
                 "Omega plain": f"{self.omegas[without][i]:.3g}",
                 "Omega reg.": f"{self.omegas[regularized][i]:.3g}"})
         return rows
-
-
-def _sgd_trainer(s: Settings, alpha: float) -> gradients.PascanuRegularized:
-    """A compiled tanh SimpleRNN regressor trained on ``mse + alpha * Omega`` (one call of
-    the traced train function runs a whole epoch: the same updates, less Python)."""
-    trainer = gradients.PascanuRegularized(
-        models.sequence_regressor("simple_rnn", s.sizes.units, 2), alpha=alpha)
-    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=s.recipe.learning_rate,
-                                                   global_clipnorm=s.recipe.global_clipnorm),
-                    loss="mse", steps_per_execution=-(-s.sizes.train_examples
-                                                      // s.recipe.batch_size))
-    return trainer
-
-
-def run_regularizer(setup: Settings | None = None) -> RegularizerResult:
-    """Train the same tanh SimpleRNN (Keras' default orthogonal ``W_aa``) on the adding
-    problem of :func:`run_clipping` (same data, epochs and batch size, so the same steps),
-    once on the MSE alone and once on ``MSE + Recipe.omega_alpha * Omega``
-    (:class:`rnncourse.gradients.PascanuRegularized`), for each of the
-    ``Sizes.weight_seeds`` weight draws; then measure ``||dLoss/da_t||`` on the probe batch.
-
-    Both runs use plain SGD at ``Recipe.learning_rate`` with ``global_clipnorm``
-    (Pascanu et al. pair the regulariser with clipping). One compiled model per run is
-    reused across the draws (its weights reset to the draw's initial weights; SGD without
-    momentum keeps no other state), so each training function is traced once.
-    """
-    s = setup or settings()
-    x, y = data.adding_problem(s.sizes.train_examples, s.sizes.train_timesteps,
-                               seed=config.seed(3))
-    probe_x, probe_y = probe_batch(s)
-    before, without, regularized = REGULARIZER_RUNS
-    trainers = {without: _sgd_trainer(s, 0.0),
-                regularized: _sgd_trainer(s, s.recipe.omega_alpha)}
-    norms = {label: [] for label in REGULARIZER_RUNS}
-    omegas = {label: [] for label in REGULARIZER_RUNS}
-    end_losses = {label: [] for label in trainers}
-    for seed in _weight_seeds(s):
-        fresh = models.sequence_regressor("simple_rnn", s.sizes.units, 2, seed=seed)
-        norms[before].append(_state_norms(fresh, probe_x, probe_y, "tanh"))
-        omegas[before].append(float(gradients.pascanu_regularizer(fresh, probe_x, probe_y)))
-        for label, trainer in trainers.items():
-            trainer.regularized.set_weights(fresh.get_weights())
-            trainer.optimizer.iterations.assign(0)
-            trainer.fit(x, y, epochs=s.sizes.train_epochs, batch_size=s.recipe.batch_size,
-                        shuffle=False, verbose=0)
-            model = trainer.regularized
-            norms[label].append(_state_norms(model, probe_x, probe_y, "tanh"))
-            omegas[label].append(float(gradients.pascanu_regularizer(model, probe_x, probe_y)))
-            end_losses[label].append(
-                gradients.numpy_bptt(x, y, gradients.simple_rnn_weights(model)).loss)
-    return RegularizerResult(
-        GradientCurves({k: np.array(v) for k, v in norms.items()}),
-        {k: np.array(v) for k, v in end_losses.items()},
-        {k: np.array(v) for k, v in omegas.items()}, float(s.recipe.omega_alpha),
-        float(np.mean((y - y.mean()) ** 2)))
 
 
 # ---------------------------------------------------------------------------------------

@@ -193,9 +193,10 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
     """Loss per epoch (left) and gradient norm per step before clipping (right).
 
     ``runs``: :class:`rnncourse.chapters.ch01_gradients.TrainingRun` objects (``label``,
-    ``losses``, ``step_norms``, ``diverged``), or a ``ClippingResult`` (its ``runs``; its
-    ``mean_predictor_loss`` becomes the baseline). A run that hit NaN/inf is marked x. The
-    legend sits below the panels, off the data.
+    ``losses``, ``step_norms``, ``diverged``), or an object with ``runs`` (and
+    ``mean_predictor_loss``, the default baseline). A run whose norms or losses hit NaN/inf
+    is marked x at its last finite norm, and a note names that step ("NaN/inf after step
+    k"). The legend sits below the panels, off the data.
     """
     if hasattr(runs, "runs"):
         if loss_baseline is None:
@@ -245,11 +246,11 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
 
 def plot_step_norms(step_norms: Sequence[float], steps_per_epoch: int | None = None,
                     title: str = "Global gradient norm per training step") -> Figure:
-    """Step norms recorded by :class:`rnncourse.gradients.GradientNormLogger`, with the
+    """Step norms recorded by :class:`rnncourse.gradients.GradientNormModel`, with the
     epoch boundaries and the median norm."""
     norms = np.asarray(step_norms, dtype=float)
     if norms.size == 0:
-        raise ValueError("no step norms; fit the model with GradientNormLogger() first")
+        raise ValueError("no step norms; fit a GradientNormModel.wrap(model) first")
     fig, ax = new_figure(width=7.2, height=3.8)
     ax.semilogy(np.arange(1, len(norms) + 1), norms, color=COLORS["lstm"], lw=1,
                 label="||g|| per step")
