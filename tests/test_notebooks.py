@@ -120,14 +120,7 @@ def test_placeholder_rule_is_precise():
     assert found == ["BENCHMARK_PARAGRAPH", "TODO", "TBD", "FIXME", "PLACEHOLDERTEXT"]
 
 
-# Known on this branch, removed by the chapter 4 rewrite (issue 24); the lead drops the mark.
-_KNOWN_PLACEHOLDER = pytest.mark.xfail(strict=False, reason="chapter 4's BENCHMARK_PARAGRAPH "
-                                       "is replaced by the ch02ch04 helper's work")
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=_KNOWN_PLACEHOLDER)
-                                  if p.name.startswith("04_") else p
-                                  for p in NOTEBOOKS + PAGES], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=lambda p: p.name)
 def test_no_placeholder_text(path):
     if path.suffix == ".ipynb":
         texts = [(i, source(c)) for i, c in enumerate(cells(path)) if c["cell_type"] == "markdown"]
@@ -184,8 +177,6 @@ def test_training_call_finder_sees_every_form():
         ".apply(", ".apply(", "GradientTape"]
 
 
-@pytest.mark.xfail(strict=False, reason="passes once the chapter helpers' work (issue 22: the "
-                   "recipes move onto the pages) is merged; the lead removes this mark then")
 @pytest.mark.parametrize("path", CHAPTER_MODULES, ids=lambda p: p.name)
 def test_chapter_modules_do_not_train(path):
     found = training_calls(path.read_text(encoding="utf-8"))

@@ -167,10 +167,10 @@ def test_chapter_follows_the_contract(name, monkeypatch):
 # check), `raise` lines, calls to `_checks` helpers and local check helpers (and those
 # helpers' bodies), over the code lines (no blank line, comment or docstring).
 CHECK_SHARE_LIMIT = 0.12
-# Measured on branch `lib` (issue 23): 21.8% (a9e0c3e: 22.5%), above the limit because of
-# modules other helpers shrink in parallel (text, batching, tbptt, training, gradients,
-# cells). A ratchet until then: the share may not grow. LEAD: set to None after the merge.
-CHECK_SHARE_PENDING: float | None = 0.22
+# Measured on the merged library (issue 23): 21.2% (a9e0c3e: 22.5%), still above the limit:
+# text, tbptt, training and batching are at 28-34%. A ratchet until they are leaner: the
+# share may not grow. Set to None once the library is under CHECK_SHARE_LIMIT.
+CHECK_SHARE_PENDING: float | None = 0.215
 LOCAL_CHECK = re.compile(r"_(check|validate|require)_\w+|_is_(positive|finite|int)\w*")
 LIBRARY = sorted(p for p in PACKAGE.glob("*.py") if p.name != "_checks.py")
 
@@ -430,21 +430,7 @@ def private_api_sites(source: str, methods: set[str]) -> list[tuple[int, str]]:
 SCANNED = sorted(PACKAGE.rglob("*.py")) + sorted((PACKAGE.parent / "book").glob("*.ipynb"))
 # The sites on branch `lib` (issue 23), keyed by file and kind; the helpers who own these
 # modules are removing them. LEAD: empty this set at the merge; the scan must find nothing.
-KNOWN_PRIVATE_API = {
-    ("rnncourse/gradients.py", "private attribute '_iterations' through getattr"),
-    ("rnncourse/gradients.py", "monkeypatch .train_function"),
-    ("rnncourse/gradients.py", "monkeypatch .apply"),
-    ("rnncourse/tbptt.py", "frame inspection inspect.currentframe()"),
-    ("rnncourse/tbptt.py", "frame attribute .f_locals"),
-    ("rnncourse/tbptt.py", "frame attribute .f_back"),
-    ("rnncourse/chapters/ch04_batching.py", "private attribute '_keras_mask' through getattr"),
-    ("rnncourse/chapters/ch07_scaling.py", "private module keras.src.backend.tensorflow"),
-    ("rnncourse/chapters/ch07_scaling.py",
-     "private attribute ._collective_all_reduce_multi_worker"),
-    ("rnncourse/chapters/ch07_scaling.py", "private attribute ._symbolic_build"),
-    ("rnncourse/chapters/ch07_scaling.py", "private attribute ._maybe_symbolic_build"),
-    ("rnncourse/chapters/ch07_scaling.py", "monkeypatch _trainer.reduce_per_replica"),
-}
+KNOWN_PRIVATE_API: set[tuple[str, str]] = set()
 
 
 def _code_of(path: Path) -> list[str]:

@@ -85,7 +85,7 @@ def plot_gradient_norms(step_norms: Mapping[str, Sequence[float]]) -> Figure:
 
     Args:
         step_norms: ``{label: [norm per step]}``, e.g. from
-            :class:`rnncourse.gradients.GradientNormLogger`.
+            :class:`rnncourse.gradients.GradientNormModel`.
     """
     if not step_norms:
         raise ValueError("step_norms is empty: pass {label: [norm per step]}")

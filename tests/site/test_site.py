@@ -296,8 +296,6 @@ def test_search_ranks_the_teaching_chapter_first(site, browser, term):
     assert errors == [], errors
 
 
-@pytest.mark.xfail(strict=False, reason="passes once the ch06 helper's work (issue 22: the "
-                   "GradientTape loop on the page) is merged; the lead removes this mark then")
 def test_training_loops_chapter_shows_its_recipes(site, browser):
     """Chapter 6 trains with compile/fit and with its own GradientTape loop: both are on
     the page, in its code cells (not hidden in rnncourse.chapters or a library listing)."""
