@@ -857,7 +857,7 @@ class GradientNormModel(keras.Model):
             self.layer_norms.setdefault(v.path, [])
         self.make_train_function(force=True)
 
-    def _collect(self) -> int:
+    def collect_step_norms(self) -> int:
         """Move the norms the train function logged into the Python lists; how many."""
         norms = self._norm_log.numpy()
         self.step_norms.extend(float(n) for n in norms)
@@ -887,10 +887,10 @@ class _NormCollector(keras.callbacks.Callback):
         self._start = len(self.model.step_norms)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.model._collect()
+        self.model.collect_step_norms()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.model._collect()
+        self.model.collect_step_norms()
         norms = self.model.step_norms[self._start:]
         if norms:
             self.model.epoch_norms.append(float(np.mean(norms)))

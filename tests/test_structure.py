@@ -414,7 +414,10 @@ def private_api_sites(source: str, methods: set[str]) -> list[tuple[int, str]]:
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                for t in ast.walk(target):
+                # an attribute assigned to (or one inside a tuple target); an item assigned
+                # to (os.environ["X"] = ...) patches no object
+                parts = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+                for t in parts:
                     if not isinstance(t, ast.Attribute) or (
                             isinstance(t.value, ast.Name) and t.value.id in {"self", "cls"}):
                         continue
@@ -430,7 +433,12 @@ def private_api_sites(source: str, methods: set[str]) -> list[tuple[int, str]]:
 SCANNED = sorted(PACKAGE.rglob("*.py")) + sorted((PACKAGE.parent / "book").glob("*.ipynb"))
 # The sites on branch `lib` (issue 23), keyed by file and kind; the helpers who own these
 # modules are removing them. LEAD: empty this set at the merge; the scan must find nothing.
-KNOWN_PRIVATE_API: set[tuple[str, str]] = set()
+# One site left (issue 23 stays open for it): chapter 4's probe of which layers keep a
+# mask reads the symbolic tensor's `_keras_mask` (a read, nothing patched); Keras 3.15 has
+# no public accessor for a KerasTensor's mask.
+KNOWN_PRIVATE_API = {
+    ("rnncourse/chapters/ch04_batching.py", "private attribute '_keras_mask' through getattr"),
+}
 
 
 def _code_of(path: Path) -> list[str]:
