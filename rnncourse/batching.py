@@ -63,8 +63,10 @@ def _padding_diagnosis(index: int, ids: np.ndarray) -> str:
     inside = real.size and (ids[real[0]:real[-1] + 1] == PAD).any()
     if (trailing or leading) and not inside:
         side = "ends" if trailing else "starts"
-        return (f"sequence {index} {side} with the padding id {PAD}: it looks already padded; "
-                "pass the unpadded sequences (these functions pad each batch themselves)")
+        return (f"sequence {index} {side} with the id {PAD}, which is reserved for padding: it "
+                "looks already padded; pass the unpadded sequences (these functions pad each "
+                "batch themselves). If your ids start at 0, shift them so real tokens start "
+                "at 1")
     if not real.size:
         return (f"sequence {index} is all padding ({PAD}); drop it, or give it one OOV token "
                 "(id 1)")
