@@ -78,7 +78,7 @@ def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None
                        vocab_size: int | None = None) -> list[np.ndarray]:
     """Check a list of id sequences (and labels) and return them as int32 arrays.
 
-    Normalised by :func:`rnncourse._checks.sequences` (lists, ragged lists, arrays, tensors,
+    Normalised by the library's one argument normaliser (lists, ragged lists, arrays, tensors,
     ``tf.RaggedTensor``, pandas columns); on top of it this refuses what would otherwise be
     silent in a padded batch: the padding id 0 inside a sequence (already padded input, or
     ids that start at 0), an id beyond int32 (the batches are int32) and, given

@@ -104,6 +104,8 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     ``{glue:text}`name:.3f``` and shows the number this run measured, never a bound. Where
     ``myst_nb`` is missing (Colab, the library alone) it only returns ``value``.
     """
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # NumPy/TF scalars: myst-nb formats Python numbers only
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
