@@ -202,7 +202,7 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
         if loss_baseline is None:
             loss_baseline = runs.mean_predictor_loss
         runs = runs.runs
-    fig, (left, right) = new_figure(ncols=2, width=10.0, height=4.6)
+    fig, (left, right) = new_figure(ncols=2, width=6.5, height=4.6)
     notes = []
     for i, run in enumerate(runs):
         color = _CYCLE[i % len(_CYCLE)]
