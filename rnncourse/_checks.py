@@ -180,6 +180,15 @@ def ids(value: Any, argument: str, *, ndim: int | None = None) -> np.ndarray:
     return result
 
 
+def _rows(value: Any, argument: str, what: str) -> list[tuple[int, Any]]:
+    """The rows of a batch (list, array, tensor, ragged tensor, pandas column), each row
+    converted like the batch; a string or a non-iterable is refused as not ``what``."""
+    value = _to_numpy(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        fail(argument, f"must be {what}, got {type(value).__name__}", TypeError)
+    return [(i, _to_numpy(row)) for i, row in enumerate(value)]
+
+
 def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[np.ndarray]:
     """Sequences of integer ids of any lengths, each as a 1-D ``int64`` array.
 
@@ -188,14 +197,8 @@ def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[n
     (one sequence, not a batch: wrap it in a list), floats and negative ids. An empty
     sequence is refused unless ``allow_empty``: it has no last step to predict from.
     """
-    value = _to_numpy(value)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        fail(argument, f"must be a batch of id sequences, got {type(value).__name__}",
-             TypeError)
-    rows = list(value)
     result = []
-    for i, row in enumerate(rows):
-        row = _to_numpy(row)
+    for i, row in _rows(value, argument, "a batch of id sequences"):
         if isinstance(row, (str, bytes)):
             fail(argument, f"sequence {i} is text ({row[:30]!r}); encode it to ids first "
                            "(rnncourse.text.Vocabulary.encode)", TypeError)
@@ -214,13 +217,8 @@ def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[n
 
 def token_lists(value: Any, argument: str) -> list[list[str]]:
     """Sentences as lists of string tokens; a bare string or non-string token is refused."""
-    value = _to_numpy(value)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        fail(argument, f"must be a list of token lists, got {type(value).__name__}",
-             TypeError)
     result = []
-    for i, tokens in enumerate(value):
-        tokens = _to_numpy(tokens)
+    for i, tokens in _rows(value, argument, "a list of token lists"):
         if isinstance(tokens, (str, bytes)):
             fail(argument, f"item {i} is the string {tokens[:30]!r}, not a list of tokens; "
                            "split it first (e.g. rnncourse.text.tokenize)", TypeError)
