@@ -126,10 +126,12 @@ wheel-check: data
 
 # Every notebook for RNNCOURSE_SEED=0..4 at CI scale (SCALE=full SEEDS="0 1 2" for the full
 # scale): a notebook x seed table and the spread of each chapter's headline numbers.
+# JOBS runs at a time (default WORKERS).
 SCALE ?= ci
 SEEDS ?= 0 1 2 3 4
+JOBS ?= $(WORKERS)
 robustness: data
-	$(BIN)/python tests/robustness.py --scale $(SCALE) --seeds $(SEEDS)
+	$(BIN)/python tests/robustness.py --scale $(SCALE) --seeds $(SEEDS) --jobs $(JOBS)
 
 benchmarks: data
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -7,6 +7,7 @@ Exit code 1 when any run failed.
 
     python tests/robustness.py --scale ci --seeds 0 1 2 3 4
     python tests/robustness.py book/05_tbptt.ipynb --scale full --seeds 0 1 2
+    python tests/robustness.py --seeds $(seq 0 19) --jobs 2   # two runs at a time
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", choices=("ci", "full"), default="ci")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    parser.add_argument("--jobs", type=int, default=1, help="notebook runs at a time")
     parser.add_argument("notebooks", nargs="*", type=Path,
                         default=sorted((ROOT / "book").glob("*.ipynb")))
     args = parser.parse_args(argv)
@@ -56,17 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         headlines = Path(tmp) / "headlines.jsonl"
         headlines.touch()
-        for notebook in args.notebooks:
-            for seed in args.seeds:
-                ok, seconds, tail = run(notebook.resolve(), seed, args.scale, headlines,
-                                        args.timeout)
-                results[(notebook.name, seed)] = (ok, seconds)
-                print(f"{notebook.name} seed {seed}: {'pass' if ok else 'FAIL'} "
-                      f"({seconds:.0f} s)", flush=True)
-                if not ok:
-                    failures.append((notebook.name, seed, tail))
+        runs = [(notebook, seed) for notebook in args.notebooks for seed in args.seeds]
+
+        def one(item: tuple[Path, int]) -> None:
+            notebook, seed = item
+            ok, seconds, tail = run(notebook.resolve(), seed, args.scale, headlines,
+                                    args.timeout)
+            results[(notebook.name, seed)] = (ok, seconds)
+            print(f"{notebook.name} seed {seed}: {'pass' if ok else 'FAIL'} "
+                  f"({seconds:.0f} s)", flush=True)
+            if not ok:
+                failures.append((notebook.name, seed, tail))
+
+        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            list(pool.map(one, runs))
         records = [json.loads(line) for line in headlines.read_text().splitlines() if line]
-    names = list(dict.fromkeys(n for n, _ in results))
+    names = list(dict.fromkeys(n.name for n in args.notebooks))
     print(f"\nscale {args.scale}: notebook x RNNCOURSE_SEED (pass/FAIL, seconds)")
     print(f"{'notebook':<36}" + "".join(f"{s:>12}" for s in args.seeds))
     for name in names:

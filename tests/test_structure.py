@@ -431,14 +431,8 @@ def private_api_sites(source: str, methods: set[str]) -> list[tuple[int, str]]:
 
 # The library and the chapters, and the code cells of the book's pages (the recipes).
 SCANNED = sorted(PACKAGE.rglob("*.py")) + sorted((PACKAGE.parent / "book").glob("*.ipynb"))
-# The sites on branch `lib` (issue 23), keyed by file and kind; the helpers who own these
-# modules are removing them. LEAD: empty this set at the merge; the scan must find nothing.
-# One site left (issue 23 stays open for it): chapter 4's probe of which layers keep a
-# mask reads the symbolic tensor's `_keras_mask` (a read, nothing patched); Keras 3.15 has
-# no public accessor for a KerasTensor's mask.
-KNOWN_PRIVATE_API = {
-    ("rnncourse/chapters/ch04_batching.py", "private attribute '_keras_mask' through getattr"),
-}
+# None left: chapter 4's mask probe reads the mask through a layer's `call(mask=)`.
+KNOWN_PRIVATE_API: set[tuple[str, str]] = set()
 
 
 def _code_of(path: Path) -> list[str]:

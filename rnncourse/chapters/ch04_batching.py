@@ -270,6 +270,19 @@ def mask_propagation() -> dict[str, dict[str, bool]]:
             super().__init__(**kwargs)
             self.supports_masking = True
 
+    class MaskProbe(keras.layers.Layer):
+        """Passes its input on and records whether Keras handed it a mask (public API:
+        Keras passes ``mask=`` to a ``call`` that takes it)."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+            self.saw_mask = False
+
+        def call(self, inputs, mask=None):
+            self.saw_mask = mask is not None
+            return inputs
+
     candidates: dict[str, Callable] = {
         "Dense": lambda t: keras.layers.Dense(4)(t),
         "Dropout": lambda t: keras.layers.Dropout(0.1)(t),
@@ -297,8 +310,10 @@ def mask_propagation() -> dict[str, dict[str, bool]]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = apply(embedded)
+        probe = MaskProbe()
+        probe(out)
         table[name] = {
-            "keeps_mask": getattr(out, "_keras_mask", None) is not None,
+            "keeps_mask": probe.saw_mask,
             "warns": any("mask" in str(w.message) for w in caught),
         }
     return table

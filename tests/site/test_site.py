@@ -296,9 +296,6 @@ def test_search_ranks_the_teaching_chapter_first(site, browser, term):
     assert errors == [], errors
 
 
-@pytest.mark.xfail(strict=False, reason="issue 22 (open): chapter 6's own accumulation loop "
-                   "calls training.accumulated_gradients, whose GradientTape is in the library "
-                   "listing, not in a code cell of the page")
 def test_training_loops_chapter_shows_its_recipes(site, browser):
     """Chapter 6 trains with compile/fit and with its own GradientTape loop: both are on
     the page, in its code cells (not hidden in rnncourse.chapters or a library listing)."""
