@@ -12,6 +12,14 @@ the same kind of value is accepted (or refused) the same way everywhere:
 * paths: ``str`` or ``os.PathLike``, with ``~`` expanded;
 * environment flags: ``0/false/no/off`` and ``1/true/yes/on`` in any case.
 
+A public function declares its arguments' kinds in one line with :func:`arguments`::
+
+    @_checks.arguments(units=_checks.count, rate=_checks.fraction, seed=_checks.natural,
+                       model=keras.Model, padding=("post", "pre"))
+    def build(units, rate=0.0, seed=None, model=None, padding="post"): ...
+
+and keeps in its body only the checks that relate arguments to each other or to the data.
+
 A wrong *kind* of value raises :class:`TypeError`, a value of the right kind out of range
 :class:`ValueError`. Both carry the argument's name in ``.argument`` (and in the message),
 so a test asserts the type and the name, never the wording.
@@ -19,18 +27,20 @@ so a test asserts the type and the name, never the wording.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "count", "optional_count",
-           "number", "fraction", "choice", "array", "ids", "sequences", "token_lists",
-           "path", "flag"]
+__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "arguments", "optional",
+           "count", "optional_count", "natural", "at_least", "number", "real", "fraction",
+           "share", "choice", "array", "ids", "sequences", "token_lists", "path", "flag"]
 
 
 class ArgumentTypeError(TypeError):
@@ -90,6 +100,16 @@ def count(value: Any, argument: str, minimum: int = 1, *,
     return int(value)
 
 
+def natural(value: Any, argument: str) -> int:
+    """:func:`count` from 0: a seed, an offset, a number of items that may be none."""
+    return count(value, argument, minimum=0)
+
+
+def at_least(minimum: int) -> Callable[[Any, str], int]:
+    """The spec of :func:`count` from ``minimum`` (e.g. ``at_least(2)`` for classes)."""
+    return lambda value, argument: count(value, argument, minimum)
+
+
 def optional_count(value: Any, argument: str, minimum: int = 1, *,
                    maximum: int | None = None) -> int | None:
     """:func:`count`, or ``None`` passed through (``None``: any size)."""
@@ -114,10 +134,20 @@ def number(value: Any, argument: str, *, low: float | None = 0.0,
     return value
 
 
+def real(value: Any, argument: str) -> float:
+    """:func:`number` without bounds: any finite real (a bias, a factor)."""
+    return number(value, argument, low=None)
+
+
 def fraction(value: Any, argument: str) -> float:
     """A rate in ``[0, 1)``, such as a dropout rate."""
     return number(value, argument, low=0.0, low_inclusive=True, high=1.0,
                   high_inclusive=False)
+
+
+def share(value: Any, argument: str) -> float:
+    """A share strictly between 0 and 1, such as the validation share of a split."""
+    return number(value, argument, low=0.0, high=1.0, high_inclusive=False)
 
 
 def choice(value: Any, argument: str, options: Iterable[str]) -> str:
@@ -128,6 +158,58 @@ def choice(value: Any, argument: str, options: Iterable[str]) -> str:
     if value not in options:
         fail(argument, f"must be one of {options}, got {value!r}")
     return str(value)  # a plain str, also for numpy.str_
+
+
+Spec = Any  # a normaliser (value, name) -> value, a class or tuple of classes, or str options
+
+
+def optional(spec: Spec) -> Callable[[Any, str], Any]:
+    """The spec ``spec``, or ``None`` passed through (``None``: the default behaviour)."""
+    return lambda value, argument: None if value is None else _apply(spec, value, argument)
+
+
+def _apply(spec: Spec, value: Any, argument: str) -> Any:
+    if isinstance(spec, tuple) and spec and all(isinstance(o, str) for o in spec):
+        return choice(value, argument, spec)
+    if isinstance(spec, (type, tuple)):
+        if not isinstance(value, spec):
+            names = " or ".join(t.__name__ for t in (spec if isinstance(spec, tuple) else (spec,)))
+            fail(argument, f"must be a {names}, got {type(value).__name__}", TypeError)
+        return value
+    return spec(value, argument)
+
+
+def arguments(**specs: Spec) -> Callable[[Callable], Callable]:
+    """Decorator: normalise the named arguments of every call before the body runs.
+
+    Each keyword names a parameter of the decorated function and gives its spec:
+
+    * a normaliser ``(value, name) -> value`` of this module (:func:`count`,
+      :func:`fraction`, :func:`token_lists`, ... or :func:`optional` of one);
+    * a class or tuple of classes: ``isinstance`` or :class:`TypeError`;
+    * a tuple of strings: one of them (:func:`choice`).
+
+    The body receives the normalised values (a NumPy int as a Python int, a path with
+    ``~`` expanded, ...). A default the caller leaves out is not checked. The signature
+    is bound with :mod:`inspect`, so positional and keyword calls are treated alike.
+    """
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+        unknown = sorted(set(specs) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"{function.__qualname__} has no parameter {unknown}")
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            for name, spec in specs.items():
+                if name in bound.arguments:
+                    bound.arguments[name] = _apply(spec, bound.arguments[name], name)
+            return function(*bound.args, **bound.kwargs)
+
+        return checked
+
+    return decorate
 
 
 def _to_numpy(value: Any) -> Any:

@@ -179,7 +179,7 @@ def test_read_labelled_by_name_by_position_and_delimiter(tmp_path):
     tsv.write_text("1\tgreat fun\n0\tdull\n", encoding="utf-8")
     assert T.read_labelled(tsv, text_column=1, label_column=0) == (
         ["great fun", "dull"], ["1", "0"])
-    with pytest.raises(ValueError, match=r"r\.tsv:1: 1 fields.*delimiter ','"):
+    with pytest.raises(ValueError, match=r"r\.tsv:1: no column 1.*delimiter ','"):
         T.read_labelled(tsv, 1, 0, delimiter=",")
 
 
