@@ -207,6 +207,7 @@ def arguments(**specs: Spec) -> Callable[[Callable], Callable]:
                     bound.arguments[name] = _apply(spec, bound.arguments[name], name)
             return function(*bound.args, **bound.kwargs)
 
+        checked.__signature__ = signature  # also for getfullargspec (Keras' Operation)
         return checked
 
     return decorate
