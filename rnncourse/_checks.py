@@ -38,7 +38,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "arguments", "optional",
+__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "fail_if", "arguments", "optional",
            "count", "optional_count", "natural", "at_least", "number", "real", "fraction",
            "share", "choice", "array", "ids", "sequences", "token_lists", "path", "flag"]
 
@@ -63,6 +63,17 @@ def fail(argument: str, message: str, kind: type = ValueError) -> NoReturn:
     """Raise :class:`ArgumentValueError` (or :class:`ArgumentTypeError` for ``TypeError``)."""
     raise (ArgumentTypeError if issubclass(kind, TypeError) else ArgumentValueError)(
         argument, message)
+
+
+def fail_if(condition: Any, argument: str, message: str | Callable[[], str],
+            kind: type = ValueError) -> None:
+    """:func:`fail` when ``condition`` is true: a check that relates values, in one line.
+
+    ``message`` may be a callable, built only on failure (for a message that computes
+    something only a failing input has, such as the largest id of a non-empty array).
+    """
+    if condition:
+        fail(argument, message() if callable(message) else message, kind)
 
 
 def _scalar(value: Any) -> Any:

@@ -233,9 +233,8 @@ def load_keras_weights(keras_layer: keras.layers.Layer,
     """
     name = _cell_name(keras_layer, "keras_layer")
     expected = SCRATCH_CELLS[name]
-    if type(getattr(scratch_layer, "cell", None)) is not expected:
-        _checks.fail("scratch_layer", f"must be keras.layers.RNN(cells.{expected.__name__}(...))",
-                     TypeError)
+    _checks.fail_if(type(getattr(scratch_layer, "cell", None)) is not expected, "scratch_layer",
+                    f"must be keras.layers.RNN(cells.{expected.__name__}(...))", TypeError)
     if not keras_layer.built or not scratch_layer.built:
         which = "keras_layer" if not keras_layer.built else "scratch_layer"
         _checks.fail(which, "is not built: call .build((None, None, input_dim)) first")
@@ -282,8 +281,7 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
     if not layer.built:
         if layer.stateful:
             _checks.fail("layer", "is stateful and unbuilt: build it on keras.Input(batch_shape)")
-        if input_dim is None:
-            _checks.fail("input_dim", "is needed: the layer is not built")
+        _checks.fail_if(input_dim is None, "input_dim", "is needed: the layer is not built")
         layer.build((None, None, input_dim))
     input_dim = layer.cell.kernel.shape[0]
     batch = int(layer.states[0].shape[0]) if layer.stateful else None

@@ -63,8 +63,7 @@ def base_seed() -> int:
     if not raw:
         return 0
     if not (raw.isascii() and raw.isdigit()):
-        _checks.fail("RNNCOURSE_SEED", f"RNNCOURSE_SEED={raw!r} is not a non-negative "
-                     "integer; use e.g. `export RNNCOURSE_SEED=3`, or unset it for 0")
+        _checks.fail("RNNCOURSE_SEED", f"is {raw!r}, not an int >= 0; set e.g. 3, or unset it")
     return int(raw)
 
 
@@ -183,10 +182,8 @@ def _configured_backend() -> str:
 
 def _check_backend(backend: str) -> None:
     if backend != "tensorflow":
-        raise ImportError(
-            f"rnncourse needs Keras' TensorFlow backend, but Keras is using {backend!r} "
-            "(from KERAS_BACKEND or ~/.keras/keras.json). Set KERAS_BACKEND=tensorflow in "
-            "the environment before Python starts, or edit keras.json.")
+        raise ImportError(f"rnncourse needs Keras' TensorFlow backend, not {backend!r}: set "
+                          "KERAS_BACKEND=tensorflow before Python starts (or edit keras.json)")
 
 
 def _import_filtered(module: str) -> None:

@@ -343,8 +343,7 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
     if getattr(rnn, "go_backwards", False) or getattr(rnn, "return_state", False):
         _checks.fail("layer", f"{rnn.name!r}: go_backwards, return_state are not supported")
     x = _checks.array(x, "x", kinds="iuf")
-    if x.ndim < 2:
-        _checks.fail("x", f"must be (batch, timesteps, ...), got shape {x.shape}")
+    _checks.fail_if(x.ndim < 2, "x", f"must be (batch, timesteps, ...), got shape {x.shape}")
     y = _same_count(x, y)
     layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
     index = layers.index(rnn)

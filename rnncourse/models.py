@@ -325,8 +325,8 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model,
     """
     names = list(names) if names is not None else [
         layer.name for layer in source.layers if layer.weights]
-    if not names:  # copying nothing would pass silently
-        _checks.fail("source", f"{source.name!r} has no layer with weights to copy")
+    # copying nothing would pass silently
+    _checks.fail_if(not names, "source", f"{source.name!r} has no layer with weights to copy")
     for name in names:
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
     return target

@@ -103,8 +103,7 @@ def unigram_entropy_bits(ids: np.ndarray, vocab_size: int) -> float:
     ``ids`` any shape of ids in ``0 .. vocab_size - 1``.
     """
     flat = _int_ids(ids, "ids", ndim=None).reshape(-1)
-    if flat.size == 0:
-        _checks.fail("ids", "is empty; pass the encoded text")
+    _checks.fail_if(flat.size == 0, "ids", "is empty; pass the encoded text")
     if flat.max() >= vocab_size:
         _checks.fail("vocab_size", f"is {vocab_size}, ids go up to {int(flat.max())}")
     counts = np.bincount(flat, minlength=vocab_size).astype(np.float64)
@@ -343,8 +342,7 @@ def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
             ``"sum_over_batch_size"``, ``"mean"`` or ``"sum"``.
     """
     _check_model_fits_layout(model, batches)
-    if shuffle:
-        _checks.fail("shuffle", "must be False: rows would continue other sequences' state")
+    _checks.fail_if(shuffle, "shuffle", "must be False: rows would continue other sequences' state")
     if getattr(model, "steps_per_execution", 1) != 1:
         _checks.fail("model", "must be compiled with steps_per_execution=1 (resets per batch)")
     reduction = getattr(model.loss, "reduction", "sum_over_batch_size")  # Keras' default
@@ -830,8 +828,7 @@ def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int
     "inference"``) is reset and used as it is; any other view (the stateful training
     model, a plain ``char_lm``) is converted to a batch-1 model first.
     """
-    if not prompt:
-        _checks.fail("prompt", "is empty; give at least one character")
+    _checks.fail_if(not prompt, "prompt", "is empty; give at least one character")
     if model.outputs[0].shape[-1] != len(vocab):
         _checks.fail("vocab", f"has {len(vocab)} characters, the model predicts another number")
     if _is_explicit(model):

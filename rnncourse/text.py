@@ -290,8 +290,7 @@ def pad(sequences, maxlen: int | None = None, padding: str = "post",
     """
     from keras.utils import pad_sequences
 
-    if not sequences:
-        _checks.fail("sequences", "is empty; pass at least one id sequence")
+    _checks.fail_if(not sequences, "sequences", "is empty; pass at least one id sequence")
     holding_pad = [i for i, ids in enumerate(sequences) if (ids == PAD).any()]
     if holding_pad:
         _checks.fail("sequences", f"sequence {holding_pad[0]} holds the padding id 0 (padded?)")
@@ -336,8 +335,7 @@ class CharVocabulary:
 @_checks.arguments(text=str)
 def char_vocabulary(text: str) -> CharVocabulary:
     """The sorted set of characters of ``text``."""
-    if not text:
-        _checks.fail("text", "is empty; load some with rnncourse.data.load_shakespeare()")
+    _checks.fail_if(not text, "text", "is empty; load some with rnncourse.data.load_shakespeare()")
     return CharVocabulary("".join(sorted(set(text))))
 
 
@@ -352,8 +350,7 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]]) -> list[str]:
         list of tag names; ``names.index(tag)`` is a tag's id.
     """
     tags = {tag for tags in _checks.token_lists(tag_lists, "tag_lists") for tag in tags}
-    if not tags:
-        _checks.fail("tag_lists", "holds no tag: pass one list of BIO tags per sentence")
+    _checks.fail_if(not tags, "tag_lists", "holds no tag: pass one list of BIO tags per sentence")
     others = sorted(tags - {OUTSIDE}, key=lambda t: (t.split("-", 1)[-1], t))
     return [OUTSIDE, *others]
 

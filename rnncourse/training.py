@@ -137,8 +137,7 @@ def _examples(x, y) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` as arrays with one target per example; labels that TF would refuse deep
     inside ``fit`` (bools, negative ids such as PyTorch's ``-100`` padding) refused here."""
     x, y = _checks.array(x, "x"), _checks.array(y, "y")
-    if len(x) == 0:
-        _checks.fail("x", "holds no examples to train on")
+    _checks.fail_if(len(x) == 0, "x", "holds no examples to train on")
     if len(x) != len(y):
         _checks.fail("y", f"has {len(y)} targets for {len(x)} examples of x")
     if y.dtype.kind in "biu":
@@ -149,8 +148,7 @@ def _examples(x, y) -> tuple[np.ndarray, np.ndarray]:
 def _labels(y, argument: str) -> np.ndarray:
     """Integer class ids: no bools, no negative ids (mask padding, do not label it -100)."""
     y = _checks.array(y, argument)
-    if y.dtype.kind == "b":
-        _checks.fail(argument, "holds bools; pass int class ids", TypeError)
+    _checks.fail_if(y.dtype.kind == "b", argument, "holds bools; pass int class ids", TypeError)
     if y.size and y.dtype.kind in "iu" and y.min() < 0:
         _checks.fail(argument, f"holds {int(y.min())}; Keras ignores no label: mask x == 0")
     return y
@@ -284,8 +282,7 @@ def add_gradients(a, b):
     """
     if a is None:
         return b
-    if b is None:
-        _checks.fail("b", "is None: the variable got no gradient (is it in the loss?)")
+    _checks.fail_if(b is None, "b", "is None: the variable got no gradient (is it in the loss?)")
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
         return tf.IndexedSlices(tf.concat([a.values, b.values], axis=0),
                                 tf.concat([a.indices, b.indices], axis=0), a.dense_shape)
@@ -345,8 +342,7 @@ def accumulated_gradients(model: keras.Model, micro_batches: Iterable[tuple],
             _checks.fail("micro_batches", f"item {k}: x, y must be (batch, timesteps) alike")
         mask = tf.cast(x != PAD, "float32") if x.dtype.is_integer else tf.ones(tf.shape(y))
         tokens = float(tf.reduce_sum(mask))
-        if tokens == 0:
-            _checks.fail("micro_batches", f"item {k} holds only padding")
+        _checks.fail_if(tokens == 0, "micro_batches", f"item {k} holds only padding")
         with tf.GradientTape() as tape:
             probabilities = model(x, training=True)
             per_token = keras.losses.sparse_categorical_crossentropy(y, probabilities)
@@ -356,8 +352,7 @@ def accumulated_gradients(model: keras.Model, micro_batches: Iterable[tuple],
         totals = [add_gradients(t, g) for t, g in zip(totals, grads, strict=True)]
         loss_total += float(loss)
         weight_total += tokens if weighting == "token" else 1.0
-    if weight_total == 0:
-        _checks.fail("micro_batches", "is empty; pass at least one (x, y) pair")
+    _checks.fail_if(weight_total == 0, "micro_batches", "is empty; pass at least one (x, y) pair")
     grads = [deduplicate(scale_gradient(g, 1.0 / weight_total)) for g in totals]
     return grads, loss_total / weight_total
 

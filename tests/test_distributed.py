@@ -182,7 +182,7 @@ def test_replica_batches_cut_each_global_batch_into_equal_padded_slices():
     both = list(distributed.replica_batches(batches.take(1), tf.distribute.InputContext(
         1, 0, 2)))
     assert [tuple(b[0].shape) for b in both] == [(3, 4), (2, 4)]
-    with pytest.raises(ValueError, match="cannot be split"):
+    with pytest.raises(ValueError, match="do not split"):
         distributed.replica_batches(batches, tf.distribute.InputContext(2, 0, 3))
 
 
