@@ -263,14 +263,22 @@ def array(value: Any, argument: str, *, ndim: int | None = None,
     return result
 
 
-def ids(value: Any, argument: str, *, ndim: int | None = None) -> np.ndarray:
-    """Non-negative integer ids as an ``int64`` array (floats and bools are refused)."""
+def ids(value: Any, argument: str, *, ndim: int | None = None,
+        below: int | None = None) -> np.ndarray:
+    """Non-negative integer ids as an ``int64`` array (floats and bools are refused).
+
+    ``below``: the number of rows the ids index (a vocabulary's size, an Embedding's
+    ``input_dim``, a model's classes); an id ``>= below`` is refused, since an
+    out-of-range look-up fails deep inside TensorFlow on a CPU and returns zeros on a GPU.
+    """
     result = array(value, argument, ndim=ndim)
     if result.size and result.dtype.kind not in "iu":
         fail(argument, f"must hold integer ids, got dtype {result.dtype}", TypeError)
     result = result.astype(np.int64, copy=False)
     if result.size and result.min() < 0:
         fail(argument, f"holds a negative id ({int(result.min())}); ids start at 0")
+    if below is not None and result.size and result.max() >= below:
+        fail(argument, f"holds the id {int(result.max())}; ids here go up to {below - 1}")
     return result
 
 
@@ -283,13 +291,15 @@ def _rows(value: Any, argument: str, what: str) -> list[tuple[int, Any]]:
     return [(i, _to_numpy(row)) for i, row in enumerate(value)]
 
 
-def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[np.ndarray]:
+def sequences(value: Any, argument: str, *, allow_empty: bool = False,
+              below: int | None = None) -> list[np.ndarray]:
     """Sequences of integer ids of any lengths, each as a 1-D ``int64`` array.
 
     Accepts a list of lists (ragged), a 2-D array or tensor (every row full length), a
     ``tf.RaggedTensor`` or a pandas column of lists. Refuses a string, a flat list of ints
-    (one sequence, not a batch: wrap it in a list), floats and negative ids. An empty
-    sequence is refused unless ``allow_empty``: it has no last step to predict from.
+    (one sequence, not a batch: wrap it in a list), floats, negative ids and ids ``>=
+    below`` (see :func:`ids`). An empty sequence, and a batch of no sequence, are refused
+    unless ``allow_empty``: an empty sequence has no last step to predict from.
     """
     result = []
     for i, row in _rows(value, argument, "a batch of id sequences"):
@@ -300,12 +310,14 @@ def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[n
             fail(argument, "must be a batch of sequences, got a flat sequence of ids; "
                            "wrap one sequence in a list: [ids]", TypeError)
         try:
-            result.append(ids(row, argument, ndim=1))
+            result.append(ids(row, argument, ndim=1, below=below))
         except (ArgumentTypeError, ArgumentValueError) as error:
             detail = str(error).split(": ", 1)[1]
             raise type(error)(argument, f"sequence {i} {detail}") from None
         if not allow_empty and result[-1].size == 0:
             fail(argument, f"sequence {i} is empty; drop empty sequences first")
+    if not allow_empty and not result:
+        fail(argument, "holds no sequence; pass at least one")
     return result
 
 

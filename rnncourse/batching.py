@@ -24,6 +24,7 @@ The epoch timing of the strategies is in ``benchmarks/batching_speed.py``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -72,8 +73,7 @@ def _padding_diagnosis(index: int, ids: np.ndarray) -> str:
             "for padding; shift your ids so real tokens start at 1 (1 for OOV, 2.. for words)")
 
 
-@_checks.arguments(sequences=_checks.sequences,
-                   vocab_size=_checks.optional(_checks.at_least(2)))
+@_checks.arguments(vocab_size=_checks.optional(_checks.at_least(2)))
 def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None = None, *,
                        vocab_size: int | None = None) -> list[np.ndarray]:
     """Check a list of id sequences (and labels) and return them as int32 arrays.
@@ -100,17 +100,13 @@ def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None
         TypeError: non-integer ids (floats, booleans, text), or ``sequences`` that is not a
             batch of sequences (a number, a flat list of ids).
     """
-    if not sequences:
-        _checks.fail("sequences", "no sequences given; pass a non-empty list of id sequences")
+    # the ids index an Embedding of vocab_size rows, in int32 batches
+    limit = min(vocab_size or _INT32_MAX + 1, _INT32_MAX + 1)
+    sequences = _checks.sequences(sequences, "sequences", below=limit)
     for i, ids in enumerate(sequences):
         if (ids == PAD).any():
             _checks.fail("sequences", _padding_diagnosis(i, ids))
-    limit = min(vocab_size or _INT32_MAX + 1, _INT32_MAX + 1)  # ids index an Embedding
-    beyond = [i for i, ids in enumerate(sequences) if int(ids.max()) >= limit]
-    if beyond:
-        _checks.fail("sequences", f"sequence {beyond[0]} holds ids >= {limit} (vocab_size/int32)")
-    if isinstance(labels, (str, bytes)) or getattr(labels, "ndim", 1) == 0 or not hasattr(
-            labels if labels is not None else [], "__len__"):
+    if isinstance(labels, (str, bytes, numbers.Number)) or getattr(labels, "ndim", 1) == 0:
         _checks.fail("labels", "must hold one label per sequence", TypeError)
     if labels is not None and len(labels) != len(sequences):
         _checks.fail("labels", f"must hold {len(sequences)} labels, one per sequence")
@@ -213,9 +209,16 @@ def has_all_padding_row(mask: np.ndarray) -> bool:
 
 
 # --------------------------------------------------------------------------- statistics
+def _lengths(value, argument: str) -> np.ndarray:
+    """Sequence lengths as an int64 ``(n,)`` array: at least one, all positive."""
+    lengths = _checks.ids(value, argument).reshape(-1)
+    _checks.fail_if(not lengths.size or not lengths.all(), argument, "must be >= 1, not empty")
+    return lengths
 
 
-@_checks.arguments(batch_size=_checks.count, per_bucket=_checks.optional(_checks.count))
+
+@_checks.arguments(lengths=_lengths, batch_size=_checks.count,
+                   per_bucket=_checks.optional_count)
 def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int | None = None
                       ) -> list[int]:
     """Bucket boundaries at quantiles of the length distribution.
@@ -234,9 +237,7 @@ def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int |
     Returns:
         Strictly increasing ints, all ``> min(lengths)`` and ``<= max(lengths)``.
     """
-    lengths = np.sort(np.asarray(lengths).reshape(-1))
-    if lengths.size == 0 or lengths.dtype.kind not in "iu" or lengths[0] < 1:
-        _checks.fail("lengths", "must be positive ints, at least one")
+    lengths = np.sort(lengths)
     per_bucket = per_bucket or max(1, (3 * batch_size) // 2)
     cuts = lengths[per_bucket::per_bucket]
     return sorted({int(c) for c in cuts if lengths[0] < c <= lengths[-1]})
@@ -279,14 +280,12 @@ def count_padding(batches: Iterable) -> PaddingCount:
     count = timesteps = positions = tokens = 0
     for batch in batches:
         x = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
-        if x.ndim != 2:
-            _checks.fail("batches", f"batch {count}: ids {x.shape}, not (batch, timesteps)")
+        _checks.fail_if(x.ndim != 2, "batches", f"batch {count}: {x.shape} is not 2-D")
         count += 1
         timesteps += int(x.shape[1])
         positions += int(x.size)
         tokens += int((x != PAD).sum())
-    if count == 0 or positions == 0:
-        _checks.fail("batches", "holds no batch of ids (or only empty ones)")
+    _checks.fail_if(count == 0 or positions == 0, "batches", "holds no batch of ids")
     return PaddingCount(count, timesteps, positions, tokens)
 
 
@@ -295,7 +294,7 @@ def padding_fraction(batches: Iterable) -> float:
     return count_padding(batches).padded
 
 
-@_checks.arguments(batch_size=_checks.count)
+@_checks.arguments(lengths=_lengths, batch_size=_checks.count)
 def padding_stats(lengths: Sequence[int], batch_size: int = 32,
                   boundaries: Sequence[int] | None = None, seed: int = 0) -> dict[str, float]:
     """Fraction of padded positions for four ways of batching the same sequences.
@@ -312,10 +311,6 @@ def padding_stats(lengths: Sequence[int], batch_size: int = 32,
         boundaries: bucket boundaries (default :func:`choose_boundaries`).
         seed: seed of the random batches.
     """
-    lengths = np.asarray(lengths).reshape(-1)
-    if lengths.size == 0 or lengths.dtype.kind not in "iu" or (lengths <= 0).any():
-        _checks.fail("lengths", "must be positive ints; drop empty sequences first")
-    lengths = lengths.astype("int64")
     real = lengths.sum()
     batches = _random_batches(len(lengths), batch_size, seed)
     per_batch = sum(lengths[b].max() * len(b) for b in batches)
@@ -367,7 +362,7 @@ def _prepare(sequences, labels, batch_size, per_token, vocab_size):
     return batch_size, arrays, per_token, labels
 
 
-@_checks.arguments(strategy=STRATEGIES, maxlen=_checks.optional(_checks.count))
+@_checks.arguments(strategy=STRATEGIES, maxlen=_checks.optional_count)
 def padded_dataset(sequences: Sequence, labels, batch_size: int = 32, strategy: str = "per_batch",
                    shuffle: bool = True, seed: int = 0, maxlen: int | None = None,
                    boundaries: Sequence[int] | None = None, *, per_token: bool | None = None,

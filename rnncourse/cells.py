@@ -60,8 +60,7 @@ class _Cell(keras.layers.Layer):
 
     def build(self, input_shape) -> None:
         input_dim = input_shape[-1]
-        if input_dim is None:
-            _checks.fail("input_shape", "needs known features: keras.Input((timesteps, features))")
+        _checks.fail_if(input_dim is None, "input_shape", "needs a known feature size")
         self.kernel = self.add_weight(shape=(input_dim, self.gates * self.units),
                                       initializer="glorot_uniform", name="kernel")
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.gates * self.units),
@@ -196,6 +195,8 @@ class LSTMCell(_Cell):
 
 SCRATCH_CELLS = {"simple_rnn": SimpleRNNCell, "gru": GRUCell, "lstm": LSTMCell}
 """The scratch-cell registry, keyed by the names of :data:`rnncourse.models.CELLS`."""
+TANH_SIGMOID = (keras.activations.tanh, keras.activations.sigmoid)
+"""The activation and recurrent activation the scratch cells implement (Keras' defaults)."""
 
 
 
@@ -245,7 +246,7 @@ def load_keras_weights(keras_layer: keras.layers.Layer,
     return scratch_layer
 
 
-@_checks.arguments(input_dim=_checks.optional(_checks.count))
+@_checks.arguments(input_dim=_checks.optional_count)
 def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras.layers.RNN:
     """The scratch equivalent of a built (or buildable) Keras recurrent layer, same weights.
 
@@ -274,13 +275,11 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
     """
     name = _cell_name(layer)
     cell = layer.cell
-    gates = getattr(cell, "recurrent_activation", keras.activations.sigmoid)
-    if cell.dropout or cell.recurrent_dropout or not cell.use_bias or (
-            cell.activation, gates) != (keras.activations.tanh, keras.activations.sigmoid):
+    functions = (cell.activation, getattr(cell, "recurrent_activation", TANH_SIGMOID[1]))
+    if cell.dropout or cell.recurrent_dropout or not cell.use_bias or functions != TANH_SIGMOID:
         _checks.fail("layer", f"{layer.name}: the scratch cells are tanh/sigmoid, bias, no dropout")
     if not layer.built:
-        if layer.stateful:
-            _checks.fail("layer", "is stateful and unbuilt: build it on keras.Input(batch_shape)")
+        _checks.fail_if(layer.stateful, "layer", "is stateful: build it first")
         _checks.fail_if(input_dim is None, "input_dim", "is needed: the layer is not built")
         layer.build((None, None, input_dim))
     input_dim = layer.cell.kernel.shape[0]

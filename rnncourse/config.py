@@ -62,8 +62,7 @@ def base_seed() -> int:
     raw = os.environ.get("RNNCOURSE_SEED", "").strip()
     if not raw:
         return 0
-    if not (raw.isascii() and raw.isdigit()):
-        _checks.fail("RNNCOURSE_SEED", f"is {raw!r}, not an int >= 0; set e.g. 3, or unset it")
+    _checks.fail_if(not (raw.isascii() and raw.isdigit()), "RNNCOURSE_SEED", "must be an int >= 0")
     return int(raw)
 
 

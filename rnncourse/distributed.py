@@ -82,8 +82,7 @@ def tf_config(ports: list[int], index: int, host: str = _HOST) -> dict:
     ports = [_checks.count(port, "ports") for port in ports]
     if not ports or len(set(ports)) != len(ports):
         _checks.fail("ports", f"must be a non-empty list of distinct ports, got {ports!r}")
-    if index >= len(ports):
-        _checks.fail("index", f"must be in 0..{len(ports) - 1} (one per port), got {index}")
+    _checks.fail_if(index >= len(ports), "index", f"must be < {len(ports)}, one per port")
     return {"cluster": {"worker": [f"{host}:{port}" for port in ports]},
             "task": {"type": "worker", "index": index}}
 
@@ -356,8 +355,7 @@ def replica_batches(global_batches, input_context):
     replicas = int(input_context.num_replicas_in_sync)
     pipelines = int(input_context.num_input_pipelines)
     pipeline = int(input_context.input_pipeline_id)
-    if replicas % pipelines:
-        _checks.fail("input_context", f"{replicas} replicas do not split over {pipelines}")
+    _checks.fail_if(replicas % pipelines, "input_context", f"{replicas} replicas over {pipelines}")
     per_pipeline = replicas // pipelines
 
     def slices(*batch):
@@ -397,8 +395,7 @@ def global_token_weights(token_ids):
     import tensorflow as tf
 
     token_ids = tf.convert_to_tensor(token_ids)  # NumPy arrays and lists too
-    if token_ids.shape.rank != 2:
-        _checks.fail("token_ids", f"must be (batch, timesteps) ids, got {token_ids.shape}")
+    _checks.fail_if(token_ids.shape.rank != 2, "token_ids", f"must be 2-D, got {token_ids.shape}")
     real = tf.cast(tf.not_equal(token_ids, 0), tf.float32)
     return real / tf.maximum(tf.reduce_sum(real), 1.0)
 

@@ -92,8 +92,7 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
         The new ``(units, units)`` matrix.
     """
     matrix = recurrent_kernel(layer)
-    if matrix.shape[0] != matrix.shape[1]:
-        _checks.fail("layer", f"has no square recurrent matrix (SimpleRNN): {matrix.shape}")
+    _checks.fail_if(matrix.shape[0] != matrix.shape[1], "layer", "has no square recurrent matrix")
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal(matrix.shape))
     q = q * np.sign(np.diag(r))
@@ -111,8 +110,7 @@ def largest_singular_value(matrix: np.ndarray) -> float:
 def spectral_radius(matrix: np.ndarray) -> float:
     """Largest absolute eigenvalue of a square matrix (``<= sigma_1`` always)."""
     matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
-    if matrix.shape[0] != matrix.shape[1]:
-        _checks.fail("matrix", f"must be a square matrix, got shape {matrix.shape}")
+    _checks.fail_if(matrix.shape[0] != matrix.shape[1], "matrix", "must be square")
     return float(np.max(np.abs(np.linalg.eigvals(matrix))))
 
 
@@ -187,8 +185,7 @@ def numpy_bptt(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray],
     """
     f, f_prime = NUMPY_ACTIVATIONS[_checks.choice(activation, "activation", NUMPY_ACTIVATIONS)]
     missing = {"kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias"} - set(weights)
-    if missing:
-        _checks.fail("weights", f"lacks {sorted(missing)}; see simple_rnn_weights(model)")
+    _checks.fail_if(missing, "weights", lambda: f"lacks {sorted(missing)}")
     x = _checks.array(x, "x", ndim=3, kinds="iuf").astype(np.float64)
     y = _checks.array(y, "y", kinds="iuf").astype(np.float64)  # (batch, 1)
     y = _same_count(x, y).reshape(len(x), -1)
@@ -264,8 +261,7 @@ def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tenso
 def _same_count(x: np.ndarray, y) -> np.ndarray:
     """``y`` as an array with one target per sequence of ``x``."""
     y = _checks.array(y, "y")
-    if y.ndim == 0 or len(y) != len(x):
-        _checks.fail("y", f"x has {len(x)} sequences but y has shape {y.shape}")
+    _checks.fail_if(y.ndim == 0 or len(y) != len(x), "y", "needs one target per sequence of x")
     return y
 
 
@@ -469,8 +465,7 @@ def _regularizable_rnn(model, layer=None) -> tuple[keras.layers.SimpleRNN, str]:
     name = name if isinstance(name, str) else str(name)
     if not isinstance(rnn, keras.layers.SimpleRNN) or name not in TF_DERIVATIVES or (
             rnn.cell.dropout or rnn.cell.recurrent_dropout or rnn.go_backwards or rnn.return_state):
-        _checks.fail("model", f"needs a SimpleRNN ({'/'.join(TF_DERIVATIVES)}) without dropout, "
-                              f"go_backwards, return_state; got {rnn.name!r}")
+        _checks.fail("model", "needs a tanh/linear/relu SimpleRNN without dropout, go_backwards")
     return rnn, name
 
 
@@ -613,8 +608,7 @@ def _dense(gradient) -> tf.Tensor:
 
 def _gradient_list(grads, argument: str) -> list:
     """A list of gradients, one per variable (a lone tensor would be read row by row)."""
-    if isinstance(grads, (tf.Tensor, np.ndarray, tf.IndexedSlices, str)) or not isinstance(
-            grads, Sequence):
+    if isinstance(grads, str) or not isinstance(grads, Sequence):  # no tensor is a Sequence
         _checks.fail(argument, "must be a list of gradients: wrap one as [tensor]", TypeError)
     return list(grads)
 
@@ -652,13 +646,11 @@ def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
 @_checks.arguments(grads_a=_gradient_list, grads_b=_gradient_list)
 def cosine_similarity(grads_a: Sequence, grads_b: Sequence) -> float:
     """Cosine of the angle between two gradient lists, each flattened into one vector."""
-    if len(grads_a) != len(grads_b):
-        _checks.fail("grads_b", f"holds {len(grads_b)} gradients, grads_a {len(grads_a)}")
+    _checks.fail_if(len(grads_a) != len(grads_b), "grads_b", "must be as long as grads_a")
     a = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_a]).astype(np.float64)
     b = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_b]).astype(np.float64)
     denominator = np.linalg.norm(a) * np.linalg.norm(b)
-    if denominator == 0:
-        _checks.fail("grads_b" if np.any(a) else "grads_a", "is zero: no cosine is defined")
+    _checks.fail_if(denominator == 0, "grads_b" if np.any(a) else "grads_a", "is zero: no cosine")
     return float(a @ b / denominator)
 
 
@@ -669,8 +661,7 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
     Raises:
         ValueError: ``x`` and ``y`` hold different numbers of examples, or an unknown loss.
     """
-    if len(x) != len(y):
-        _checks.fail("y", f"has {len(y)} targets for {len(x)} examples of x")
+    _checks.fail_if(len(x) != len(y), "y", "needs one target per example of x")
     loss_fn = _loss_function(loss)
     with tf.GradientTape() as tape:
         values = loss_fn(tf.convert_to_tensor(y, tf.float32), model(x, training=False))
@@ -743,8 +734,7 @@ class GradientNormModel(keras.Model):
             inputs, outputs = model.inputs, model.outputs
         except (AttributeError, ValueError):
             inputs = outputs = None
-        if not inputs or not outputs:
-            _checks.fail("model", f"{model.name!r} has no symbolic inputs (keras.Input)")
+        _checks.fail_if(not inputs or not outputs, "model", "has no keras.Input")
         return cls(inputs=inputs[0] if len(inputs) == 1 else inputs,
                    outputs=outputs[0] if len(outputs) == 1 else outputs,
                    per_variable=per_variable, name=f"{model.name}_norms")

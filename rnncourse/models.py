@@ -71,7 +71,7 @@ def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
     return layer_class(units, **kwargs)
 
 
-@_checks.arguments(vocab_size=_checks.count, embedding_dim=_checks.optional(_checks.count))
+@_checks.arguments(vocab_size=_checks.count, embedding_dim=_checks.optional_count)
 def embedding(vocab_size: int, embedding_dim: int | None = None, *,
               embeddings: np.ndarray | None = None, trainable: bool = True,
               mask_zero: bool = True, seed: int | None = None,
@@ -101,15 +101,14 @@ def embedding(vocab_size: int, embedding_dim: int | None = None, *,
         return keras.layers.Embedding(vocab_size, matrix.shape[1],
                                       weights=[matrix.astype("float32")],
                                       trainable=trainable, mask_zero=mask_zero, name=name)
-    if embedding_dim is None:
-        _checks.fail("embedding_dim", "pass it (or embeddings, to start from given vectors)")
+    _checks.fail_if(embedding_dim is None, "embedding_dim", "is needed without embeddings")
     initializer = ("uniform" if seed is None
                    else keras.initializers.RandomUniform(-0.05, 0.05, seed=_offset(seed, 0)))
     return keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=initializer,
                                   trainable=trainable, mask_zero=mask_zero, name=name)
 
 
-@_checks.arguments(features=_checks.count, timesteps=_checks.optional(_checks.count))
+@_checks.arguments(features=_checks.count, timesteps=_checks.optional_count)
 def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int = 2, *,
                        timesteps: int | None = None, activation: str | None = None,
                        recurrent_initializer: str | keras.initializers.Initializer | None = None,
@@ -150,7 +149,7 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
 # Keras clips a dropout rate into [0, 1] without a word: dropout=20 would drop everything.
 @_checks.arguments(num_classes=_checks.at_least(2), dropout=_checks.fraction,
                    recurrent_dropout=_checks.fraction, input_dropout=_checks.fraction,
-                   timesteps=_checks.optional(_checks.count))
+                   timesteps=_checks.optional_count)
 def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int = 32,
                         cell: str = "lstm", num_classes: int = 2, bidirectional: bool = False,
                         embeddings: np.ndarray | None = None, trainable_embeddings: bool = True,
@@ -258,8 +257,7 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
 
 
 @_checks.arguments(vocab_size=_checks.count, dropout=_checks.fraction,
-                   batch_size=_checks.optional(_checks.count),
-                   timesteps=_checks.optional(_checks.count))
+                   batch_size=_checks.optional_count, timesteps=_checks.optional_count)
 def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
             batch_size: int | None = None, timesteps: int | None = None, stateful: bool = False,
             activation: str = "tanh", dropout: float = 0.0, seed: int | None = None,
@@ -278,8 +276,8 @@ def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
         activation: the LSTM's cell activation; anything but ``"tanh"`` rules out cuDNN.
         dropout: rate of a ``Dropout`` on the LSTM's outputs (inactive at inference).
     """
-    if stateful and batch_size is None:  # Keras 3.15 would build a model that cannot run
-        _checks.fail("batch_size", "a stateful model needs a fixed batch_size=...")
+    # Keras 3.15 would build a model that cannot run
+    _checks.fail_if(stateful and batch_size is None, "batch_size", "is needed by a stateful model")
     inputs = keras.Input(batch_shape=(batch_size, timesteps), dtype="int32", name="char_ids")
     x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(inputs)
     x = recurrent_layer("lstm", units, seed=_offset(seed, 1), activation=activation,

@@ -65,12 +65,11 @@ def _check_id_range(model: keras.Model, inputs: np.ndarray, targets=None) -> Non
     last dimension of the model's first output.
     """
     rows = [layer.input_dim for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
-    if len(rows) == 1 and inputs.size and int(inputs.max()) >= rows[0]:
-        _checks.fail("inputs", f"holds {int(inputs.max())}, beyond the Embedding's {rows[0]} rows")
+    if len(rows) == 1:
+        _checks.ids(inputs, "inputs", below=rows[0])
     classes = model.outputs[0].shape[-1]
-    if targets is not None and classes and targets.size and targets.dtype.kind in "iu" and (
-            targets.min() < 0 or targets.max() >= classes):
-        _checks.fail("targets", f"holds ids outside 0..{classes - 1}, the model's classes")
+    if targets is not None and classes and targets.dtype.kind in "iu":
+        _checks.ids(targets, "targets", below=classes)
 
 
 # --------------------------------------------------------------------------- text
@@ -89,8 +88,7 @@ def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, n
     """
     ids = _int_ids(ids, "ids", ndim=None).reshape(-1)
     n = (len(ids) - 1) // sequence_length
-    if n < 1:
-        _checks.fail("ids", f"{len(ids)} ids make no sequence of {sequence_length} + 1")
+    _checks.fail_if(n < 1, "ids", f"makes no sequence of {sequence_length} + 1")
     inputs = ids[: n * sequence_length].reshape(n, sequence_length)
     targets = ids[1: n * sequence_length + 1].reshape(n, sequence_length)
     return inputs, targets
@@ -102,10 +100,8 @@ def unigram_entropy_bits(ids: np.ndarray, vocab_size: int) -> float:
 
     ``ids`` any shape of ids in ``0 .. vocab_size - 1``.
     """
-    flat = _int_ids(ids, "ids", ndim=None).reshape(-1)
+    flat = _checks.ids(ids, "ids", below=vocab_size).reshape(-1)
     _checks.fail_if(flat.size == 0, "ids", "is empty; pass the encoded text")
-    if flat.max() >= vocab_size:
-        _checks.fail("vocab_size", f"is {vocab_size}, ids go up to {int(flat.max())}")
     counts = np.bincount(flat, minlength=vocab_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
@@ -258,8 +254,7 @@ class ResetStateCallback(keras.callbacks.Callback):
 def _check_model_fits_layout(model: keras.Model, batches: StatefulBatches) -> None:
     batch, steps = tuple(model.inputs[0].shape[:2])
     if (batch, steps) != (batches.batch_size, steps and batches.window):
-        _checks.fail("batches", f"(batch_size, window) {batches.batch_size, batches.window} "
-                                f"do not fit the model's input {batch, steps}")
+        _checks.fail("batches", f"(batch_size, window) do not fit the model's {batch, steps}")
 
 
 _STEPS_IN_LOSS = {"mean_with_sample_weight": "real", "sum_over_batch_size": "all",
@@ -346,8 +341,7 @@ def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
     if getattr(model, "steps_per_execution", 1) != 1:
         _checks.fail("model", "must be compiled with steps_per_execution=1 (resets per batch)")
     reduction = getattr(model.loss, "reduction", "sum_over_batch_size")  # Keras' default
-    if reduction not in _STEPS_IN_LOSS:
-        _checks.fail("model", f"loss reduction {reduction!r}; use e.g. tbptt.sequence_loss()")
+    _checks.fail_if(reduction not in _STEPS_IN_LOSS, "model", f"has a {reduction!r} loss")
     real = batches.sample_weight.reshape(batches.num_batches, -1).sum(axis=1)
     loss = _RealStepLoss(real.astype(np.float64), batches.batch_size * batches.window,
                          reduction, desc)
@@ -433,7 +427,7 @@ def _stateful_clone(trained: keras.Model, batch_size: int) -> keras.Model:
     return model
 
 
-@_checks.arguments(model=keras.Model, to=VIEWS, batch_size=_checks.optional(_checks.count))
+@_checks.arguments(model=keras.Model, to=VIEWS, batch_size=_checks.optional_count)
 def convert(model: keras.Model, to: str, batch_size: int | None = None) -> keras.Model:
     """The same trained character model in another view, with the same weights.
 
@@ -470,8 +464,7 @@ def convert(model: keras.Model, to: str, batch_size: int | None = None) -> keras
     batch_size = 1 if to == "inference" and batch_size is None else batch_size
     sizes = _char_lm_sizes(model)
     if sizes is None:
-        if to == "explicit" or _is_explicit(model):
-            _checks.fail("model", "lacks char_lm's layers embedding, lstm, logits")
+        _checks.fail_if(to == "explicit" or _is_explicit(model), "model", "is not a char_lm")
         return _stateful_clone(model, batch_size)
     dropout = sizes.pop("dropout")
     if to == "explicit":
@@ -521,9 +514,8 @@ def _state_inputs(model: keras.Model) -> list[tuple[int, ...]]:
     ins, outs = list(model.inputs), list(model.outputs)
     shapes = [tuple(s.shape[1:]) for s in ins[1:]]
     if len(ins) < 2 or shapes != [tuple(s.shape[1:]) for s in outs[1:]] or any(
-            None in shape for shape in shapes):
-        _checks.fail("model", "must map [x, *states] to [y, *states] of fixed shapes; see "
-                              "tbptt.convert(model, to='explicit')")
+            None in shape for shape in shapes):  # see convert(model, to="explicit")
+        _checks.fail("model", "must map [x, *states] to [y, *states] of fixed shapes")
     return shapes
 
 
@@ -597,14 +589,13 @@ class TBPTTTrainer:
             Every loss the trainer reports is in this loss's unit (nats for the default).
     """
 
-    @_checks.arguments(window=_checks.count, depth=_checks.optional(_checks.count),
+    @_checks.arguments(window=_checks.count, depth=_checks.optional_count,
                        optimizer=keras.optimizers.Optimizer, loss=_checks.optional(Callable))
     def __init__(self, model: keras.Model, optimizer, window: int,
                  depth: int | None = None, loss: LossFunction | None = None) -> None:
         self._shapes = _state_inputs(model)
         depth = window if depth is None else depth
-        if depth % window:
-            _checks.fail("depth", f"must be a multiple of window={window}, got {depth}")
+        _checks.fail_if(depth % window, "depth", f"must be a multiple of window={window}")
         self.model, self.optimizer = model, optimizer
         self.window, self.depth = window, depth
         self.loss = loss if loss is not None else sequence_loss()
@@ -684,8 +675,7 @@ class TBPTTTrainer:
         inputs = _int_ids(inputs, "inputs")
         targets = np.asarray(targets)
         if targets.shape[:2] != inputs.shape or 0 in inputs.shape:
-            _checks.fail("inputs" if 0 in inputs.shape else "targets",
-                         f"{targets.shape} must start with inputs' {inputs.shape}, non-empty")
+            _checks.fail("targets", f"{targets.shape} must start with inputs' {inputs.shape}")
         weights = np.ones(inputs.shape, np.float32) if weights is None else weights
         weights = np.asarray(weights, np.float32)
         if weights.shape != inputs.shape or not (np.isfinite(weights) & (weights >= 0)).all():
@@ -764,7 +754,7 @@ class TBPTTTrainer:
         return history
 
 
-@_checks.arguments(last=_checks.optional(_checks.count))
+@_checks.arguments(last=_checks.optional_count)
 def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
                         last: int | None = None,
                         loss: LossFunction | None = None) -> list[np.ndarray]:
@@ -829,8 +819,7 @@ def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int
     model, a plain ``char_lm``) is converted to a batch-1 model first.
     """
     _checks.fail_if(not prompt, "prompt", "is empty; give at least one character")
-    if model.outputs[0].shape[-1] != len(vocab):
-        _checks.fail("vocab", f"has {len(vocab)} characters, the model predicts another number")
+    _checks.fail_if(model.outputs[0].shape[-1] != len(vocab), "vocab", "differs from the model's")
     if _is_explicit(model):
         states = _initial_states(_state_inputs(model), 1)
 

@@ -132,16 +132,14 @@ def read_labelled(path: str | os.PathLike, text_column: str | int = "text",
     if by_name:
         header = next(reader, [])
         for column, name in zip(columns, ("text_column", "label_column"), strict=True):
-            if column not in header:
-                _checks.fail(name, f"{column!r} is not in the header {header!r} of {path}")
+            _checks.fail_if(column not in header, name, f"{column!r} is not in the header")
         columns = tuple(header.index(c) for c in columns)
     texts, labels = [], []
     for row in reader:
         if not any(field.strip() for field in row):
             continue
         if len(row) <= max(columns):
-            raise ValueError(f"{path}:{reader.line_num}: no column {max(columns)} "
-                             f"(delimiter {delimiter!r}?)")
+            raise ValueError(f"{path}:{reader.line_num}: no column {max(columns)} ({delimiter=})")
         texts.append(row[columns[0]])
         labels.append(row[columns[1]])
     return texts, labels
@@ -258,13 +256,12 @@ class Vocabulary:
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Ids -> words (padding ids skipped); an id outside ``0 .. len(vocab) - 1`` raises
         ``ValueError`` (a negative id would otherwise silently index from the end)."""
-        ids = _checks.ids(list(ids) if not hasattr(ids, "shape") else ids, "ids", ndim=1)
-        if ids.size and ids.max() >= len(self.words):
-            _checks.fail("ids", f"holds {int(ids.max())}, beyond this vocabulary's ids")
+        ids = _checks.ids(list(ids) if not hasattr(ids, "shape") else ids, "ids", ndim=1,
+                          below=len(self.words))
         return [self.words[i] for i in ids.tolist() if i != self.PAD]
 
 
-@_checks.arguments(sequences=_checks.sequences, maxlen=_checks.optional(_checks.count),
+@_checks.arguments(sequences=_checks.sequences, maxlen=_checks.optional_count,
                    padding=PADDING, truncating=_checks.optional(PADDING))
 def pad(sequences, maxlen: int | None = None, padding: str = "post",
         truncating: str | None = None) -> np.ndarray:
@@ -290,10 +287,8 @@ def pad(sequences, maxlen: int | None = None, padding: str = "post",
     """
     from keras.utils import pad_sequences
 
-    _checks.fail_if(not sequences, "sequences", "is empty; pass at least one id sequence")
     holding_pad = [i for i, ids in enumerate(sequences) if (ids == PAD).any()]
-    if holding_pad:
-        _checks.fail("sequences", f"sequence {holding_pad[0]} holds the padding id 0 (padded?)")
+    _checks.fail_if(holding_pad, "sequences", "holds the padding id 0 (padded already?)")
     if maxlen is not None and truncating is None and max(map(len, sequences)) > maxlen:
         _checks.fail("maxlen", "is shorter than a sequence; pass truncating='post' or 'pre'")
     return pad_sequences(sequences, maxlen=maxlen, padding=padding,
@@ -308,8 +303,7 @@ class CharVocabulary:
     index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if len(set(self.chars)) != len(self.chars):
-            _checks.fail("chars", "must be unique; build it with char_vocabulary(text)")
+        _checks.fail_if(len(set(self.chars)) != len(self.chars), "chars", "must be unique")
         self.index = {c: i for i, c in enumerate(self.chars)}
 
     def __len__(self) -> int:
@@ -319,16 +313,13 @@ class CharVocabulary:
     def encode(self, text: str) -> np.ndarray:
         """``text`` -> ``(len(text),)`` int32 ids; an unknown character raises ``ValueError``."""
         unknown = set(text) - self.index.keys()
-        if unknown:
-            _checks.fail("text", f"characters {sorted(unknown)[:5]} are not in the vocabulary")
+        _checks.fail_if(unknown, "text", lambda: f"{sorted(unknown)[:5]} are not in the vocabulary")
         return np.fromiter((self.index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
         """``(n,)`` ids -> text; an id outside ``0 .. len - 1`` raises ``ValueError``,
         a non-integer id (``0.5``: probabilities, not ids) ``TypeError``."""
-        flat = _checks.ids(ids, "ids").reshape(-1)
-        if flat.size and flat.max() >= len(self.chars):
-            _checks.fail("ids", f"holds {int(flat.max())}, beyond this vocabulary's ids")
+        flat = _checks.ids(ids, "ids", below=len(self.chars)).reshape(-1)
         return "".join(self.chars[i] for i in flat.tolist())
 
 
@@ -350,13 +341,12 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]]) -> list[str]:
         list of tag names; ``names.index(tag)`` is a tag's id.
     """
     tags = {tag for tags in _checks.token_lists(tag_lists, "tag_lists") for tag in tags}
-    _checks.fail_if(not tags, "tag_lists", "holds no tag: pass one list of BIO tags per sentence")
     others = sorted(tags - {OUTSIDE}, key=lambda t: (t.split("-", 1)[-1], t))
     return [OUTSIDE, *others]
 
 
 @_checks.arguments(token_lists=_checks.token_lists, tag_lists=_checks.token_lists,
-                   vocab=Vocabulary, maxlen=_checks.optional(_checks.count))
+                   vocab=Vocabulary, maxlen=_checks.optional_count)
 def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Sequence[str]],
                    vocab: Vocabulary, tag_names: Sequence[str], maxlen: int | None = None,
                    truncate: bool = False, padded: bool = True):
@@ -384,9 +374,8 @@ def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Seq
         _checks.fail("tag_lists", f"{len(tag_lists)} tag lists for {len(token_lists)} sentences")
     tag_id = {tag: i for i, tag in enumerate(tag_names)}
     for i, (tokens, tags) in enumerate(zip(token_lists, tag_lists, strict=True)):
-        if not tokens or len(tokens) != len(tags):
-            _checks.fail("token_lists" if not tokens else "tag_lists", f"sentence {i}: "
-                         f"{len(tokens)} tokens, {len(tags)} tags (one per token, none empty)")
+        if not tokens or len(tokens) != len(tags):  # one tag per token, no empty sentence
+            _checks.fail("tag_lists", f"sentence {i}: {len(tokens)} tokens, {len(tags)} tags")
         if set(tags) - tag_id.keys():
             _checks.fail("tag_names", f"lacks {sorted(set(tags) - tag_id.keys())} (tag_vocabulary)")
     x = vocab.encode_batch(token_lists)

@@ -138,8 +138,7 @@ def _examples(x, y) -> tuple[np.ndarray, np.ndarray]:
     inside ``fit`` (bools, negative ids such as PyTorch's ``-100`` padding) refused here."""
     x, y = _checks.array(x, "x"), _checks.array(y, "y")
     _checks.fail_if(len(x) == 0, "x", "holds no examples to train on")
-    if len(x) != len(y):
-        _checks.fail("y", f"has {len(y)} targets for {len(x)} examples of x")
+    _checks.fail_if(len(x) != len(y), "y", "needs one target per example of x")
     if y.dtype.kind in "biu":
         y = _labels(y, "y")
     return x, y
@@ -384,16 +383,13 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
             outside ``0 .. num_tags - 1``.
         TypeError: bool or float tags in ``y_true``.
     """
-    y_true = _labels(_checks.array(y_true, "y_true", kinds="biu"), "y_true")
-    mask = _checks.array(mask, "mask").astype(bool)
     probabilities = _checks.array(probabilities, "probabilities", ndim=3)
+    y_true = _checks.ids(y_true, "y_true", below=probabilities.shape[-1])  # bools refused
+    mask = _checks.array(mask, "mask").astype(bool)
     if y_true.shape != mask.shape or probabilities.shape[:2] != y_true.shape:
         _checks.fail("probabilities", f"{probabilities.shape} does not fit {y_true.shape}")
     if not mask.any():
         _checks.fail("mask", "selects no token; pass mask=x != 0 for the token ids x")
-    real = y_true[mask]
-    if real.max() >= probabilities.shape[-1]:
-        _checks.fail("y_true", f"holds {int(real.max())}, not a tag of probabilities")
     correct = np.argmax(probabilities, axis=-1) == y_true
     return float(correct[mask].mean())
 

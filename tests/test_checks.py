@@ -218,6 +218,16 @@ def test_ids_are_non_negative_int64(value, expected):
     assert result is None or result.dtype == np.int64
 
 
+@pytest.mark.parametrize("value, below, expected", [
+    ([0, 4], 5, np.array([0, 4])), ([0, 5], 5, VALUE), ([], 1, np.array([], np.int64)),
+    (np.array([[1], [2]]), np.int64(3), np.array([[1], [2]])), ([2], 2, VALUE)])
+def test_ids_below_a_bound(value, below, expected):
+    check(lambda: _checks.ids(value, "x", below=below), expected)
+    if expected is VALUE:  # also inside a batch of sequences, naming the sequence
+        with pytest.raises(_checks.ArgumentValueError, match="sequence 1"):
+            _checks.sequences([[0], value], "x", below=below, allow_empty=True)
+
+
 # --------------------------------------------------------------------------- sequences
 RAGGED = [[1, 2, 3], [4]]
 SEQUENCES = [pytest.param(v, expected, id=name) for name, v, expected in [
@@ -228,13 +238,14 @@ SEQUENCES = [pytest.param(v, expected, id=name) for name, v, expected in [
     ("column-of-lists", Column(RAGGED), RAGGED),
     ("2d-array", np.array([[1, 2], [3, 4]]), [[1, 2], [3, 4]]),
     ("2d-tensor", tf.constant([[1, 2], [3, 4]]), [[1, 2], [3, 4]]),
-    ("generator", (row for row in RAGGED), RAGGED), ("empty-batch", [], [])]]
+    ("generator", (row for row in RAGGED), RAGGED)]]
 NOT_SEQUENCES = [pytest.param(v, e, id=name) for name, v, e in [
     ("str", "a b", TYPE), ("bytes", b"ab", TYPE), ("None", None, TYPE), ("int", 3, TYPE),
     ("flat-list", [1, 2, 3], TYPE), ("flat-array", np.array([1, 2]), TYPE),
     ("flat-tensor", tf.constant([1, 2]), TYPE), ("texts", ["a b", "c"], TYPE),
     ("floats", [[1.0, 2.0]], TYPE), ("bools", [[True]], TYPE), ("nested", [[[1], [2]]], VALUE),
     ("negative", [[1, -1]], VALUE), ("empty-sequence", [[1], []], VALUE),
+    ("empty-batch", [], VALUE), ("empty-tensor", tf.zeros((0, 3), tf.int32), VALUE),
     ("none-row", [[1], None], TYPE)]]
 
 
@@ -253,6 +264,7 @@ def test_sequences_refuse(value, expected):
 
 def test_sequences_allow_empty_on_request_and_name_the_row():
     assert [r.size for r in _checks.sequences([[1], []], "x", allow_empty=True)] == [1, 0]
+    assert _checks.sequences([], "x", allow_empty=True) == []
     with pytest.raises(_checks.ArgumentValueError, match="sequence 1"):
         _checks.sequences([[1], [2, -3]], "x")
 

@@ -381,7 +381,7 @@ def _trainer(**kwargs):
     (lambda: tbptt.fit_stateful(models.char_lm(VOCAB), None), TypeError, "batches"),
     (lambda: tbptt.ResetStateCallback(0), ValueError, "reset_every"),
     (lambda: tbptt.char_sequences(np.arange(3), 5), ValueError, "ids"),
-    (lambda: tbptt.unigram_entropy_bits(np.array([0, 5]), 3), ValueError, "vocab_size"),
+    (lambda: tbptt.unigram_entropy_bits(np.array([0, 5]), 3), ValueError, "ids"),
 ])
 def test_bad_inputs_name_the_argument(make, error, argument):
     refused(make, error, argument)
