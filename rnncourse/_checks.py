@@ -32,7 +32,7 @@ import inspect
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -225,7 +225,10 @@ def arguments(**specs: Spec) -> Callable[[Callable], Callable]:
 
 
 def _to_numpy(value: Any) -> Any:
-    """Tensors, ragged tensors and pandas columns as NumPy arrays or lists."""
+    """Tensors, ragged tensors and pandas columns as NumPy arrays or lists; an iterator
+    (a generator, a ``map``) as the list of its items."""
+    if isinstance(value, Iterator):
+        return list(value)
     if hasattr(value, "to_list") and type(value).__name__ == "RaggedTensor":
         return value.to_list()
     if hasattr(value, "numpy") and callable(value.numpy):
@@ -236,13 +239,14 @@ def _to_numpy(value: Any) -> Any:
 
 
 def array(value: Any, argument: str, *, ndim: int | None = None,
-          kinds: str | None = None) -> np.ndarray:
+          kinds: str | None = None, finite: bool = False) -> np.ndarray:
     """A rectangular NumPy array from a list, array, tensor or pandas column.
 
     Args:
         ndim: the number of dimensions required, if any.
         kinds: the allowed ``dtype.kind`` letters (``"iu"`` integers, ``"f"`` floats,
             ``"b"`` bools); by default any numbers or bools (never text or objects).
+        finite: refuse NaN and infinite values (a NaN label or weight makes the loss NaN).
 
     A ragged nesting raises :class:`ValueError` (the kind is right, the shape is not);
     text, ``None`` or mixed objects raise :class:`TypeError`.
@@ -260,6 +264,8 @@ def array(value: Any, argument: str, *, ndim: int | None = None,
         fail(argument, f"has dtype {result.dtype}; expected kind {kinds!r}", TypeError)
     if ndim is not None and result.ndim != ndim:
         fail(argument, f"must have {ndim} dimension(s), got shape {result.shape}")
+    if finite and result.dtype.kind in "fc" and not np.isfinite(result).all():
+        fail(argument, "holds NaN or infinite values; drop or fill them")
     return result
 
 

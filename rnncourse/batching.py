@@ -155,12 +155,9 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
     if per_token:
         out = []
         for i, (seq, label) in enumerate(zip(arrays, labels, strict=True)):
-            label = np.asarray(label)
+            label = _checks.array(label, "labels", finite=True)  # numbers, no NaN
             if label.ndim == 0 or len(label) != len(seq):
                 _checks.fail("labels", f"sequence {i}: {len(seq)} tokens, {label.size} labels")
-            if label.dtype.kind not in "biuf":
-                _checks.fail("labels", f"of sequence {i} are {label.dtype}, not numbers", TypeError)
-            _check_finite(label, f"per-token labels of sequence {i}")
             out.append(label)
         if len({o.shape[1:] for o in out}) > 1 or len({o.dtype for o in out}) > 1:
             _checks.fail("labels", "per token differ in trailing shape or dtype by sequence")
@@ -175,13 +172,7 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
                 "give sequence i exactly len(sequences[i]) labels"
                 if len(lengths) > 1 else "")
         _checks.fail("labels", f"must be numbers, one per sequence or token.{hint}")
-    _check_finite(array, "labels")
-    return False, array
-
-
-def _check_finite(labels: np.ndarray, what: str) -> None:
-    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-        _checks.fail("labels", f"{what} hold NaN or inf (a NaN loss): drop or fill them")
+    return False, _checks.array(array, "labels", finite=True)
 
 
 def lengths_of(sequences: Sequence) -> np.ndarray:

@@ -204,8 +204,7 @@ def _cell_name(layer, argument: str = "layer") -> str:
     for name, layer_class in models.CELLS.items():
         if type(layer) is layer_class:
             return name
-    _checks.fail(argument, f"must be a SimpleRNN, GRU or LSTM layer (for Bidirectional, each "
-                           f"direction), got {type(layer).__name__}", TypeError)
+    _checks.fail(argument, f"must be a SimpleRNN, GRU or LSTM, not {type(layer)}", TypeError)
 
 
 def load_keras_weights(keras_layer: keras.layers.Layer,

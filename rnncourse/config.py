@@ -182,7 +182,7 @@ def _configured_backend() -> str:
 def _check_backend(backend: str) -> None:
     if backend != "tensorflow":
         raise ImportError(f"rnncourse needs Keras' TensorFlow backend, not {backend!r}: set "
-                          "KERAS_BACKEND=tensorflow before Python starts (or edit keras.json)")
+                          "KERAS_BACKEND=tensorflow (or edit ~/.keras/keras.json)")
 
 
 def _import_filtered(module: str) -> None:

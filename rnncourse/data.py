@@ -237,10 +237,9 @@ def download(name: str) -> Path:
         except (subprocess.CalledProcessError, OSError) as error:
             output = getattr(error, "output", b"") or b""
             tail = output.decode(errors="replace").strip().splitlines()[-3:]
-            raise DataUnavailableError(  # offline: the file placed by hand is used as it is
-                f"could not download {entry.requirement} ({'; '.join(tail) or error}); copy "
-                f"{entry.url} to {final}, or set RNNCOURSE_CACHE to a cache that holds it"
-            ) from error
+            why = "; ".join(tail) or error  # offline: a file placed by hand is used as it is
+            raise DataUnavailableError(f"could not download {entry.requirement} ({why}); copy "
+                                       f"{entry.url} to {final} or set RNNCOURSE_CACHE") from error
         got = Path(tmp) / entry.archive
         if not got.exists():
             found = ", ".join(p.name for p in Path(tmp).iterdir()) or "nothing"
@@ -440,9 +439,8 @@ def _download_stanford_glove(dim: int, final: Path) -> Path:
                             out.write(block)
                             bar.update(len(block))
         except OSError as error:
-            raise DataUnavailableError(  # the 50d vectors come from a registry package
-                f"{GLOVE_6B_URL} unreachable ({error}): from it, place glove.6B.{dim}d.txt at "
-                f"{final} (or pass path=...); glove_path(50) works offline") from error
+            raise DataUnavailableError(f"{GLOVE_6B_URL}: {error}; place glove.6B.{dim}d.txt "
+                                       f"at {final}, or use glove_path(50) offline") from error
     with zipfile.ZipFile(zip_path) as zf, atomic_path(final) as tmp:
         with zf.open(f"glove.6B.{dim}d.txt") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)

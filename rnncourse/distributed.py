@@ -95,8 +95,7 @@ def worker_index() -> int:
     try:
         return int(json.loads(raw)["task"]["index"])
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"TF_CONFIG is not a valid cluster description ({err}): {raw!r}"
-                         ) from None
+        raise ValueError(f"TF_CONFIG is no cluster description ({err}): {raw!r}") from None
 
 
 # --------------------------------------------------------------------------- launcher

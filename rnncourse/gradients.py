@@ -68,16 +68,14 @@ def recurrent_layer_of(model: keras.Model, layer: str | keras.layers.Layer | Non
             candidates = [lay for lay in candidates if lay.name == layer]
     if len(candidates) != 1 or not isinstance(candidates[0], keras.layers.RNN):
         names = [lay.name for lay in model.layers if isinstance(lay, keras.layers.RNN)]
-        _checks.fail("model" if layer is None else "layer", f"needs exactly one recurrent "
-                     f"layer (or layer=<name>, not Bidirectional), found {names} for {layer!r}")
+        _checks.fail("model" if layer is None else "layer", f"has no one RNN {layer!r} in {names}")
     return candidates[0]
 
 
 def recurrent_kernel(layer: keras.layers.Layer) -> np.ndarray:
     """The recurrent matrix ``W_aa`` of a recurrent layer, ``(units, gates * units)``."""
     cell = getattr(layer, "cell", layer)
-    if not hasattr(cell, "recurrent_kernel"):
-        _checks.fail("layer", f"{layer.name!r} has no recurrent_kernel (built, an RNN?)")
+    _checks.fail_if(not hasattr(cell, "recurrent_kernel"), "layer", "is no built RNN")
     return np.array(cell.recurrent_kernel.numpy())
 
 
@@ -246,8 +244,7 @@ def _loss_function(loss: str | Callable | None) -> Callable:
         return keras.losses.get(loss)  # Keras 3.15: "Could not interpret loss identifier"
     if callable(loss):
         return loss
-    _checks.fail("loss", f"must be None, a Keras loss name or a callable, not {type(loss)}",
-                 TypeError)
+    _checks.fail("loss", f"must be None, a loss name or a callable, not {type(loss)}", TypeError)
 
 
 def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:

@@ -92,10 +92,9 @@ def embedding(vocab_size: int, embedding_dim: int | None = None, *,
         seed: seeds the uniform initialiser when there is no ``embeddings``.
     """
     if embeddings is not None:
-        matrix = _checks.array(embeddings, "embeddings", ndim=2, kinds="iuf")
         # Keras would load a wrong-sized or NaN table silently, or fail at build time.
-        if matrix.shape[0] != vocab_size or not np.isfinite(matrix).all():
-            _checks.fail("embeddings", f"needs ({vocab_size}, dim), finite; got {matrix.shape}")
+        matrix = _checks.array(embeddings, "embeddings", ndim=2, kinds="iuf", finite=True)
+        _checks.fail_if(len(matrix) != vocab_size, "embeddings", f"needs {vocab_size} rows")
         if embedding_dim not in (None, matrix.shape[1]):
             _checks.fail("embedding_dim", f"differs from the embeddings' {matrix.shape[1]}")
         return keras.layers.Embedding(vocab_size, matrix.shape[1],

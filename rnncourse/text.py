@@ -215,9 +215,8 @@ class Vocabulary:
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
             return cls(saved["words"], Counter(saved["counts"]), saved["lowercase"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path} is not a vocabulary written by Vocabulary.save: "
-                             f"{error}") from None
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path} is not a vocabulary written by Vocabulary.save") from None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -256,8 +255,7 @@ class Vocabulary:
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Ids -> words (padding ids skipped); an id outside ``0 .. len(vocab) - 1`` raises
         ``ValueError`` (a negative id would otherwise silently index from the end)."""
-        ids = _checks.ids(list(ids) if not hasattr(ids, "shape") else ids, "ids", ndim=1,
-                          below=len(self.words))
+        ids = _checks.ids(ids, "ids", ndim=1, below=len(self.words))
         return [self.words[i] for i in ids.tolist() if i != self.PAD]
 
 
@@ -370,14 +368,12 @@ def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Seq
         ``padded=False``: ``x`` and ``y`` as two lists of ``n`` int32 arrays
         ``(timesteps_i,)``.
     """
-    if len(token_lists) != len(tag_lists):
-        _checks.fail("tag_lists", f"{len(tag_lists)} tag lists for {len(token_lists)} sentences")
+    _checks.fail_if(len(token_lists) != len(tag_lists), "tag_lists", "needs one per sentence")
     tag_id = {tag: i for i, tag in enumerate(tag_names)}
     for i, (tokens, tags) in enumerate(zip(token_lists, tag_lists, strict=True)):
         if not tokens or len(tokens) != len(tags):  # one tag per token, no empty sentence
             _checks.fail("tag_lists", f"sentence {i}: {len(tokens)} tokens, {len(tags)} tags")
-        if set(tags) - tag_id.keys():
-            _checks.fail("tag_names", f"lacks {sorted(set(tags) - tag_id.keys())} (tag_vocabulary)")
+        _checks.fail_if(set(tags) - tag_id.keys(), "tag_names", f"lacks tags of sentence {i}")
     x = vocab.encode_batch(token_lists)
     y = [[tag_id[t] for t in tags] for tags in tag_lists]
     if not padded:

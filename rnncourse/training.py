@@ -259,9 +259,9 @@ def roughness(losses: Sequence[float]) -> float:
     Args:
         losses: (steps,) a loss per optimizer step, at least 3 finite values.
     """
-    losses = _checks.array(losses, "losses", ndim=1, kinds="iuf").astype(np.float64)
-    if len(losses) < 3 or not np.isfinite(losses).all():
-        _checks.fail("losses", f"must be >= 3 finite values, got {losses[:5]}")
+    losses = _checks.array(losses, "losses", ndim=1, kinds="iuf", finite=True)
+    _checks.fail_if(len(losses) < 3, "losses", "needs at least 3 values")
+    losses = losses.astype(np.float64)
     return float(np.std(np.diff(losses)))
 
 
@@ -388,8 +388,7 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
     mask = _checks.array(mask, "mask").astype(bool)
     if y_true.shape != mask.shape or probabilities.shape[:2] != y_true.shape:
         _checks.fail("probabilities", f"{probabilities.shape} does not fit {y_true.shape}")
-    if not mask.any():
-        _checks.fail("mask", "selects no token; pass mask=x != 0 for the token ids x")
+    _checks.fail_if(not mask.any(), "mask", "selects no token; pass mask=x != 0")
     correct = np.argmax(probabilities, axis=-1) == y_true
     return float(correct[mask].mean())
 
