@@ -333,8 +333,7 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
     """
     loss_fn = _loss_function(loss)
     rnn = recurrent_layer_of(model, layer)
-    if getattr(rnn, "go_backwards", False) or getattr(rnn, "return_state", False):
-        _checks.fail("layer", f"{rnn.name!r}: go_backwards, return_state are not supported")
+    _checks.fail_if(rnn.go_backwards or rnn.return_state, "layer", "goes backwards, returns state")
     x = _checks.array(x, "x", kinds="iuf")
     _checks.fail_if(x.ndim < 2, "x", f"must be (batch, timesteps, ...), got shape {x.shape}")
     y = _same_count(x, y)

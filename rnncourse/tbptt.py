@@ -65,11 +65,9 @@ def _check_id_range(model: keras.Model, inputs: np.ndarray, targets=None) -> Non
     last dimension of the model's first output.
     """
     rows = [layer.input_dim for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
-    if len(rows) == 1:
-        _checks.ids(inputs, "inputs", below=rows[0])
-    classes = model.outputs[0].shape[-1]
-    if targets is not None and classes and targets.dtype.kind in "iu":
-        _checks.ids(targets, "targets", below=classes)
+    _checks.ids(inputs, "inputs", below=rows[0] if len(rows) == 1 else None)
+    if targets is not None and targets.dtype.kind in "iu":
+        _checks.ids(targets, "targets", below=model.outputs[0].shape[-1])
 
 
 # --------------------------------------------------------------------------- text
@@ -337,8 +335,8 @@ def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
     """
     _check_model_fits_layout(model, batches)
     _checks.fail_if(shuffle, "shuffle", "must be False: rows would continue other sequences' state")
-    if getattr(model, "steps_per_execution", 1) != 1:
-        _checks.fail("model", "must be compiled with steps_per_execution=1 (resets per batch)")
+    # the resets happen between batches
+    _checks.fail_if(model.steps_per_execution != 1, "model", "needs steps_per_execution=1")
     reduction = getattr(model.loss, "reduction", "sum_over_batch_size")  # Keras' default
     _checks.fail_if(reduction not in _STEPS_IN_LOSS, "model", f"has a {reduction!r} loss")
     real = batches.sample_weight.reshape(batches.num_batches, -1).sum(axis=1)

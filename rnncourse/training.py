@@ -69,8 +69,7 @@ def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float, *,
         **kwargs: any other argument of the optimizer, e.g. ``clipnorm=1.0``.
     """
     if isinstance(name, keras.optimizers.Optimizer):
-        if kwargs:
-            _checks.fail("name", f"is an optimizer already; {sorted(kwargs)} would be lost")
+        _checks.fail_if(kwargs, "name", "is an optimizer already: kwargs would be lost")
         return name
     name = _checks.choice(name, "name", OPTIMIZERS)
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
@@ -148,8 +147,8 @@ def _labels(y, argument: str) -> np.ndarray:
     """Integer class ids: no bools, no negative ids (mask padding, do not label it -100)."""
     y = _checks.array(y, argument)
     _checks.fail_if(y.dtype.kind == "b", argument, "holds bools; pass int class ids", TypeError)
-    if y.size and y.dtype.kind in "iu" and y.min() < 0:
-        _checks.fail(argument, f"holds {int(y.min())}; Keras ignores no label: mask x == 0")
+    if y.dtype.kind in "iu":  # no -100 padding label: Keras ignores none, mask x == 0
+        y = _checks.ids(y, argument)
     return y
 
 
@@ -413,8 +412,7 @@ def predict_tags(model: keras.Model, x: np.ndarray, tag_names: Sequence[str],
     """
     x = _checks.ids(x, "x", ndim=2)
     probabilities = model.predict(x, batch_size=batch_size, verbose=0)
-    if probabilities.shape[-1] != len(tag_names):
-        _checks.fail("tag_names", f"has {len(tag_names)}, the model {probabilities.shape[-1]}")
+    _checks.fail_if(probabilities.shape[-1] != len(tag_names), "tag_names", "differs from model")
     ids = np.argmax(probabilities, axis=-1)
     return [[tag_names[t] for t in row[real]] for row, real in zip(ids, x != PAD, strict=True)]
 
