@@ -6,8 +6,7 @@ The book runs at two scales from one set of notebooks:
 * ``ci``: data and epochs shrunk so each notebook runs in about a minute on two
   CPU cores. ``make test`` sets ``RNNCOURSE_SCALE=ci``.
 
-The scale changes sizes only (examples, epochs, units, repeats, seeds), never the recipe:
-see :mod:`rnncourse.chapters`.
+The scale changes sizes only (examples, epochs, units, repeats, seeds), never the recipe.
 
 Every experiment derives its seeds from one knob, ``RNNCOURSE_SEED`` (default 0), through
 :func:`seed` and :func:`seeds`; ``make robustness`` runs the notebooks for several values.

@@ -1,7 +1,6 @@
 """Gradients of recurrent networks: BPTT by hand, gradient norms through time, clipping.
 
-The library of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``; its
-experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
+The tools of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``):
 
 * :func:`numpy_bptt` - backpropagation through time for ``SimpleRNN(tanh) -> Dense``
   written in NumPy, checked against ``tf.GradientTape`` by :func:`tape_gradients`.
