@@ -25,7 +25,7 @@ The epoch timing of the strategies is in ``benchmarks/batching_speed.py``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +100,7 @@ def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None
         TypeError: non-integer ids (floats, booleans, text), or ``sequences`` that is not a
             batch of sequences (a number, a flat list of ids).
     """
+    labels = list(labels) if isinstance(labels, Iterator) else labels
     # the ids index an Embedding of vocab_size rows, in int32 batches
     limit = min(vocab_size or _INT32_MAX + 1, _INT32_MAX + 1)
     sequences = _checks.sequences(sequences, "sequences", below=limit)
@@ -343,10 +344,11 @@ def _ragged_dataset(arrays: list[np.ndarray], labels, per_token: bool
         label_shape = list(labels.shape[1:])
         ds = tf.data.Dataset.from_tensor_slices((ids, labels)).map(
             lambda x, y: (tf.ensure_shape(tf.convert_to_tensor(x), [None]), y))
-    return ds, label_shape, tf.constant(0, dtype=tf.as_dtype(dtype))
+    return ds, label_shape, tf.zeros([], tf.as_dtype(dtype))  # False for bool labels
 
 
 def _prepare(sequences, labels, batch_size, per_token, vocab_size):
+    labels = list(labels) if isinstance(labels, Iterator) else labels  # read once, used twice
     batch_size = _checks.count(batch_size, "batch_size")
     arrays = validate_sequences(sequences, labels, vocab_size=vocab_size)
     per_token, labels = validate_labels(arrays, labels, per_token)
