@@ -278,7 +278,7 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
     if cell.dropout or cell.recurrent_dropout or not cell.use_bias or functions != TANH_SIGMOID:
         _checks.fail("layer", f"{layer.name}: the scratch cells are tanh/sigmoid, bias, no dropout")
     if not layer.built:
-        _checks.fail_if(layer.stateful, "layer", "is stateful: build it first")
+        _checks.fail_if(layer.stateful, "layer", "is stateful: build it on Input(batch_shape)")
         _checks.fail_if(input_dim is None, "input_dim", "is needed: the layer is not built")
         layer.build((None, None, input_dim))
     input_dim = layer.cell.kernel.shape[0]

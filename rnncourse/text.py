@@ -370,8 +370,8 @@ def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Seq
     _checks.fail_if(len(token_lists) != len(tag_lists), "tag_lists", "needs one per sentence")
     tag_id = {tag: i for i, tag in enumerate(tag_names)}
     for i, (tokens, tags) in enumerate(zip(token_lists, tag_lists, strict=True)):
-        if not tokens or len(tokens) != len(tags):  # one tag per token, no empty sentence
-            _checks.fail("tag_lists", f"sentence {i}: {len(tokens)} tokens, {len(tags)} tags")
+        _checks.fail_if(not tokens, "token_lists", f"sentence {i} is empty: drop it")
+        _checks.fail_if(len(tokens) != len(tags), "tag_lists", f"sentence {i}: one tag per token")
         _checks.fail_if(set(tags) - tag_id.keys(), "tag_names", f"lacks tags of sentence {i}")
     x = vocab.encode_batch(token_lists)
     y = [[tag_id[t] for t in tags] for tags in tag_lists]
