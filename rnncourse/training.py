@@ -69,7 +69,8 @@ def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float, *,
         **kwargs: any other argument of the optimizer, e.g. ``clipnorm=1.0``.
     """
     if isinstance(name, keras.optimizers.Optimizer):
-        _checks.fail_if(kwargs, "name", "is an optimizer already: kwargs would be lost")
+        _checks.fail_if(kwargs or gradient_accumulation_steps, "name",
+                        "is already an optimizer: its options would be lost")
         return name
     name = _checks.choice(name, "name", OPTIMIZERS)
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
