@@ -181,7 +181,7 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     if inputs.ndim < 2 or len(inputs) == 0 or inputs.shape[1] == 0:
         _checks.fail("inputs", f"must be (N, L[, features]), N, L >= 1, got {inputs.shape}")
-    _checks.fail_if(targets.shape[:2] != inputs.shape[:2], "targets", "must start with (N, L)")
+    _checks.fail_if(targets.shape[:2] != inputs.shape[:2], "targets", "must agree on (N, L)")
     n, length = inputs.shape[:2]
     k = -(-length // window)
     n_pad, l_pad = -n % batch_size, k * window - length
