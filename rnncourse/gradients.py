@@ -67,7 +67,8 @@ def recurrent_layer_of(model: keras.Model, layer: str | keras.layers.Layer | Non
             candidates = [lay for lay in candidates if lay.name == layer]
     if len(candidates) != 1 or not isinstance(candidates[0], keras.layers.RNN):
         names = [lay.name for lay in model.layers if isinstance(lay, keras.layers.RNN)]
-        _checks.fail("model" if layer is None else "layer", f"has no one RNN {layer!r} in {names}")
+        _checks.fail("model" if layer is None else "layer", "needs exactly one recurrent layer "
+                     f"(not Bidirectional; pick one with layer=name), found {names}")
     return candidates[0]
 
 

@@ -671,8 +671,8 @@ class TBPTTTrainer:
     def _arrays(self, inputs, targets, weights):
         inputs = _int_ids(inputs, "inputs")
         targets = np.asarray(targets)
-        if targets.shape[:2] != inputs.shape or 0 in inputs.shape:
-            _checks.fail("targets", f"{targets.shape} must start with inputs' {inputs.shape}")
+        _checks.fail_if(0 in inputs.shape, "inputs", "holds no step of a sequence")
+        _checks.fail_if(targets.shape[:2] != inputs.shape, "targets", "must start with (N, L)")
         weights = np.ones(inputs.shape, np.float32) if weights is None else weights
         weights = np.asarray(weights, np.float32)
         if weights.shape != inputs.shape or not (np.isfinite(weights) & (weights >= 0)).all():
