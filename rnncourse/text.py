@@ -86,7 +86,8 @@ def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str
         utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
         guess = next(e for e in (["utf-16"] if utf16 else []) + ["utf-8", "cp1252", "latin-1"]
                      if e != encoding and _decodes(data, e))
-        _checks.fail("encoding", f"{path}, line {line}: not {encoding}; encoding={guess!r}?")
+        _checks.fail("encoding", f"{path}, line {line}: {data[error.start:error.end + 3]!r} "
+                                 f"is not {encoding}; pass encoding={guess!r}")
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
