@@ -179,13 +179,19 @@ def optional(spec: Spec) -> Callable[[Any, str], Any]:
     return lambda value, argument: None if value is None else _apply(spec, value, argument)
 
 
+def _name(kind: type) -> str:
+    """``int``, ``numpy.bool``, ``keras.Model``: a class as a reader knows it."""
+    return kind.__qualname__ if kind.__module__ == "builtins" else (
+        f"{kind.__module__.split('.')[0]}.{kind.__qualname__}")
+
+
 def _apply(spec: Spec, value: Any, argument: str) -> Any:
     if isinstance(spec, tuple) and spec and all(isinstance(o, str) for o in spec):
         return choice(value, argument, spec)
     if isinstance(spec, (type, tuple)):
         if not isinstance(value, spec):
-            names = " or ".join(t.__name__ for t in (spec if isinstance(spec, tuple) else (spec,)))
-            fail(argument, f"must be a {names}, got {type(value).__name__}", TypeError)
+            names = " or ".join(_name(t) for t in (spec if isinstance(spec, tuple) else (spec,)))
+            fail(argument, f"must be a {names}, got {_name(type(value))}", TypeError)
         return value
     return spec(value, argument)
 

@@ -706,7 +706,7 @@ class GradientNormModel(keras.Model):
         >>> max(model.step_norms)  # doctest: +SKIP
     """
 
-    @_checks.arguments(per_variable=bool)
+    @_checks.arguments(per_variable=(bool, np.bool_))
     def __init__(self, *args, per_variable: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.per_variable = per_variable
