@@ -61,7 +61,8 @@ def base_seed() -> int:
     raw = os.environ.get("RNNCOURSE_SEED", "").strip()
     if not raw:
         return 0
-    _checks.fail_if(not (raw.isascii() and raw.isdigit()), "RNNCOURSE_SEED", "must be an int >= 0")
+    if not (raw.isascii() and raw.isdigit()):
+        _checks.fail("RNNCOURSE_SEED", f"{raw!r} is not a non-negative integer; unset it for 0")
     return int(raw)
 
 
