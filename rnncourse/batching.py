@@ -149,8 +149,7 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
             non-numeric labels, or NaN/infinite labels (a NaN label turns the loss into NaN).
         TypeError: per-token labels that are not numbers (tag names).
     """
-    if labels is None or len(labels) != len(arrays):
-        _checks.fail("labels", f"must hold {len(arrays)} labels, one per sequence (or token)")
+    _checks.fail_if(labels is None or len(labels) != len(arrays), "labels", "must match sequences")
     if per_token is None:
         per_token = _is_per_token(arrays, labels)
     if per_token:

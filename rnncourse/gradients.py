@@ -775,8 +775,7 @@ class GradientNormModel(keras.Model):
 
     def _prepare_logs(self) -> None:
         """(Re)create the logging variables when the optimizer or the variables changed."""
-        if self.optimizer is None:
-            raise ValueError("compile the model with an optimizer before fit")
+        _checks.fail_if(self.optimizer is None, "model", "needs compile(optimizer=...) before fit")
         variables = self.trainable_variables
         key = (id(self.optimizer), tuple(v.path for v in variables))
         if key == self._log_key:

@@ -179,8 +179,7 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
         ``ResetStateCallback(reset_every)`` (:func:`fit_stateful`).
     """
     inputs, targets = np.asarray(inputs), np.asarray(targets)
-    if inputs.ndim < 2 or len(inputs) == 0 or inputs.shape[1] == 0:
-        _checks.fail("inputs", f"must be (N, L[, features]), N, L >= 1, got {inputs.shape}")
+    _checks.fail_if(inputs.ndim < 2 or 0 in inputs.shape[:2], "inputs", "must be (N, L, ...), no 0")
     _checks.fail_if(targets.shape[:2] != inputs.shape[:2], "targets", "must agree on (N, L)")
     n, length = inputs.shape[:2]
     k = -(-length // window)
