@@ -12,9 +12,8 @@ The library, one module per concept (each imports only the ones above it):
   :mod:`rnncourse.tbptt`, :mod:`rnncourse.training` - the tools each chapter teaches
 * :mod:`rnncourse.plots` - the book's figures, in one style
 
-The chapters' experiments live apart, in :mod:`rnncourse.chapters`; the library never
-imports them. Importing ``rnncourse`` changes no setting of yours (environment, loggers,
-random state).
+The book's own experiments are no part of the library, which never imports them.
+Importing ``rnncourse`` changes no setting of yours (environment, loggers, random state).
 """
 
 __version__ = "0.1.0"

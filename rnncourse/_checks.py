@@ -12,6 +12,14 @@ the same kind of value is accepted (or refused) the same way everywhere:
 * paths: ``str`` or ``os.PathLike``, with ``~`` expanded;
 * environment flags: ``0/false/no/off`` and ``1/true/yes/on`` in any case.
 
+A public function declares its arguments' kinds in one line with :func:`arguments`::
+
+    @_checks.arguments(units=_checks.count, rate=_checks.fraction, seed=_checks.natural,
+                       model=keras.Model, padding=("post", "pre"))
+    def build(units, rate=0.0, seed=None, model=None, padding="post"): ...
+
+and keeps in its body only the checks that relate arguments to each other or to the data.
+
 A wrong *kind* of value raises :class:`TypeError`, a value of the right kind out of range
 :class:`ValueError`. Both carry the argument's name in ``.argument`` (and in the message),
 so a test asserts the type and the name, never the wording.
@@ -19,18 +27,20 @@ so a test asserts the type and the name, never the wording.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "count", "optional_count",
-           "number", "fraction", "choice", "array", "ids", "sequences", "token_lists",
-           "path", "flag"]
+__all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "fail_if", "arguments", "optional",
+           "count", "optional_count", "natural", "at_least", "number", "real", "fraction",
+           "share", "choice", "array", "ids", "sequences", "token_lists", "path", "flag"]
 
 
 class ArgumentTypeError(TypeError):
@@ -53,6 +63,17 @@ def fail(argument: str, message: str, kind: type = ValueError) -> NoReturn:
     """Raise :class:`ArgumentValueError` (or :class:`ArgumentTypeError` for ``TypeError``)."""
     raise (ArgumentTypeError if issubclass(kind, TypeError) else ArgumentValueError)(
         argument, message)
+
+
+def fail_if(condition: Any, argument: str, message: str | Callable[[], str],
+            kind: type = ValueError) -> None:
+    """:func:`fail` when ``condition`` is true: a check that relates values, in one line.
+
+    ``message`` may be a callable, built only on failure (for a message that computes
+    something only a failing input has, such as the largest id of a non-empty array).
+    """
+    if condition:
+        fail(argument, message() if callable(message) else message, kind)
 
 
 def _scalar(value: Any) -> Any:
@@ -90,6 +111,16 @@ def count(value: Any, argument: str, minimum: int = 1, *,
     return int(value)
 
 
+def natural(value: Any, argument: str) -> int:
+    """:func:`count` from 0: a seed, an offset, a number of items that may be none."""
+    return count(value, argument, minimum=0)
+
+
+def at_least(minimum: int) -> Callable[[Any, str], int]:
+    """The spec of :func:`count` from ``minimum`` (e.g. ``at_least(2)`` for classes)."""
+    return lambda value, argument: count(value, argument, minimum)
+
+
 def optional_count(value: Any, argument: str, minimum: int = 1, *,
                    maximum: int | None = None) -> int | None:
     """:func:`count`, or ``None`` passed through (``None``: any size)."""
@@ -114,10 +145,20 @@ def number(value: Any, argument: str, *, low: float | None = 0.0,
     return value
 
 
+def real(value: Any, argument: str) -> float:
+    """:func:`number` without bounds: any finite real (a bias, a factor)."""
+    return number(value, argument, low=None)
+
+
 def fraction(value: Any, argument: str) -> float:
     """A rate in ``[0, 1)``, such as a dropout rate."""
     return number(value, argument, low=0.0, low_inclusive=True, high=1.0,
                   high_inclusive=False)
+
+
+def share(value: Any, argument: str) -> float:
+    """A share strictly between 0 and 1, such as the validation share of a split."""
+    return number(value, argument, low=0.0, high=1.0, high_inclusive=False)
 
 
 def choice(value: Any, argument: str, options: Iterable[str]) -> str:
@@ -130,8 +171,70 @@ def choice(value: Any, argument: str, options: Iterable[str]) -> str:
     return str(value)  # a plain str, also for numpy.str_
 
 
+Spec = Any  # a normaliser (value, name) -> value, a class or tuple of classes, or str options
+
+
+def optional(spec: Spec) -> Callable[[Any, str], Any]:
+    """The spec ``spec``, or ``None`` passed through (``None``: the default behaviour)."""
+    return lambda value, argument: None if value is None else _apply(spec, value, argument)
+
+
+def _name(kind: type) -> str:
+    """``int``, ``numpy.bool``, ``keras.Model``: a class as a reader knows it."""
+    return kind.__qualname__ if kind.__module__ == "builtins" else (
+        f"{kind.__module__.split('.')[0]}.{kind.__qualname__}")
+
+
+def _apply(spec: Spec, value: Any, argument: str) -> Any:
+    if isinstance(spec, tuple) and spec and all(isinstance(o, str) for o in spec):
+        return choice(value, argument, spec)
+    if isinstance(spec, (type, tuple)):
+        if not isinstance(value, spec):
+            names = " or ".join(_name(t) for t in (spec if isinstance(spec, tuple) else (spec,)))
+            fail(argument, f"must be a {names}, got {_name(type(value))}", TypeError)
+        return value
+    return spec(value, argument)
+
+
+def arguments(**specs: Spec) -> Callable[[Callable], Callable]:
+    """Decorator: normalise the named arguments of every call before the body runs.
+
+    Each keyword names a parameter of the decorated function and gives its spec:
+
+    * a normaliser ``(value, name) -> value`` of this module (:func:`count`,
+      :func:`fraction`, :func:`token_lists`, ... or :func:`optional` of one);
+    * a class or tuple of classes: ``isinstance`` or :class:`TypeError`;
+    * a tuple of strings: one of them (:func:`choice`).
+
+    The body receives the normalised values (a NumPy int as a Python int, a path with
+    ``~`` expanded, ...). A default the caller leaves out is not checked. The signature
+    is bound with :mod:`inspect`, so positional and keyword calls are treated alike.
+    """
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+        unknown = sorted(set(specs) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"{function.__qualname__} has no parameter {unknown}")
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            for name, spec in specs.items():
+                if name in bound.arguments:
+                    bound.arguments[name] = _apply(spec, bound.arguments[name], name)
+            return function(*bound.args, **bound.kwargs)
+
+        checked.__signature__ = signature  # also for getfullargspec (Keras' Operation)
+        return checked
+
+    return decorate
+
+
 def _to_numpy(value: Any) -> Any:
-    """Tensors, ragged tensors and pandas columns as NumPy arrays or lists."""
+    """Tensors, ragged tensors and pandas columns as NumPy arrays or lists; an iterator
+    (a generator, a ``map``) as the list of its items."""
+    if isinstance(value, Iterator):
+        return list(value)
     if hasattr(value, "to_list") and type(value).__name__ == "RaggedTensor":
         return value.to_list()
     if hasattr(value, "numpy") and callable(value.numpy):
@@ -142,13 +245,14 @@ def _to_numpy(value: Any) -> Any:
 
 
 def array(value: Any, argument: str, *, ndim: int | None = None,
-          kinds: str | None = None) -> np.ndarray:
+          kinds: str | None = None, finite: bool = False) -> np.ndarray:
     """A rectangular NumPy array from a list, array, tensor or pandas column.
 
     Args:
         ndim: the number of dimensions required, if any.
         kinds: the allowed ``dtype.kind`` letters (``"iu"`` integers, ``"f"`` floats,
             ``"b"`` bools); by default any numbers or bools (never text or objects).
+        finite: refuse NaN and infinite values (a NaN label or weight makes the loss NaN).
 
     A ragged nesting raises :class:`ValueError` (the kind is right, the shape is not);
     text, ``None`` or mixed objects raise :class:`TypeError`.
@@ -166,17 +270,27 @@ def array(value: Any, argument: str, *, ndim: int | None = None,
         fail(argument, f"has dtype {result.dtype}; expected kind {kinds!r}", TypeError)
     if ndim is not None and result.ndim != ndim:
         fail(argument, f"must have {ndim} dimension(s), got shape {result.shape}")
+    if finite and result.dtype.kind in "fc" and not np.isfinite(result).all():
+        fail(argument, "holds NaN or infinite values; drop or fill them")
     return result
 
 
-def ids(value: Any, argument: str, *, ndim: int | None = None) -> np.ndarray:
-    """Non-negative integer ids as an ``int64`` array (floats and bools are refused)."""
+def ids(value: Any, argument: str, *, ndim: int | None = None,
+        below: int | None = None) -> np.ndarray:
+    """Non-negative integer ids as an ``int64`` array (floats and bools are refused).
+
+    ``below``: the number of rows the ids index (a vocabulary's size, an Embedding's
+    ``input_dim``, a model's classes); an id ``>= below`` is refused, since an
+    out-of-range look-up fails deep inside TensorFlow on a CPU and returns zeros on a GPU.
+    """
     result = array(value, argument, ndim=ndim)
     if result.size and result.dtype.kind not in "iu":
         fail(argument, f"must hold integer ids, got dtype {result.dtype}", TypeError)
     result = result.astype(np.int64, copy=False)
     if result.size and result.min() < 0:
         fail(argument, f"holds a negative id ({int(result.min())}); ids start at 0")
+    if below is not None and result.size and result.max() >= below:
+        fail(argument, f"holds the id {int(result.max())}; ids here go up to {below - 1}")
     return result
 
 
@@ -189,13 +303,15 @@ def _rows(value: Any, argument: str, what: str) -> list[tuple[int, Any]]:
     return [(i, _to_numpy(row)) for i, row in enumerate(value)]
 
 
-def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[np.ndarray]:
+def sequences(value: Any, argument: str, *, allow_empty: bool = False,
+              below: int | None = None) -> list[np.ndarray]:
     """Sequences of integer ids of any lengths, each as a 1-D ``int64`` array.
 
     Accepts a list of lists (ragged), a 2-D array or tensor (every row full length), a
     ``tf.RaggedTensor`` or a pandas column of lists. Refuses a string, a flat list of ints
-    (one sequence, not a batch: wrap it in a list), floats and negative ids. An empty
-    sequence is refused unless ``allow_empty``: it has no last step to predict from.
+    (one sequence, not a batch: wrap it in a list), floats, negative ids and ids ``>=
+    below`` (see :func:`ids`). An empty sequence, and a batch of no sequence, are refused
+    unless ``allow_empty``: an empty sequence has no last step to predict from.
     """
     result = []
     for i, row in _rows(value, argument, "a batch of id sequences"):
@@ -206,12 +322,14 @@ def sequences(value: Any, argument: str, *, allow_empty: bool = False) -> list[n
             fail(argument, "must be a batch of sequences, got a flat sequence of ids; "
                            "wrap one sequence in a list: [ids]", TypeError)
         try:
-            result.append(ids(row, argument, ndim=1))
+            result.append(ids(row, argument, ndim=1, below=below))
         except (ArgumentTypeError, ArgumentValueError) as error:
             detail = str(error).split(": ", 1)[1]
             raise type(error)(argument, f"sequence {i} {detail}") from None
         if not allow_empty and result[-1].size == 0:
             fail(argument, f"sequence {i} is empty; drop empty sequences first")
+    if not allow_empty and not result:
+        fail(argument, "holds no sequence; pass at least one")
     return result
 
 

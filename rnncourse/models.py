@@ -51,6 +51,7 @@ def _glorot(seed: int | None, offset: int):
     return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed)
 
 
+@_checks.arguments(cell=tuple(CELLS), units=_checks.count)
 def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
                     **kwargs) -> keras.layers.Layer:
     """Keras' ``SimpleRNN``, ``GRU`` or ``LSTM`` layer by name (see :data:`CELLS`).
@@ -62,8 +63,7 @@ def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
             (orthogonal, ``seed + 1``) unless ``kwargs`` sets them; ``None``: Keras' draw.
         **kwargs: any other argument of the Keras layer (``return_sequences``, ...).
     """
-    layer_class = CELLS[_checks.choice(cell, "cell", CELLS)]
-    units = _checks.count(units, "units")
+    layer_class = CELLS[cell]
     if seed is not None:
         kwargs.setdefault("kernel_initializer", _glorot(seed, 0))
         kwargs.setdefault("recurrent_initializer", keras.initializers.Orthogonal(
@@ -71,45 +71,43 @@ def recurrent_layer(cell: str, units: int, *, seed: int | None = None,
     return layer_class(units, **kwargs)
 
 
+@_checks.arguments(vocab_size=_checks.count, embedding_dim=_checks.optional_count)
 def embedding(vocab_size: int, embedding_dim: int | None = None, *,
-              matrix: np.ndarray | None = None, trainable: bool = True,
+              embeddings: np.ndarray | None = None, trainable: bool = True,
               mask_zero: bool = True, seed: int | None = None,
               name: str = "embedding") -> keras.layers.Embedding:
     """``keras.layers.Embedding`` with random or given (e.g. GloVe) initial vectors.
 
     ``(batch, timesteps)`` int ids -> ``(batch, timesteps, embedding_dim)``. With
-    ``matrix`` ``(vocab_size, dim)`` the layer starts from it through Keras'
-    ``Embedding(weights=[matrix])`` (Keras 3.15 builds the layer and calls
+    ``embeddings`` ``(vocab_size, dim)`` the layer starts from it through Keras'
+    ``Embedding(weights=[embeddings])`` (Keras 3.15 builds the layer and calls
     ``set_weights``). ``mask_zero=True`` makes id 0 padding: downstream RNNs skip it.
 
     Args:
         vocab_size: rows, ids ``0 .. vocab_size - 1``.
-        embedding_dim: width; taken from ``matrix`` when given.
-        matrix: optional initial vectors, one row per id.
+        embedding_dim: width; taken from ``embeddings`` when given.
+        embeddings: optional initial vectors ``(vocab_size, dim)``, one row per id.
         trainable: whether training updates the vectors (``False`` freezes them).
         mask_zero: id 0 is padding.
-        seed: seeds the uniform initialiser when there is no ``matrix``.
+        seed: seeds the uniform initialiser when there is no ``embeddings``.
     """
-    vocab_size = _checks.count(vocab_size, "vocab_size")
-    embedding_dim = _checks.optional_count(embedding_dim, "embedding_dim")
-    if matrix is not None:
-        matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf")
+    if embeddings is not None:
         # Keras would load a wrong-sized or NaN table silently, or fail at build time.
-        if matrix.shape[0] != vocab_size or not np.isfinite(matrix).all():
-            _checks.fail("matrix", f"needs ({vocab_size}, dim), finite; got {matrix.shape}")
+        matrix = _checks.array(embeddings, "embeddings", ndim=2, kinds="iuf", finite=True)
+        _checks.fail_if(len(matrix) != vocab_size, "embeddings", f"needs {vocab_size} rows")
         if embedding_dim not in (None, matrix.shape[1]):
-            _checks.fail("embedding_dim", f"differs from the matrix's {matrix.shape[1]}")
+            _checks.fail("embedding_dim", f"differs from the embeddings' {matrix.shape[1]}")
         return keras.layers.Embedding(vocab_size, matrix.shape[1],
                                       weights=[matrix.astype("float32")],
                                       trainable=trainable, mask_zero=mask_zero, name=name)
-    if embedding_dim is None:
-        _checks.fail("embedding_dim", "pass it (or matrix, to start from given vectors)")
+    _checks.fail_if(embedding_dim is None, "embedding_dim", "is needed without embeddings")
     initializer = ("uniform" if seed is None
                    else keras.initializers.RandomUniform(-0.05, 0.05, seed=_offset(seed, 0)))
     return keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=initializer,
                                   trainable=trainable, mask_zero=mask_zero, name=name)
 
 
+@_checks.arguments(features=_checks.count, timesteps=_checks.optional_count)
 def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int = 2, *,
                        timesteps: int | None = None, activation: str | None = None,
                        recurrent_initializer: str | keras.initializers.Initializer | None = None,
@@ -134,8 +132,6 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
     Returns:
         An uncompiled ``keras.Model`` with output ``(batch, 1)``.
     """
-    features = _checks.count(features, "features")
-    timesteps = _checks.optional_count(timesteps, "timesteps")
     kwargs: dict = {"name": cell}
     if recurrent_initializer is not None:
         kwargs["recurrent_initializer"] = (keras.initializers.Identity()
@@ -149,6 +145,10 @@ def sequence_regressor(cell: str = "simple_rnn", units: int = 32, features: int 
     return keras.Model(inputs, head(hidden), name=name or f"{cell}_regressor")
 
 
+# Keras clips a dropout rate into [0, 1] without a word: dropout=20 would drop everything.
+@_checks.arguments(num_classes=_checks.at_least(2), dropout=_checks.fraction,
+                   recurrent_dropout=_checks.fraction, input_dropout=_checks.fraction,
+                   timesteps=_checks.optional_count)
 def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int = 32,
                         cell: str = "lstm", num_classes: int = 2, bidirectional: bool = False,
                         embeddings: np.ndarray | None = None, trainable_embeddings: bool = True,
@@ -181,15 +181,9 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
         timesteps: fixed input length, or ``None`` for any length.
         seed: seeds every initialiser; ``None``: Keras' draw.
     """
-    num_classes = _checks.count(num_classes, "num_classes", 2)  # 2: one sigmoid unit
-    dropout = _checks.fraction(dropout, "dropout")
-    # Keras clips a rate into [0, 1] without a word: dropout=20 would drop everything.
-    _checks.fraction(recurrent_dropout, "recurrent_dropout")
-    _checks.fraction(input_dropout, "input_dropout")
-    timesteps = _checks.optional_count(timesteps, "timesteps")
     inputs = keras.Input(shape=(timesteps,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
-                  matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
+                  embeddings=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
                   seed=seed)(inputs)
     rnn = recurrent_layer(cell, units, seed=_offset(seed, 1), name=cell,
                           dropout=input_dropout, recurrent_dropout=recurrent_dropout)
@@ -206,10 +200,13 @@ def sequence_classifier(vocab_size: int, *, embedding_dim: int = 32, units: int 
     return keras.Model(inputs, outputs, name=name or f"{cell}_classifier")
 
 
+@_checks.arguments(num_tags=_checks.count, dropout=_checks.fraction,
+                   embedding_dropout=_checks.fraction)
 def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
                     embedding_dim: int = 50, embeddings: np.ndarray | None = None,
                     trainable_embeddings: bool = True, cell: str = "lstm",
                     bidirectional: bool = True, dropout: float = 0.0,
+                    embedding_dropout: float = 0.0,
                     activation: str = "softmax", mask_zero: bool = True, seed: int | None = 0,
                     name: str | None = None) -> keras.Model:
     """A tagger: ids -> Embedding(mask_zero) -> (Bi)RNN -> one prediction per step.
@@ -228,20 +225,20 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
         trainable_embeddings: fine-tune the embedding matrix.
         cell: ``"lstm"``, ``"gru"`` or ``"simple_rnn"``.
         bidirectional: read the sentence both ways (``Bidirectional``).
-        dropout: dropout on the word vectors and on the RNN outputs (not recurrent
-            dropout, which would rule out cuDNN); 0 for none.
+        dropout: rate of a ``Dropout`` on the RNN's outputs (not recurrent dropout, which
+            would rule out cuDNN), as in every builder; 0 for none.
+        embedding_dropout: rate of a ``Dropout`` on the word vectors, before the RNN.
         activation: of the per-step ``Dense`` layer.
         seed: seeds of the initialisers (same seed, same initial weights) and dropout;
             ``None``: Keras' draw.
     """
-    num_tags = _checks.count(num_tags, "num_tags")
-    dropout = _checks.fraction(dropout, "dropout")
     inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = embedding(vocab_size, None if embeddings is not None else embedding_dim,
-                  matrix=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
+                  embeddings=embeddings, trainable=trainable_embeddings, mask_zero=mask_zero,
                   seed=seed)(inputs)
-    if dropout:
-        x = keras.layers.Dropout(dropout, seed=_offset(seed, 6), name="word_dropout")(x)
+    if embedding_dropout:
+        x = keras.layers.Dropout(embedding_dropout, seed=_offset(seed, 6),
+                                 name="word_dropout")(x)
     forward = recurrent_layer(cell, units, seed=_offset(seed, 1), return_sequences=True,
                               name=cell)
     if bidirectional:
@@ -258,8 +255,10 @@ def sequence_tagger(vocab_size: int, num_tags: int, *, units: int = 64,
                        name=name or f"{'bi' if bidirectional else ''}{cell}_tagger")
 
 
+@_checks.arguments(vocab_size=_checks.count, dropout=_checks.fraction,
+                   batch_size=_checks.optional_count, timesteps=_checks.optional_count)
 def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
-            batch_size: int | None = None, window: int | None = None, stateful: bool = False,
+            batch_size: int | None = None, timesteps: int | None = None, stateful: bool = False,
             activation: str = "tanh", dropout: float = 0.0, seed: int | None = None,
             name: str | None = None) -> keras.Model:
     """Character language model: ids -> Embedding -> LSTM -> logits for the next character.
@@ -271,16 +270,14 @@ def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
     :func:`state_char_lm`, so :func:`copy_weights_by_name` moves weights between them.
 
     Args:
+        batch_size: fixed rows per batch (required when ``stateful``), or ``None``.
+        timesteps: fixed steps per call (a stateful model's TBPTT window), or ``None``.
         activation: the LSTM's cell activation; anything but ``"tanh"`` rules out cuDNN.
         dropout: rate of a ``Dropout`` on the LSTM's outputs (inactive at inference).
     """
-    vocab_size = _checks.count(vocab_size, "vocab_size")  # also the logits' width
-    dropout = _checks.fraction(dropout, "dropout")
-    batch_size = _checks.optional_count(batch_size, "batch_size")
-    window = _checks.optional_count(window, "window")
-    if stateful and batch_size is None:  # Keras 3.15 would build a model that cannot run
-        _checks.fail("batch_size", "a stateful model needs a fixed batch_size=...")
-    inputs = keras.Input(batch_shape=(batch_size, window), dtype="int32", name="char_ids")
+    # Keras 3.15 would build a model that cannot run
+    _checks.fail_if(stateful and batch_size is None, "batch_size", "is needed by a stateful model")
+    inputs = keras.Input(batch_shape=(batch_size, timesteps), dtype="int32", name="char_ids")
     x = embedding(vocab_size, embedding_dim, mask_zero=False, seed=seed)(inputs)
     x = recurrent_layer("lstm", units, seed=_offset(seed, 1), activation=activation,
                         return_sequences=True, stateful=stateful, name="lstm")(x)
@@ -292,6 +289,7 @@ def char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32, *,
                                                       else "char_lm"))
 
 
+@_checks.arguments(vocab_size=_checks.count, units=_checks.count)  # units: the state width
 def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
                   activation: str = "tanh", seed: int | None = None) -> keras.Model:
     """Explicit-state char LM: ``[ids, h, c] -> [logits, h, c]`` with any batch size.
@@ -300,8 +298,6 @@ def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
     ``(batch, units)`` float32; outputs the logits ``(batch, timesteps, vocab_size)`` and the
     state after the last step. No stateful layer: the caller owns the state.
     """
-    vocab_size = _checks.count(vocab_size, "vocab_size")  # also the logits' width
-    units = _checks.count(units, "units")  # the state inputs' width, before any layer
     ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     h0 = keras.Input(shape=(units,), name="h")
     c0 = keras.Input(shape=(units,), name="c")
@@ -314,6 +310,7 @@ def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
     return keras.Model([ids, h0, c0], [logits, h, c], name="state_char_lm")
 
 
+@_checks.arguments(source=keras.Model, target=keras.Model)
 def copy_weights_by_name(source: keras.Model, target: keras.Model,
                          names: Sequence[str] | None = None) -> keras.Model:
     """Copy the weights of every layer of ``source`` into the same-named layer of ``target``.
@@ -323,13 +320,10 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model,
     32 -> batch 1, stateful -> explicit state). Returns ``target``. A layer ``target``
     lacks, or weights of another shape, raise Keras' ``ValueError`` naming the layer.
     """
-    for role, model in (("source", source), ("target", target)):
-        if not isinstance(model, keras.Model):
-            _checks.fail(role, f"must be a keras.Model, got {type(model).__name__}", TypeError)
     names = list(names) if names is not None else [
         layer.name for layer in source.layers if layer.weights]
-    if not names:  # copying nothing would pass silently
-        _checks.fail("source", f"{source.name!r} has no layer with weights to copy")
+    # copying nothing would pass silently
+    _checks.fail_if(not names, "source", f"{source.name!r} has no layer with weights to copy")
     for name in names:
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
     return target

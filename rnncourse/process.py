@@ -41,6 +41,7 @@ class FreshProcessError(RuntimeError):
         self.returncode = returncode
 
 
+@_checks.arguments(target=str, timeout=_checks.number)
 def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
               env: Mapping[str, str] | None = None, timeout: float = 600.0) -> Any:
     """Call ``target`` (``"package.module:function"``) in a new Python process.
@@ -62,10 +63,7 @@ def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
         FreshProcessError: the child failed or timed out.
     """
     # Checked here: in the child, a mistake would surface as a traceback in its stderr.
-    if not isinstance(target, str) or target.count(":") != 1:
-        _checks.fail("target", f"must be 'module:function', got {target!r}",
-                     ValueError if isinstance(target, str) else TypeError)
-    timeout = _checks.number(timeout, "timeout")
+    _checks.fail_if(str(target).count(":") != 1, "target", "must be 'module:function'")
     try:
         payload = json.dumps(dict(kwargs or {}))
     except TypeError as err:
@@ -77,8 +75,8 @@ def run_fresh(target: str, kwargs: Mapping[str, Any] | None = None, *,
         raise FreshProcessError(f"{target} did not finish within {timeout:.0f} s") from err
     found, result = read_result(done.stdout)
     if done.returncode or not found:
-        raise FreshProcessError(f"{target} failed in a fresh process (exit "
-                                f"{done.returncode}):\n{done.stderr[-3000:]}", done.returncode)
+        raise FreshProcessError(f"{target} failed (exit {done.returncode}):\n"
+                                + done.stderr[-3000:], done.returncode)
     return result
 
 

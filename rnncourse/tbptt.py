@@ -64,23 +64,14 @@ def _check_id_range(model: keras.Model, inputs: np.ndarray, targets=None) -> Non
     layer has its inputs checked; ``targets`` (integer class ids) are checked against the
     last dimension of the model's first output.
     """
-    embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
-    if len(embeddings) == 1 and inputs.size and int(inputs.max()) >= embeddings[0].input_dim:
-        rows = embeddings[0].input_dim
-        _checks.fail("inputs", f"holds the id {int(inputs.max())} but the model's Embedding "
-                               f"has {rows} rows (ids 0..{rows - 1}); encode with the "
-                               "vocabulary the model was built for (vocab_size=len(vocab))")
-    classes = model.outputs[0].shape[-1]
-    if targets is not None and classes is not None and targets.size and \
-            np.asarray(targets).dtype.kind in "iu" and not 0 <= int(targets.min()) <= \
-            int(targets.max()) < classes:
-        _checks.fail("targets", f"holds ids {int(targets.min())}..{int(targets.max())} but "
-                                f"the model predicts {classes} classes (ids 0.."
-                                f"{classes - 1}); encode targets with the same vocabulary as "
-                                "the inputs")
+    rows = [layer.input_dim for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    _checks.ids(inputs, "inputs", below=rows[0] if len(rows) == 1 else None)
+    if targets is not None and targets.dtype.kind in "iu":
+        _checks.ids(targets, "targets", below=model.outputs[0].shape[-1])
 
 
 # --------------------------------------------------------------------------- text
+@_checks.arguments(sequence_length=_checks.count)
 def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Cut a stream of ids into consecutive, non-overlapping next-character examples.
 
@@ -94,29 +85,21 @@ def char_sequences(ids: np.ndarray, sequence_length: int) -> tuple[np.ndarray, n
         ``N = (n - 1) // L``.
     """
     ids = _int_ids(ids, "ids", ndim=None).reshape(-1)
-    sequence_length = _checks.count(sequence_length, "sequence_length")
     n = (len(ids) - 1) // sequence_length
-    if n < 1:
-        _checks.fail("ids", f"{len(ids)} ids are too few for one sequence of "
-                            f"{sequence_length} plus its target; use more text or a shorter "
-                            "sequence_length")
+    _checks.fail_if(n < 1, "ids", f"makes no sequence of {sequence_length} + 1")
     inputs = ids[: n * sequence_length].reshape(n, sequence_length)
     targets = ids[1: n * sequence_length + 1].reshape(n, sequence_length)
     return inputs, targets
 
 
+@_checks.arguments(vocab_size=_checks.count)
 def unigram_entropy_bits(ids: np.ndarray, vocab_size: int) -> float:
     """Entropy in bits of the id frequencies: the bits/char of a model without context.
 
     ``ids`` any shape of ids in ``0 .. vocab_size - 1``.
     """
-    flat = _int_ids(ids, "ids", ndim=None).reshape(-1)
-    vocab_size = _checks.count(vocab_size, "vocab_size")
-    if flat.size == 0:
-        _checks.fail("ids", "is empty; pass the encoded text")
-    if flat.max() >= vocab_size:
-        _checks.fail("vocab_size", f"is {vocab_size} but ids go up to {int(flat.max())}; "
-                                   "pass len(vocabulary)")
+    flat = _checks.ids(ids, "ids", below=vocab_size).reshape(-1)
+    _checks.fail_if(flat.size == 0, "ids", "is empty; pass the encoded text")
     counts = np.bincount(flat, minlength=vocab_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
@@ -163,8 +146,7 @@ class StatefulBatches:
         windows = np.asarray(windows)
         b, w, k = self.batch_size, self.window, self.reset_every
         if windows.shape[:2] != (self.num_batches * b, w):
-            _checks.fail("windows", f"must be ({self.num_batches * b}, {w}, ...), the shape "
-                                    f"of this layout's inputs; got {windows.shape}")
+            _checks.fail("windows", f"must be ({self.num_batches * b}, {w}, ...) like inputs")
         groups = self.num_batches // k
         tail = windows.shape[2:]
         x = windows.reshape(groups, k, b, w, *tail)  # (group, window index, row, step, ...)
@@ -173,6 +155,7 @@ class StatefulBatches:
         return x[: self.num_sequences, : self.sequence_length]
 
 
+@_checks.arguments(window=_checks.count, batch_size=_checks.count)
 def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
                      batch_size: int) -> StatefulBatches:
     """Arrange whole sequences as windows for a stateful RNN (row ``i`` continues row ``i``).
@@ -196,14 +179,8 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
         ``ResetStateCallback(reset_every)`` (:func:`fit_stateful`).
     """
     inputs, targets = np.asarray(inputs), np.asarray(targets)
-    if inputs.ndim < 2 or len(inputs) == 0 or inputs.shape[1] == 0:
-        _checks.fail("inputs", f"must be (N, L[, features]) with N, L >= 1, got shape "
-                               f"{inputs.shape}; stack your sequences first")
-    if targets.ndim < 2 or targets.shape[:2] != inputs.shape[:2]:
-        _checks.fail("targets", f"{targets.shape[:2]} and inputs {inputs.shape[:2]} must "
-                                "agree on (N, L); shift them before laying out windows")
-    window = _checks.count(window, "window")
-    batch_size = _checks.count(batch_size, "batch_size")
+    _checks.fail_if(inputs.ndim < 2 or 0 in inputs.shape[:2], "inputs", "must be (N, L, ...), no 0")
+    _checks.fail_if(targets.shape[:2] != inputs.shape[:2], "targets", "must agree on (N, L)")
     n, length = inputs.shape[:2]
     k = -(-length // window)
     n_pad, l_pad = -n % batch_size, k * window - length
@@ -222,15 +199,13 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
 
 
 # --------------------------------------------------------------------------- stateful layers
+@_checks.arguments(model=keras.layers.Layer)
 def reset_states(model: keras.Model) -> int:
     """Zero the state of every stateful layer of ``model`` (Keras 3 ``layer.reset_state()``).
 
     Keras 3 models have no ``reset_states()``; this walks the layers (nested models and
     ``Bidirectional`` wrappers included). Returns how many layers were reset.
     """
-    if not isinstance(model, keras.layers.Layer):
-        _checks.fail("model", f"must be a Keras model or layer, got {type(model).__name__}",
-                     TypeError)
     count = 0
     for layer in getattr(model, "layers", []):
         if isinstance(layer, keras.Model):  # a nested model: walk its layers too
@@ -251,9 +226,10 @@ class ResetStateCallback(keras.callbacks.Callback):
     :func:`fit_stateful` passes it and refuses ``shuffle=True``.
     """
 
+    @_checks.arguments(reset_every=_checks.count)
     def __init__(self, reset_every: int) -> None:
         super().__init__()
-        self.reset_every = _checks.count(reset_every, "reset_every")
+        self.reset_every = reset_every
         self.resets = 0
 
     def _maybe_reset(self, batch: int) -> None:
@@ -272,19 +248,9 @@ class ResetStateCallback(keras.callbacks.Callback):
 
 
 def _check_model_fits_layout(model: keras.Model, batches: StatefulBatches) -> None:
-    if not isinstance(batches, StatefulBatches):
-        _checks.fail("batches", "must be a StatefulBatches from tbptt.stateful_batches(...)",
-                     TypeError)
-    if not isinstance(model, keras.Model):
-        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
     batch, steps = tuple(model.inputs[0].shape[:2])
-    if batch != batches.batch_size:
-        _checks.fail("batches", f"has batch_size={batches.batch_size} but the model was "
-                                f"built for batch {batch}; build both with the same size")
-    if steps is not None and steps != batches.window:
-        _checks.fail("batches", f"has window={batches.window} but the model takes windows "
-                                f"of {steps} steps; lay out with stateful_batches(..., "
-                                f"window={steps}) or build the model with window=None")
+    if (batch, steps) != (batches.batch_size, steps and batches.window):
+        _checks.fail("batches", f"(batch_size, window) do not fit the model's {batch, steps}")
 
 
 _STEPS_IN_LOSS = {"mean_with_sample_weight": "real", "sum_over_batch_size": "all",
@@ -338,6 +304,7 @@ class _RealStepLoss(keras.callbacks.Callback):
             self.bar = None
 
 
+@_checks.arguments(model=keras.Model, batches=StatefulBatches, epochs=_checks.count)
 def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
                  callbacks: Sequence[keras.callbacks.Callback] | None = None,
                  verbose: int = 0, shuffle: bool = False,
@@ -366,18 +333,11 @@ def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
             ``"sum_over_batch_size"``, ``"mean"`` or ``"sum"``.
     """
     _check_model_fits_layout(model, batches)
-    epochs = _checks.count(epochs, "epochs")
-    if shuffle:
-        _checks.fail("shuffle", "must be False: a shuffled layout feeds each row a window of "
-                                "another sequence, with the state of the one before")
-    if getattr(model, "steps_per_execution", 1) != 1:
-        _checks.fail("model", f"is compiled with steps_per_execution="
-                              f"{model.steps_per_execution}; the state is reset between "
-                              "batches, so compile it with steps_per_execution=1")
+    _checks.fail_if(shuffle, "shuffle", "must be False: rows would continue other sequences' state")
+    # the resets happen between batches
+    _checks.fail_if(model.steps_per_execution != 1, "model", "needs steps_per_execution=1")
     reduction = getattr(model.loss, "reduction", "sum_over_batch_size")  # Keras' default
-    if reduction not in _STEPS_IN_LOSS:
-        _checks.fail("model", f"has a loss with reduction={reduction!r}; compile it with a "
-                              "reduced loss such as tbptt.sequence_loss()")
+    _checks.fail_if(reduction not in _STEPS_IN_LOSS, "model", f"has a {reduction!r} loss")
     real = batches.sample_weight.reshape(batches.num_batches, -1).sum(axis=1)
     loss = _RealStepLoss(real.astype(np.float64), batches.batch_size * batches.window,
                          reduction, desc)
@@ -388,6 +348,7 @@ def fit_stateful(model: keras.Model, batches: StatefulBatches, epochs: int = 1,
                                 *(callbacks or [])])
 
 
+@_checks.arguments(model=keras.Model, batches=StatefulBatches)
 def predict_stateful(model: keras.Model, batches: StatefulBatches, reset: bool = True,
                      shuffle_seed: int | None = None) -> np.ndarray:
     """Per-window outputs of a stateful model, put back as ``(N, L, ...)``.
@@ -445,8 +406,7 @@ def _char_lm_sizes(model: keras.Model) -> dict | None:
 def _stateful_clone(trained: keras.Model, batch_size: int) -> keras.Model:
     """Any one-input recurrent model, cloned on ``(batch_size, None, ...)`` and stateful."""
     if not any(isinstance(layer, keras.layers.RNN) for layer in trained.layers):
-        _checks.fail("model", f"{trained.name!r} has no recurrent layer (keras.layers.RNN) "
-                              "to make stateful")
+        _checks.fail("model", f"{trained.name!r} has no keras.layers.RNN to make stateful")
     spec = trained.inputs[0]
     inputs = keras.Input(batch_shape=(batch_size, None, *spec.shape[2:]), dtype=spec.dtype,
                          name=spec.name)
@@ -463,6 +423,7 @@ def _stateful_clone(trained: keras.Model, batch_size: int) -> keras.Model:
     return model
 
 
+@_checks.arguments(model=keras.Model, to=VIEWS, batch_size=_checks.optional_count)
 def convert(model: keras.Model, to: str, batch_size: int | None = None) -> keras.Model:
     """The same trained character model in another view, with the same weights.
 
@@ -494,26 +455,12 @@ def convert(model: keras.Model, to: str, batch_size: int | None = None) -> keras
         An uncompiled ``keras.Model`` with ``model``'s weights; stateful views start from a
         zero state.
     """
-    if not isinstance(model, keras.Model):
-        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
-    to = _checks.choice(to, "to", VIEWS)
-    if to == "explicit":
-        if batch_size is not None:
-            _checks.fail("batch_size", "is not taken by the explicit view, which serves any "
-                                       "batch size; leave it out")
-    elif to == "inference":
-        batch_size = 1 if batch_size is None else _checks.count(batch_size, "batch_size")
-    elif batch_size is None:
-        _checks.fail("batch_size", "is needed for a stateful model (its state has one row "
-                                   "per sequence of the batch); pass batch_size=...")
-    else:
-        batch_size = _checks.count(batch_size, "batch_size")
+    if (to == "explicit" and batch_size is not None) or (to == "stateful" and not batch_size):
+        _checks.fail("batch_size", "is needed by the stateful view, not taken by the explicit")
+    batch_size = 1 if to == "inference" and batch_size is None else batch_size
     sizes = _char_lm_sizes(model)
     if sizes is None:
-        if to == "explicit" or _is_explicit(model):
-            _checks.fail("model", f"{model.name!r} is not a character model of "
-                                  "rnncourse.models (layers embedding, lstm, logits); only "
-                                  "those convert to and from the explicit view")
+        _checks.fail_if(to == "explicit" or _is_explicit(model), "model", "is not a char_lm")
         return _stateful_clone(model, batch_size)
     dropout = sizes.pop("dropout")
     if to == "explicit":
@@ -525,9 +472,9 @@ def convert(model: keras.Model, to: str, batch_size: int | None = None) -> keras
 
 
 # --------------------------------------------------------------------------- explicit loop
+@_checks.arguments(batch_size=_checks.count, units=_checks.count)
 def zero_state(batch_size: int, units: int) -> tuple[tf.Tensor, tf.Tensor]:
     """An LSTM's ``(h, c)`` zeros, each ``(batch_size, units)`` float32."""
-    batch_size, units = _checks.count(batch_size, "batch_size"), _checks.count(units, "units")
     return tf.zeros((batch_size, units)), tf.zeros((batch_size, units))
 
 
@@ -557,27 +504,14 @@ def sequence_loss() -> keras.losses.Loss:
                                                       reduction="mean_with_sample_weight")
 
 
+@_checks.arguments(model=keras.Model)
 def _state_inputs(model: keras.Model) -> list[tuple[int, ...]]:
     """The state shapes of an explicit-state model ``[x, *states] -> [y, *states]``."""
-    if not isinstance(model, keras.Model):
-        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}",
-                     TypeError)
     ins, outs = list(model.inputs), list(model.outputs)
-    if len(ins) < 2 or len(outs) != len(ins):
-        _checks.fail("model", f"{model.name!r} must map [inputs, *states] to [outputs, "
-                              f"*states] (got {len(ins)} inputs, {len(outs)} outputs); "
-                              "convert a char model with tbptt.convert(model, "
-                              "to='explicit'), or build an RNN with return_state=True and "
-                              "initial_state=[...] inputs")
-    shapes = []
-    for i, (state_in, state_out) in enumerate(zip(ins[1:], outs[1:], strict=True), 1):
-        shape = tuple(state_in.shape[1:])
-        if None in shape or shape != tuple(state_out.shape[1:]):
-            _checks.fail("model", f"state {i} of {model.name!r} has input shape "
-                                  f"{state_in.shape} and output shape {state_out.shape}; "
-                                  "each state must go out with the fixed shape it came in "
-                                  "with")
-        shapes.append(shape)
+    shapes = [tuple(s.shape[1:]) for s in ins[1:]]
+    if len(ins) < 2 or shapes != [tuple(s.shape[1:]) for s in outs[1:]] or any(
+            None in shape for shape in shapes):  # see convert(model, to="explicit")
+        _checks.fail("model", "must map [x, *states] to [y, *states] of fixed shapes")
     return shapes
 
 
@@ -585,6 +519,7 @@ def _initial_states(shapes, batch_size: int) -> tuple[tf.Tensor, ...]:
     return tuple(tf.zeros((batch_size, *shape)) for shape in shapes)
 
 
+@_checks.arguments(window=_checks.count)
 def run_windows(model: keras.Model, inputs: np.ndarray, window: int,
                 state=None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """Forward an explicit-state model window by window, carrying the state as tensors.
@@ -606,17 +541,13 @@ def run_windows(model: keras.Model, inputs: np.ndarray, window: int,
     """
     shapes = _state_inputs(model)
     inputs = _int_ids(inputs, "inputs")
-    window = _checks.count(window, "window")
     _check_id_range(model, inputs)
     if state is not None:
         states = tuple(tf.convert_to_tensor(s, dtype=spec.dtype)
                        for s, spec in zip(state, model.inputs[1:], strict=False))
         expected = [(len(inputs), *shape) for shape in shapes]
         if len(tuple(state)) != len(shapes) or [tuple(s.shape) for s in states] != expected:
-            _checks.fail("state", f"must be {len(shapes)} arrays of shapes {expected}, got "
-                                  f"{[tuple(np.shape(s)) for s in state]}; pass the states "
-                                  "run_windows returned for these sequences, or None for "
-                                  "zeros")
+            _checks.fail("state", f"must be {len(shapes)} arrays of shapes {expected}")
     else:
         states = _initial_states(shapes, len(inputs))
     outs = []
@@ -654,21 +585,13 @@ class TBPTTTrainer:
             Every loss the trainer reports is in this loss's unit (nats for the default).
     """
 
+    @_checks.arguments(window=_checks.count, depth=_checks.optional_count,
+                       optimizer=keras.optimizers.Optimizer, loss=_checks.optional(Callable))
     def __init__(self, model: keras.Model, optimizer, window: int,
                  depth: int | None = None, loss: LossFunction | None = None) -> None:
         self._shapes = _state_inputs(model)
-        window = _checks.count(window, "window")
-        depth = window if depth is None else _checks.count(depth, "depth")
-        if depth < window or depth % window:
-            _checks.fail("depth", f"must be >= window and a multiple of it (BPTT(h; h') "
-                                  f"with h' <= h), got window={window}, depth={depth}")
-        if not isinstance(optimizer, keras.optimizers.Optimizer):
-            _checks.fail("optimizer", f"must be a keras.optimizers.Optimizer, got "
-                                      f"{type(optimizer).__name__}; e.g. "
-                                      "keras.optimizers.Adam(1e-3)", TypeError)
-        if loss is not None and not callable(loss):
-            _checks.fail("loss", f"must be callable (targets, outputs, sample_weight), got "
-                                 f"{type(loss).__name__}", TypeError)
+        depth = window if depth is None else depth
+        _checks.fail_if(depth % window, "depth", f"must be a multiple of window={window}")
         self.model, self.optimizer = model, optimizer
         self.window, self.depth = window, depth
         self.loss = loss if loss is not None else sequence_loss()
@@ -747,23 +670,12 @@ class TBPTTTrainer:
     def _arrays(self, inputs, targets, weights):
         inputs = _int_ids(inputs, "inputs")
         targets = np.asarray(targets)
-        if targets.shape[:2] != inputs.shape:
-            _checks.fail("targets", f"{targets.shape} must start with the (batch, L) "
-                                    f"{inputs.shape} of inputs; shift them by one step, "
-                                    "don't cut")
-        if len(inputs) == 0 or inputs.shape[1] == 0:
-            _checks.fail("inputs", f"must hold at least one step of one sequence, got "
-                                   f"shape {inputs.shape}")
-        if weights is None:
-            weights = np.ones(inputs.shape, np.float32)
+        _checks.fail_if(0 in inputs.shape, "inputs", "holds no step of a sequence")
+        _checks.fail_if(targets.shape[:2] != inputs.shape, "targets", "must start with (N, L)")
+        weights = np.ones(inputs.shape, np.float32) if weights is None else weights
         weights = np.asarray(weights, np.float32)
-        if weights.shape != inputs.shape:
-            _checks.fail("weights", f"{weights.shape} must match inputs {inputs.shape} "
-                                    "(one weight per step)")
-        if not np.isfinite(weights).all() or (weights < 0).any():
-            _checks.fail("weights", "must be finite and >= 0 (one weight per step, 0 for "
-                                    "padding); a NaN or negative weight corrupts every "
-                                    "update")
+        if weights.shape != inputs.shape or not (np.isfinite(weights) & (weights >= 0)).all():
+            _checks.fail("weights", "must be >= 0, one weight per step of inputs")
         _check_id_range(self.model, inputs, targets if self._class_targets else None)
         pad = -inputs.shape[1] % self.window
         if pad:  # zero-weight padding after the last real step of every sequence
@@ -794,6 +706,7 @@ class TBPTTTrainer:
                 loss, grads, first, last = update(head, rest, y, weight, state)
             yield loss, grads, last, real
 
+    @_checks.arguments(batch_size=_checks.count, epochs=_checks.count)
     def fit(self, inputs, targets, batch_size: int, epochs: int = 1, weights=None,
             seed: int = 0, shuffle: bool = True, desc: str = "TBPTT epochs") -> list[float]:
         """Train on ``(N, L)`` sequences in mini-batches of whole sequences.
@@ -816,8 +729,6 @@ class TBPTTTrainer:
                 loss) target ids beyond its outputs, or a size that is not a positive int.
         """
         inputs, targets, weights = self._arrays(inputs, targets, weights)
-        batch_size = _checks.count(batch_size, "batch_size")
-        epochs = _checks.count(epochs, "epochs")
         n = len(inputs)
         rng = np.random.default_rng(seed)
         history = []
@@ -839,6 +750,7 @@ class TBPTTTrainer:
         return history
 
 
+@_checks.arguments(last=_checks.optional_count)
 def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
                         last: int | None = None,
                         loss: LossFunction | None = None) -> list[np.ndarray]:
@@ -851,7 +763,7 @@ def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
     shapes = _state_inputs(model)
     inputs = _int_ids(inputs, "inputs")
     weights = np.ones(inputs.shape, np.float32) if weights is None else np.asarray(weights)
-    last = inputs.shape[1] if last is None else _checks.count(last, "last")
+    last = inputs.shape[1] if last is None else last
     loss_fn = loss if loss is not None else sequence_loss()
     states = _initial_states(shapes, len(inputs))
     with tf.GradientTape() as tape:
@@ -862,6 +774,7 @@ def full_bptt_gradients(model: keras.Model, inputs, targets, weights=None,
     return [np.asarray(tf.convert_to_tensor(g)) for g in grads]  # Embedding: IndexedSlices
 
 
+@_checks.arguments(model=keras.Model, batch_size=_checks.count)
 def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
                   batch_size: int = 256) -> float:
     """Bits per character of a char LM on held-out text, in any of its views.
@@ -875,11 +788,7 @@ def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
     """
     inputs, targets = _int_ids(inputs, "inputs"), _int_ids(targets, "targets")
     if inputs.shape != targets.shape or len(inputs) == 0:
-        _checks.fail("targets", f"{targets.shape} and inputs {inputs.shape} must be the same "
-                                "non-empty (N, L)")
-    batch_size = _checks.count(batch_size, "batch_size")
-    if not isinstance(model, keras.Model):
-        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
+        _checks.fail("targets", f"{targets.shape} and inputs {inputs.shape} differ or are empty")
     if not _is_explicit(model):
         model = convert(model, "explicit")
     _check_id_range(model, inputs, targets)
@@ -893,6 +802,8 @@ def bits_per_char(model: keras.Model, inputs, targets, window: int = 200,
     return total / count / LN2
 
 
+@_checks.arguments(model=keras.Model, prompt=str, length=_checks.natural,
+                   temperature=_checks.number)
 def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int,
              temperature: float = 0.8, seed: int = 0) -> str:
     """Sample ``length`` characters after ``prompt`` from a char LM in any of its views.
@@ -903,18 +814,8 @@ def generate(model: keras.Model, vocab: CharVocabulary, prompt: str, length: int
     "inference"``) is reset and used as it is; any other view (the stateful training
     model, a plain ``char_lm``) is converted to a batch-1 model first.
     """
-    if not isinstance(prompt, str):
-        _checks.fail("prompt", f"must be a str, got {type(prompt).__name__}", TypeError)
-    if not prompt:
-        _checks.fail("prompt", "is empty; give at least one character")
-    length = _checks.count(length, "length", minimum=0)
-    temperature = _checks.number(temperature, "temperature")
-    if not isinstance(model, keras.Model):
-        _checks.fail("model", f"must be a keras.Model, got {type(model).__name__}", TypeError)
-    if model.outputs[0].shape[-1] != len(vocab):
-        _checks.fail("vocab", f"has {len(vocab)} characters but the model predicts "
-                              f"{model.outputs[0].shape[-1]}; pass the vocabulary the model "
-                              "was trained with")
+    _checks.fail_if(not prompt, "prompt", "is empty; give at least one character")
+    _checks.fail_if(model.outputs[0].shape[-1] != len(vocab), "vocab", "differs from the model's")
     if _is_explicit(model):
         states = _initial_states(_state_inputs(model), 1)
 

@@ -52,6 +52,8 @@ PAD_TOKEN = "<pad>"
 OOV_TOKEN = "<oov>"
 OUTSIDE = "O"
 """The BIO tag of a token outside every entity; tag id 0."""
+PADDING = ("post", "pre")
+"""Where :func:`pad` puts the padding (and which end ``truncating`` cuts)."""
 
 
 TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
@@ -60,6 +62,7 @@ TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
 GloVe's corpus was tokenised (``"don't"`` -> ``do``, ``n't``)."""
 
 
+@_checks.arguments(s=str)
 def tokenize(s: str, lowercase: bool = False) -> list[str]:
     """Split a text into words and punctuation (:data:`TOKEN`), e.g. for GloVe look-ups.
 
@@ -67,8 +70,6 @@ def tokenize(s: str, lowercase: bool = False) -> list[str]:
     ``['it', "'s", 'great', ',', 'is', "n't", 'it', '?']``. ``str.split`` would keep
     ``great,`` and ``it?``, words no vector file has.
     """
-    if not isinstance(s, str):
-        _checks.fail("s", f"must be a str (one text), got {type(s).__name__}", TypeError)
     return TOKEN.findall(s.lower() if lowercase else s)
 
 
@@ -85,9 +86,8 @@ def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str
         utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
         guess = next(e for e in (["utf-16"] if utf16 else []) + ["utf-8", "cp1252", "latin-1"]
                      if e != encoding and _decodes(data, e))
-        _checks.fail("encoding", f"{path}, line {line}: bytes "
-                                 f"{data[error.start:error.end + 3]!r} are not {encoding}; the "
-                                 f"file looks like {guess}: pass encoding={guess!r}")
+        _checks.fail("encoding", f"{path}, line {line}: {data[error.start:error.end + 3]!r} "
+                                 f"is not {encoding}; pass encoding={guess!r}")
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
@@ -98,6 +98,7 @@ def _decodes(data: bytes, encoding: str) -> bool:
     return True
 
 
+@_checks.arguments(path=_checks.path)
 def read_labelled(path: str | os.PathLike, text_column: str | int = "text",
                   label_column: str | int = "label", encoding: str = "utf-8",
                   delimiter: str | None = None) -> tuple[list[str], list[str]]:
@@ -119,7 +120,6 @@ def read_labelled(path: str | os.PathLike, text_column: str | int = "text",
         ValueError: a named column missing from the header, a row without that column
             (named by file and line), a file that does not decode.
     """
-    path = _checks.path(path, "path")
     columns = (text_column, label_column)
     by_name = all(isinstance(c, str) for c in columns)
     if not by_name:
@@ -132,17 +132,14 @@ def read_labelled(path: str | os.PathLike, text_column: str | int = "text",
     if by_name:
         header = next(reader, [])
         for column, name in zip(columns, ("text_column", "label_column"), strict=True):
-            if column not in header:
-                _checks.fail(name, f"{column!r} is not a column of {path}; its header line "
-                                   f"is {header!r} (pass a position if it has no header)")
+            _checks.fail_if(column not in header, name, f"{column!r} is not in the header")
         columns = tuple(header.index(c) for c in columns)
     texts, labels = [], []
     for row in reader:
         if not any(field.strip() for field in row):
             continue
         if len(row) <= max(columns):
-            raise ValueError(f"{path}:{reader.line_num}: {len(row)} fields, no column "
-                             f"{max(columns)}; is the delimiter {delimiter!r} right?")
+            raise ValueError(f"{path}:{reader.line_num}: no column {max(columns)} ({delimiter=})")
         texts.append(row[columns[0]])
         labels.append(row[columns[1]])
     return texts, labels
@@ -169,15 +166,15 @@ class Vocabulary:
                  lowercase: bool = False) -> None:
         words = list(words)
         if words[:2] != [PAD_TOKEN, OOV_TOKEN] or len(set(words)) != len(words):
-            _checks.fail("words", f"must be unique and start with {PAD_TOKEN!r}, "
-                                  f"{OOV_TOKEN!r}; got {words[:4]!r}... Build a vocabulary "
-                                  "with Vocabulary.from_tokens(...)")
+            _checks.fail("words", "must be unique, from '<pad>', '<oov>': use from_tokens")
         self.words = words
         self.counts = Counter(counts or {})
         self.lowercase = bool(lowercase)
         self._ids = {word: i for i, word in enumerate(words)}
 
     @classmethod
+    @_checks.arguments(token_lists=_checks.token_lists, min_count=_checks.count,
+                       max_size=_checks.optional(_checks.at_least(2)))
     def from_tokens(cls, token_lists: Iterable[Sequence[str]], max_size: int | None = None,
                     min_count: int = 1, lowercase: bool = False) -> Vocabulary:
         """Count tokens and index them by descending frequency.
@@ -194,9 +191,6 @@ class Vocabulary:
             min_count: keep words seen at least this many times (an int >= 1).
             lowercase: lower-case tokens (when building and when encoding).
         """
-        token_lists = _checks.token_lists(token_lists, "token_lists")
-        max_size = _checks.optional_count(max_size, "max_size", minimum=2)
-        min_count = _checks.count(min_count, "min_count")
         counts: Counter = Counter()
         for tokens in token_lists:
             counts.update([t.lower() for t in tokens] if lowercase else tokens)
@@ -206,24 +200,23 @@ class Vocabulary:
             ranked = ranked[:max_size - 2]
         return cls([PAD_TOKEN, OOV_TOKEN, *ranked], counts, lowercase)
 
+    @_checks.arguments(path=_checks.path)
     def save(self, path: str | os.PathLike) -> Path:
         """Write words, counts and ``lowercase`` to a UTF-8 JSON file; returns its path."""
-        path = _checks.path(path, "path")
         path.write_text(json.dumps({"words": self.words, "counts": dict(self.counts),
                                     "lowercase": self.lowercase}, ensure_ascii=False),
                         encoding="utf-8")
         return path
 
     @classmethod
+    @_checks.arguments(path=_checks.path)
     def load(cls, path: str | os.PathLike) -> Vocabulary:
         """The vocabulary :meth:`save` wrote (same ids, counts and ``lowercase``)."""
-        path = _checks.path(path, "path")
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
             return cls(saved["words"], Counter(saved["counts"]), saved["lowercase"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path} is not a vocabulary written by Vocabulary.save: "
-                             f"{error}") from None
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path} is not a vocabulary written by Vocabulary.save") from None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -262,13 +255,12 @@ class Vocabulary:
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Ids -> words (padding ids skipped); an id outside ``0 .. len(vocab) - 1`` raises
         ``ValueError`` (a negative id would otherwise silently index from the end)."""
-        ids = _checks.ids(list(ids) if not hasattr(ids, "shape") else ids, "ids", ndim=1)
-        if ids.size and ids.max() >= len(self.words):
-            _checks.fail("ids", f"must be in 0..{len(self.words) - 1} (this vocabulary), got "
-                                f"{int(ids.max())}; decode with the Vocabulary that encoded them")
+        ids = _checks.ids(ids, "ids", ndim=1, below=len(self.words))
         return [self.words[i] for i in ids.tolist() if i != self.PAD]
 
 
+@_checks.arguments(sequences=_checks.sequences, maxlen=_checks.optional_count,
+                   padding=PADDING, truncating=_checks.optional(PADDING))
 def pad(sequences, maxlen: int | None = None, padding: str = "post",
         truncating: str | None = None) -> np.ndarray:
     """Id sequences of any lengths -> ``(batch, timesteps)`` int32, padded with :data:`PAD`.
@@ -293,23 +285,11 @@ def pad(sequences, maxlen: int | None = None, padding: str = "post",
     """
     from keras.utils import pad_sequences
 
-    arrays = _checks.sequences(sequences, "sequences")
-    if not arrays:
-        _checks.fail("sequences", "is empty; pass at least one id sequence")
-    maxlen = _checks.optional_count(maxlen, "maxlen")
-    _checks.choice(padding, "padding", ("post", "pre"))
-    if truncating is not None:
-        _checks.choice(truncating, "truncating", ("post", "pre"))
-    holding_pad = [i for i, ids in enumerate(arrays) if (ids == PAD).any()]
-    if holding_pad:
-        _checks.fail("sequences", f"sequence {holding_pad[0]} holds the padding id {PAD}; "
-                                  "real ids start at 1 (already padded? pass the unpadded lists)")
-    longest = max(ids.size for ids in arrays)
-    if maxlen is not None and longest > maxlen and truncating is None:
-        _checks.fail("maxlen", f"{sum(ids.size > maxlen for ids in arrays)} sequences are longer "
-                               f"than maxlen={maxlen} (longest {longest}); raise maxlen or pass "
-                               "truncating='post' (keep the start) or 'pre' (keep the end)")
-    return pad_sequences(arrays, maxlen=maxlen, padding=padding,
+    holding_pad = [i for i, ids in enumerate(sequences) if (ids == PAD).any()]
+    _checks.fail_if(holding_pad, "sequences", "holds the padding id 0 (padded already?)")
+    if maxlen is not None and truncating is None and max(map(len, sequences)) > maxlen:
+        _checks.fail("maxlen", "is shorter than a sequence; pass truncating='post' or 'pre'")
+    return pad_sequences(sequences, maxlen=maxlen, padding=padding,
                          truncating=truncating or "post", value=PAD, dtype="int32")
 
 
@@ -321,38 +301,30 @@ class CharVocabulary:
     index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if len(set(self.chars)) != len(self.chars):
-            _checks.fail("chars", "must be unique; build it with char_vocabulary(text)")
+        _checks.fail_if(len(set(self.chars)) != len(self.chars), "chars", "must be unique")
         self.index = {c: i for i, c in enumerate(self.chars)}
 
     def __len__(self) -> int:
         return len(self.chars)
 
+    @_checks.arguments(text=str)
     def encode(self, text: str) -> np.ndarray:
         """``text`` -> ``(len(text),)`` int32 ids; an unknown character raises ``ValueError``."""
-        if not isinstance(text, str):
-            _checks.fail("text", f"must be a str, got {type(text).__name__}", TypeError)
         unknown = set(text) - self.index.keys()
-        if unknown:
-            _checks.fail("text", f"characters {sorted(unknown)[:5]} are not in the vocabulary; "
-                                 "build it with char_vocabulary() from text that holds them")
+        _checks.fail_if(unknown, "text", lambda: f"{sorted(unknown)[:5]} are not in the vocabulary")
         return np.fromiter((self.index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
         """``(n,)`` ids -> text; an id outside ``0 .. len - 1`` raises ``ValueError``,
         a non-integer id (``0.5``: probabilities, not ids) ``TypeError``."""
-        flat = _checks.ids(ids, "ids").reshape(-1)
-        if flat.size and flat.max() >= len(self.chars):
-            _checks.fail("ids", f"must be in 0..{len(self.chars) - 1}, got {int(flat.max())}")
+        flat = _checks.ids(ids, "ids", below=len(self.chars)).reshape(-1)
         return "".join(self.chars[i] for i in flat.tolist())
 
 
+@_checks.arguments(text=str)
 def char_vocabulary(text: str) -> CharVocabulary:
     """The sorted set of characters of ``text``."""
-    if not isinstance(text, str):
-        _checks.fail("text", f"must be a str, got {type(text).__name__}", TypeError)
-    if not text:
-        _checks.fail("text", "is empty; load some with rnncourse.data.load_shakespeare()")
+    _checks.fail_if(not text, "text", "is empty; load some with rnncourse.data.load_shakespeare()")
     return CharVocabulary("".join(sorted(set(text))))
 
 
@@ -367,12 +339,12 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]]) -> list[str]:
         list of tag names; ``names.index(tag)`` is a tag's id.
     """
     tags = {tag for tags in _checks.token_lists(tag_lists, "tag_lists") for tag in tags}
-    if not tags:
-        _checks.fail("tag_lists", "holds no tag: pass one list of BIO tags per sentence")
     others = sorted(tags - {OUTSIDE}, key=lambda t: (t.split("-", 1)[-1], t))
     return [OUTSIDE, *others]
 
 
+@_checks.arguments(token_lists=_checks.token_lists, tag_lists=_checks.token_lists,
+                   vocab=Vocabulary, maxlen=_checks.optional_count)
 def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Sequence[str]],
                    vocab: Vocabulary, tag_names: Sequence[str], maxlen: int | None = None,
                    truncate: bool = False, padded: bool = True):
@@ -396,29 +368,17 @@ def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Seq
         ``padded=False``: ``x`` and ``y`` as two lists of ``n`` int32 arrays
         ``(timesteps_i,)``.
     """
-    token_lists = _checks.token_lists(token_lists, "token_lists")
-    tag_lists = _checks.token_lists(tag_lists, "tag_lists")
-    maxlen = _checks.optional_count(maxlen, "maxlen")
-    if len(token_lists) != len(tag_lists):
-        _checks.fail("tag_lists", f"{len(token_lists)} sentences but {len(tag_lists)} tag "
-                                  "lists; pass one tag list per sentence")
+    _checks.fail_if(len(token_lists) != len(tag_lists), "tag_lists", "needs one per sentence")
     tag_id = {tag: i for i, tag in enumerate(tag_names)}
     for i, (tokens, tags) in enumerate(zip(token_lists, tag_lists, strict=True)):
-        if not tokens or len(tokens) != len(tags):
-            _checks.fail("token_lists" if not tokens else "tag_lists",
-                         f"sentence {i} is empty; drop it (an all-padding row has nothing to "
-                         "learn from)" if not tokens else f"sentence {i} has {len(tokens)} "
-                         f"tokens but {len(tags)} tags; every token needs exactly one tag")
-        if set(tags) - tag_id.keys():
-            _checks.fail("tag_names", f"sentence {i} has tags {sorted(set(tags) - tag_id.keys())} "
-                                      "missing from tag_names; build tag_names from all tag "
-                                      "lists with tag_vocabulary()")
+        _checks.fail_if(not tokens, "token_lists", f"sentence {i} is empty: drop it")
+        _checks.fail_if(len(tokens) != len(tags), "tag_lists", f"sentence {i}: one tag per token")
+        _checks.fail_if(set(tags) - tag_id.keys(), "tag_names", f"lacks tags of sentence {i}")
     x = vocab.encode_batch(token_lists)
     y = [[tag_id[t] for t in tags] for tags in tag_lists]
     if not padded:
         if maxlen is not None and not truncate and max(map(len, x)) > maxlen:
-            _checks.fail("maxlen", f"a sentence is longer than maxlen={maxlen}; raise it or "
-                                   "pass truncate=True")
+            _checks.fail("maxlen", "is shorter than a sentence; raise it or pass truncate=True")
         return ([np.asarray(ids[:maxlen], np.int32) for ids in x],
                 [np.asarray(ids[:maxlen], np.int32) for ids in y])
     from keras.utils import pad_sequences
@@ -428,6 +388,7 @@ def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Seq
                             value=0)
 
 
+@_checks.arguments(n=_checks.at_least(2), validation_fraction=_checks.share)
 def split_indices(n: int, validation_fraction: float = 0.2, seed: int = 0,
                   shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation indices for ``n`` examples: the one split of every chapter.
@@ -442,9 +403,6 @@ def split_indices(n: int, validation_fraction: float = 0.2, seed: int = 0,
     Returns:
         ``(train, validation)``: sorted int64 index arrays that partition ``range(n)``.
     """
-    n = _checks.count(n, "n", minimum=2)
-    validation_fraction = _checks.number(validation_fraction, "validation_fraction", low=0.0,
-                                         high=1.0, high_inclusive=False)
     n_val = min(n - 1, max(1, round(n * validation_fraction)))
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     validation = order[n - n_val:] if not shuffle else order[:n_val]

@@ -53,7 +53,9 @@ OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
 
 
 # ----------------------------------------------------------------------------- optimizer
-def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float,
+@_checks.arguments(gradient_accumulation_steps=_checks.optional(_checks.at_least(2)))
+def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float, *,
+              gradient_accumulation_steps: int | None = None,
               **kwargs) -> keras.optimizers.Optimizer:
     """A fresh Keras optimizer by name, e.g. ``optimizer("adam", 5e-3)``.
 
@@ -62,21 +64,19 @@ def optimizer(name: str | keras.optimizers.Optimizer, learning_rate: float,
             an optimizer instance is returned unchanged (``kwargs`` must then be empty).
         learning_rate: a positive finite number or a ``keras.optimizers.schedules``
             schedule.
-        **kwargs: any other argument of the optimizer, e.g.
-            ``gradient_accumulation_steps=4`` (an int >= 2: Keras 3.15 silently reads 0 as
-            "no accumulation"), ``clipnorm=1.0``.
+        gradient_accumulation_steps: ``None``, or an int >= 2 (Keras 3.15 silently reads 0
+            as "no accumulation").
+        **kwargs: any other argument of the optimizer, e.g. ``clipnorm=1.0``.
     """
     if isinstance(name, keras.optimizers.Optimizer):
-        if kwargs:
-            _checks.fail("name", f"is already an optimizer; pass {sorted(kwargs)} when "
-                                 "building it, or pass a name")
+        _checks.fail_if(kwargs or gradient_accumulation_steps, "name",
+                        "is already an optimizer: its options would be lost")
         return name
     name = _checks.choice(name, "name", OPTIMIZERS)
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         learning_rate = _checks.number(learning_rate, "learning_rate")  # Keras refuses NumPy
-    if kwargs.get("gradient_accumulation_steps") is not None:  # Keras reads 0 as "off"
-        kwargs["gradient_accumulation_steps"] = _checks.count(
-            kwargs["gradient_accumulation_steps"], "gradient_accumulation_steps", minimum=2)
+    if gradient_accumulation_steps is not None:  # Keras 3.15 reads 0 as "off"
+        kwargs["gradient_accumulation_steps"] = gradient_accumulation_steps
     return OPTIMIZERS[name](learning_rate=learning_rate, **kwargs)
 
 
@@ -102,6 +102,7 @@ class LoopHistory:
     fit_calls: int = 1
 
     @classmethod
+    @_checks.arguments(epochs=_checks.count, fit_calls=_checks.count)
     def from_steps(cls, step_losses: Sequence[float], step_sizes: Sequence[int] | None = None,
                    epochs: int = 1, fit_calls: int = 1) -> LoopHistory:
         """The history of a loop that logged one loss per step, e.g. per-example ``fit`` calls.
@@ -115,14 +116,12 @@ class LoopHistory:
         losses = _checks.array(step_losses, "step_losses", ndim=1).astype(np.float64)
         sizes = (np.ones(len(losses), dtype=int) if step_sizes is None
                  else _checks.ids(step_sizes, "step_sizes", ndim=1))
-        epochs = _checks.count(epochs, "epochs")
         if len(sizes) != len(losses) or len(losses) % epochs:
-            _checks.fail("step_losses", f"holds {len(losses)} losses for {len(sizes)} step "
-                                        f"sizes and {epochs} epochs of equal steps")
+            _checks.fail("step_losses", f"{len(losses)} for {len(sizes)} sizes, {epochs} epochs")
         per_epoch = (losses * sizes).reshape(epochs, -1).sum(axis=1)
         return cls(step_losses=losses, step_sizes=sizes,
                    epoch_losses=per_epoch / sizes.reshape(epochs, -1).sum(axis=1),
-                   fit_calls=_checks.count(fit_calls, "fit_calls"))
+                   fit_calls=fit_calls)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -138,11 +137,8 @@ def _examples(x, y) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` as arrays with one target per example; labels that TF would refuse deep
     inside ``fit`` (bools, negative ids such as PyTorch's ``-100`` padding) refused here."""
     x, y = _checks.array(x, "x"), _checks.array(y, "y")
-    if len(x) == 0:
-        _checks.fail("x", "holds no examples to train on")
-    if len(x) != len(y):
-        _checks.fail("y", f"has {len(y)} targets but x has {len(x)} examples; pass one "
-                          "target per input")
+    _checks.fail_if(len(x) == 0, "x", "holds no examples to train on")
+    _checks.fail_if(len(x) != len(y), "y", "needs one target per example of x")
     if y.dtype.kind in "biu":
         y = _labels(y, "y")
     return x, y
@@ -151,16 +147,13 @@ def _examples(x, y) -> tuple[np.ndarray, np.ndarray]:
 def _labels(y, argument: str) -> np.ndarray:
     """Integer class ids: no bools, no negative ids (mask padding, do not label it -100)."""
     y = _checks.array(y, argument)
-    if y.dtype.kind == "b":
-        _checks.fail(argument, "holds bools; pass int class ids (y.astype('int32'))",
-                     TypeError)
-    if y.size and y.dtype.kind in "iu" and y.min() < 0:
-        _checks.fail(argument, f"holds the label {int(y.min())}; class ids start at 0. Keras "
-                               "ignores no label value: put tag 0 at padding and let the "
-                               "mask of x == 0 drop it from loss and metrics")
+    _checks.fail_if(y.dtype.kind == "b", argument, "holds bools; pass int class ids", TypeError)
+    if y.dtype.kind in "iu":  # no -100 padding label: Keras ignores none, mask x == 0
+        y = _checks.ids(y, argument)
     return y
 
 
+@_checks.arguments(epochs=_checks.count)
 def fit_per_example(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 1,
                     validation_data: tuple[np.ndarray, np.ndarray] | None = None
                     ) -> LoopHistory:
@@ -177,7 +170,6 @@ def fit_per_example(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: in
         validation_data: optional (x_val, y_val), evaluated after each epoch.
     """
     x, y = _examples(x, y)
-    epochs = _checks.count(epochs, "epochs")
     losses, seconds, val = [], [], []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -206,10 +198,10 @@ class StepLosses(keras.callbacks.Callback):
         batch_size: examples per step, as passed to ``fit``.
     """
 
+    @_checks.arguments(n_examples=_checks.count, batch_size=_checks.count)
     def __init__(self, n_examples: int, batch_size: int) -> None:
         super().__init__()
-        self.n_examples = _checks.count(n_examples, "n_examples")
-        self.batch_size = _checks.count(batch_size, "batch_size")
+        self.n_examples, self.batch_size = n_examples, batch_size
         self.losses, self.sizes, self.epoch_seconds = [], [], []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -234,6 +226,7 @@ class StepLosses(keras.callbacks.Callback):
         return dataclasses.replace(result, epoch_seconds=np.asarray(self.epoch_seconds))
 
 
+@_checks.arguments(epochs=_checks.count, batch_size=_checks.count)
 def fit_minibatches(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 1,
                     batch_size: int = 32, validation_data=None, shuffle: bool = True,
                     callbacks: Sequence[keras.callbacks.Callback] = ()) -> LoopHistory:
@@ -249,8 +242,6 @@ def fit_minibatches(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: in
         callbacks: extra Keras callbacks (e.g. :class:`EpochProgress`, ``EarlyStopping``).
     """
     x, y = _examples(x, y)
-    epochs = _checks.count(epochs, "epochs")
-    batch_size = _checks.count(batch_size, "batch_size")
     recorder = StepLosses(len(x), batch_size)
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                         validation_data=validation_data, verbose=0,
@@ -268,11 +259,9 @@ def roughness(losses: Sequence[float]) -> float:
     Args:
         losses: (steps,) a loss per optimizer step, at least 3 finite values.
     """
-    losses = _checks.array(losses, "losses", ndim=1, kinds="iuf").astype(np.float64)
-    if len(losses) < 3:
-        _checks.fail("losses", f"must hold at least 3 values, got {len(losses)}")
-    if not np.isfinite(losses).all():
-        _checks.fail("losses", "hold NaN or infinite values; the run diverged")
+    losses = _checks.array(losses, "losses", ndim=1, kinds="iuf", finite=True)
+    _checks.fail_if(len(losses) < 3, "losses", "needs at least 3 values")
+    losses = losses.astype(np.float64)
     return float(np.std(np.diff(losses)))
 
 
@@ -292,9 +281,7 @@ def add_gradients(a, b):
     """
     if a is None:
         return b
-    if b is None:
-        _checks.fail("b", "is None: the variable got no gradient in this micro-batch; check "
-                          "that it is connected to the loss")
+    _checks.fail_if(b is None, "b", "is None: the variable got no gradient (is it in the loss?)")
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
         return tf.IndexedSlices(tf.concat([a.values, b.values], axis=0),
                                 tf.concat([a.indices, b.indices], axis=0), a.dense_shape)
@@ -315,9 +302,9 @@ def deduplicate(g):
     return tf.IndexedSlices(values, unique, g.dense_shape)
 
 
+@_checks.arguments(factor=_checks.real)
 def scale_gradient(g, factor: float):
     """``factor * g`` for a dense gradient or ``tf.IndexedSlices``."""
-    factor = _checks.number(factor, "factor", low=None)
     if isinstance(g, tf.IndexedSlices):
         return tf.IndexedSlices(g.values * factor, g.indices, g.dense_shape)
     return g * factor
@@ -351,13 +338,10 @@ def accumulated_gradients(model: keras.Model, micro_batches: Iterable[tuple],
         x = tf.convert_to_tensor(pair[0])
         y = tf.convert_to_tensor(_labels(pair[1], "micro_batches"))
         if x.shape.rank != 2 or tuple(x.shape) != tuple(y.shape):
-            _checks.fail("micro_batches", f"item {k}: x {tuple(x.shape)} and y "
-                                          f"{tuple(y.shape)} must both be (batch, timesteps)")
+            _checks.fail("micro_batches", f"item {k}: x, y must be (batch, timesteps) alike")
         mask = tf.cast(x != PAD, "float32") if x.dtype.is_integer else tf.ones(tf.shape(y))
         tokens = float(tf.reduce_sum(mask))
-        if tokens == 0:
-            _checks.fail("micro_batches", f"item {k} holds only padding; drop all-padding "
-                                          "rows")
+        _checks.fail_if(tokens == 0, "micro_batches", f"item {k} holds only padding")
         with tf.GradientTape() as tape:
             probabilities = model(x, training=True)
             per_token = keras.losses.sparse_categorical_crossentropy(y, probabilities)
@@ -367,12 +351,12 @@ def accumulated_gradients(model: keras.Model, micro_batches: Iterable[tuple],
         totals = [add_gradients(t, g) for t, g in zip(totals, grads, strict=True)]
         loss_total += float(loss)
         weight_total += tokens if weighting == "token" else 1.0
-    if weight_total == 0:
-        _checks.fail("micro_batches", "is empty; pass at least one (x, y) pair")
+    _checks.fail_if(weight_total == 0, "micro_batches", "is empty; pass at least one (x, y) pair")
     grads = [deduplicate(scale_gradient(g, 1.0 / weight_total)) for g in totals]
     return grads, loss_total / weight_total
 
 
+@_checks.arguments(optimizer=keras.optimizers.Optimizer)
 def accumulate_and_apply(model: keras.Model, micro_batches: Iterable[tuple],
                          optimizer: keras.optimizers.Optimizer, weighting: str = "batch"
                          ) -> float:
@@ -380,10 +364,6 @@ def accumulate_and_apply(model: keras.Model, micro_batches: Iterable[tuple],
 
     Returns the mean loss. See :func:`accumulated_gradients` for shapes and ``weighting``.
     """
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        _checks.fail("optimizer", f"must be a keras optimizer, got {type(optimizer).__name__}; "
-                                  "build one with rnncourse.training.optimizer('sgd', 0.1)",
-                     TypeError)
     grads, loss = accumulated_gradients(model, micro_batches, weighting)
     optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
     return loss
@@ -403,27 +383,17 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
             outside ``0 .. num_tags - 1``.
         TypeError: bool or float tags in ``y_true``.
     """
-    y_true = _labels(_checks.array(y_true, "y_true", kinds="biu"), "y_true")
-    mask = _checks.array(mask, "mask").astype(bool)
     probabilities = _checks.array(probabilities, "probabilities", ndim=3)
+    y_true = _checks.ids(y_true, "y_true", below=probabilities.shape[-1])  # bools refused
+    mask = _checks.array(mask, "mask").astype(bool)
     if y_true.shape != mask.shape or probabilities.shape[:2] != y_true.shape:
-        _checks.fail("probabilities", f"shapes disagree: y_true {y_true.shape}, mask "
-                                      f"{mask.shape}, probabilities {probabilities.shape}; "
-                                      "expected (batch, timesteps) and (batch, timesteps, "
-                                      "num_tags)")
-    if not mask.any():
-        _checks.fail("mask", "selects no token (all-padding batch); pass mask=x != 0 for the "
-                             "token ids x, and drop all-padding rows")
-    real = y_true[mask]
-    if real.max() >= probabilities.shape[-1]:
-        _checks.fail("y_true", f"holds tag ids {int(real.min())}..{int(real.max())} but "
-                               f"probabilities has {probabilities.shape[-1]} tags (ids 0.."
-                               f"{probabilities.shape[-1] - 1}); encode y_true with the tag "
-                               "names the model was trained on")
+        _checks.fail("probabilities", f"{probabilities.shape} does not fit {y_true.shape}")
+    _checks.fail_if(not mask.any(), "mask", "selects no token; pass mask=x != 0")
     correct = np.argmax(probabilities, axis=-1) == y_true
     return float(correct[mask].mean())
 
 
+@_checks.arguments(batch_size=_checks.count)
 def predict_tags(model: keras.Model, x: np.ndarray, tag_names: Sequence[str],
                  batch_size: int = 256) -> list[list[str]]:
     """Most likely tag of every real token (id != 0), wherever the padding is.
@@ -442,12 +412,8 @@ def predict_tags(model: keras.Model, x: np.ndarray, tag_names: Sequence[str],
             with another number of tags.
     """
     x = _checks.ids(x, "x", ndim=2)
-    batch_size = _checks.count(batch_size, "batch_size")
     probabilities = model.predict(x, batch_size=batch_size, verbose=0)
-    if probabilities.shape[-1] != len(tag_names):
-        _checks.fail("tag_names", f"has {len(tag_names)} names but the model predicts "
-                                  f"{probabilities.shape[-1]} tags; pass the tag names the "
-                                  "model was trained on")
+    _checks.fail_if(probabilities.shape[-1] != len(tag_names), "tag_names", "differs from model")
     ids = np.argmax(probabilities, axis=-1)
     return [[tag_names[t] for t in row[real]] for row, real in zip(ids, x != PAD, strict=True)]
 
@@ -466,18 +432,10 @@ class EntityScores:
                 f"F1 {self.f1:.3f}")
 
 
+@_checks.arguments(true_tags=_checks.token_lists, predicted_tags=_checks.token_lists)
 def _tag_lists(true_tags, predicted_tags) -> tuple[list[list[str]], list[list[str]]]:
-    true_tags = _checks.token_lists(true_tags, "true_tags")
-    predicted_tags = _checks.token_lists(predicted_tags, "predicted_tags")
-    if len(true_tags) != len(predicted_tags):
-        _checks.fail("predicted_tags", f"holds {len(predicted_tags)} sentences for "
-                                       f"{len(true_tags)} true ones; predict one tag list "
-                                       "per sentence")
-    for i, (t, p) in enumerate(zip(true_tags, predicted_tags, strict=True)):
-        if len(t) != len(p):
-            _checks.fail("predicted_tags", f"sentence {i}: {len(t)} true tags, {len(p)} "
-                                           "predicted; trim predictions to the real tokens "
-                                           "(see predict_tags)")
+    if list(map(len, true_tags)) != list(map(len, predicted_tags)):
+        _checks.fail("predicted_tags", "must hold one tag per true tag, sentence by sentence")
     return true_tags, predicted_tags
 
 
@@ -505,11 +463,9 @@ def entity_scores(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[S
     )
 
 
+@_checks.arguments(tag=str)
 def entity_type(tag: str) -> str:
     """``"B-person"`` -> ``"person"``; ``"O"`` -> ``"O"``."""
-    if not isinstance(tag, str):
-        _checks.fail("tag", f"must be a string such as 'B-person', got {type(tag).__name__}",
-                     TypeError)
     return tag.split("-", 1)[1] if "-" in tag else tag
 
 

@@ -852,13 +852,13 @@ def continued_state(c: Context) -> tuple[np.ndarray, np.ndarray]:
 def shuffled_stateful_fit(c: Context) -> None:
     x = lm_ids(4, 8)
     layout = tbptt.stateful_batches(x, x, 4, 2)
-    model = models.char_lm(LM_VOCAB, LM_UNITS, LM_EMB, batch_size=2, window=4, stateful=True)
+    model = models.char_lm(LM_VOCAB, LM_UNITS, LM_EMB, batch_size=2, timesteps=4, stateful=True)
     model.compile(keras.optimizers.SGD(0.0), tbptt.sequence_loss())
     tbptt.fit_stateful(model, layout, shuffle=True)
 
 
 def stateful_model(window: int = 4) -> keras.Model:
-    return models.char_lm(LM_VOCAB, LM_UNITS, LM_EMB, batch_size=2, window=window,
+    return models.char_lm(LM_VOCAB, LM_UNITS, LM_EMB, batch_size=2, timesteps=window,
                           stateful=True)
 
 
@@ -1233,14 +1233,15 @@ MODELS = [
          bad(TypeError, "batch_size")),
     case("models-stateful-without-batch-size", lambda c: models.char_lm(5, 4, 4, stateful=True),
          bad(ValueError, "batch_size")),
-    case("models-window-0", lambda c: models.char_lm(5, 4, 4, window=0),
-         bad(ValueError, "window")),
-    case("models-window-negative", lambda c: models.char_lm(5, 4, 4, window=-1),
-         bad(ValueError, "window")),
+    case("models-timesteps-0-char-lm", lambda c: models.char_lm(5, 4, 4, timesteps=0),
+         bad(ValueError, "timesteps")),
+    case("models-timesteps-negative-char-lm",
+         lambda c: models.char_lm(5, 4, 4, timesteps=-1), bad(ValueError, "timesteps")),
     case("models-seed-numpy-int", lambda c: models.char_lm(5, 4, 4, seed=np.int64(3), dropout=0.1),
          ok(lambda model: model.get_layer("logits").units == 5)),
-    case("models-embedding-matrix-of-text",
-         lambda c: models.embedding(2, matrix=[["a", "b"], ["c", "d"]]), bad(TypeError, "matrix")),
+    case("models-embeddings-of-text",
+         lambda c: models.embedding(2, embeddings=[["a", "b"], ["c", "d"]]),
+         bad(TypeError, "embeddings")),
     case("models-tagger-without-seed",
          lambda c: models.sequence_tagger(10, 3, units=2, embedding_dim=2, seed=None,
                                           dropout=0.1),

@@ -218,6 +218,16 @@ def test_ids_are_non_negative_int64(value, expected):
     assert result is None or result.dtype == np.int64
 
 
+@pytest.mark.parametrize("value, below, expected", [
+    ([0, 4], 5, np.array([0, 4])), ([0, 5], 5, VALUE), ([], 1, np.array([], np.int64)),
+    (np.array([[1], [2]]), np.int64(3), np.array([[1], [2]])), ([2], 2, VALUE)])
+def test_ids_below_a_bound(value, below, expected):
+    check(lambda: _checks.ids(value, "x", below=below), expected)
+    if expected is VALUE:  # also inside a batch of sequences, naming the sequence
+        with pytest.raises(_checks.ArgumentValueError, match="sequence 1"):
+            _checks.sequences([[0], value], "x", below=below, allow_empty=True)
+
+
 # --------------------------------------------------------------------------- sequences
 RAGGED = [[1, 2, 3], [4]]
 SEQUENCES = [pytest.param(v, expected, id=name) for name, v, expected in [
@@ -228,13 +238,14 @@ SEQUENCES = [pytest.param(v, expected, id=name) for name, v, expected in [
     ("column-of-lists", Column(RAGGED), RAGGED),
     ("2d-array", np.array([[1, 2], [3, 4]]), [[1, 2], [3, 4]]),
     ("2d-tensor", tf.constant([[1, 2], [3, 4]]), [[1, 2], [3, 4]]),
-    ("generator", (row for row in RAGGED), RAGGED), ("empty-batch", [], [])]]
+    ("generator", (row for row in RAGGED), RAGGED)]]
 NOT_SEQUENCES = [pytest.param(v, e, id=name) for name, v, e in [
     ("str", "a b", TYPE), ("bytes", b"ab", TYPE), ("None", None, TYPE), ("int", 3, TYPE),
     ("flat-list", [1, 2, 3], TYPE), ("flat-array", np.array([1, 2]), TYPE),
     ("flat-tensor", tf.constant([1, 2]), TYPE), ("texts", ["a b", "c"], TYPE),
     ("floats", [[1.0, 2.0]], TYPE), ("bools", [[True]], TYPE), ("nested", [[[1], [2]]], VALUE),
     ("negative", [[1, -1]], VALUE), ("empty-sequence", [[1], []], VALUE),
+    ("empty-batch", [], VALUE), ("empty-tensor", tf.zeros((0, 3), tf.int32), VALUE),
     ("none-row", [[1], None], TYPE)]]
 
 
@@ -253,6 +264,7 @@ def test_sequences_refuse(value, expected):
 
 def test_sequences_allow_empty_on_request_and_name_the_row():
     assert [r.size for r in _checks.sequences([[1], []], "x", allow_empty=True)] == [1, 0]
+    assert _checks.sequences([], "x", allow_empty=True) == []
     with pytest.raises(_checks.ArgumentValueError, match="sequence 1"):
         _checks.sequences([[1], [2, -3]], "x")
 
@@ -302,9 +314,88 @@ def test_flag(monkeypatch, raw, expected, default):
           argument="RNNCOURSE_TEST_FLAG")
 
 
+# --------------------------------------------------------------------------- specs
+@pytest.mark.parametrize("spec, value, expected", [
+    (_checks.natural, np.int8(0), 0), (_checks.natural, -1, VALUE), (_checks.natural, 1.0, TYPE),
+    (_checks.at_least(2), np.uint16(2), 2), (_checks.at_least(2), 1, VALUE),
+    (_checks.at_least(2), True, TYPE), (_checks.real, np.float32(-2.5), -2.5),
+    (_checks.real, math.inf, VALUE), (_checks.real, "1", TYPE), (_checks.share, 0.5, 0.5),
+    (_checks.share, 0.0, VALUE), (_checks.share, 1.0, VALUE), (_checks.share, np.nan, VALUE),
+    (_checks.optional(_checks.count), None, None), (_checks.optional(_checks.count), 0, VALUE),
+    (_checks.optional(("a", "b")), "b", "b"), (_checks.optional(("a", "b")), "c", VALUE),
+])
+def test_specs(spec, value, expected):
+    check(lambda: spec(value, "x"), expected)
+
+
+def test_fail_if_raises_only_on_a_true_condition_and_builds_a_callable_message_then():
+    built = []
+
+    def message():
+        built.append(1)
+        return "too big"
+
+    _checks.fail_if(False, "x", message)
+    _checks.fail_if(np.bool_(False), "x", "never")
+    assert built == []
+    with pytest.raises(_checks.ArgumentValueError, match="x: too big") as info:
+        _checks.fail_if(np.array([1, 2]).max() > 1, "x", message)
+    assert built == [1] and info.value.argument == "x"
+    with pytest.raises(_checks.ArgumentTypeError):
+        _checks.fail_if(True, "x", "wrong kind", TypeError)
+
+
+@_checks.arguments(units=_checks.count, rate=_checks.fraction, seed=_checks.optional_count,
+                   kind=("lstm", "gru"), path=_checks.path, array=np.ndarray)
+def _declared(units, rate=0.0, *, seed=None, kind="lstm", path="~", array=None):
+    return units, rate, seed, kind, path, array
+
+
+def test_arguments_normalise_by_name_positional_or_keyword():
+    assert _declared(np.int64(3)) == (3, 0.0, None, "lstm", "~", None)  # defaults unchecked
+    units, rate, seed, kind, path, _ = _declared(np.int32(2), np.float32(0.5), seed=np.int8(1),
+                                                 kind="gru", path="~/x")
+    assert (units, rate, seed, kind) == (2, 0.5, 1, "gru") and type(units) is int
+    assert isinstance(path, Path) and "~" not in str(path)
+    assert _declared(units=1, rate=0.25)[:2] == (1, 0.25)
+
+
+@pytest.mark.parametrize("call, error, argument", [
+    (lambda: _declared(0), VALUE, "units"), (lambda: _declared(2.0), TYPE, "units"),
+    (lambda: _declared(1, 1.5), VALUE, "rate"), (lambda: _declared(1, seed=True), TYPE, "seed"),
+    (lambda: _declared(1, kind="rnn"), VALUE, "kind"), (lambda: _declared(1, kind=1), TYPE, "kind"),
+    (lambda: _declared(1, array=[1, 2]), TYPE, "array"),
+    (lambda: _declared(1, path=3), TYPE, "path"),
+])
+def test_arguments_refuse_with_the_parameter_name(call, error, argument):
+    check(call, error, argument=argument)
+
+
+def test_arguments_keep_the_signature_and_refuse_unknown_names():
+    import inspect
+
+    assert list(inspect.signature(_declared).parameters) == ["units", "rate", "seed", "kind",
+                                                             "path", "array"]
+    assert inspect.getfullargspec(_declared).args == ["units", "rate"]  # Keras reads this
+    with pytest.raises(TypeError):
+        _declared()  # a missing argument is Python's own TypeError
+    with pytest.raises(TypeError, match="no parameter"):
+        _checks.arguments(nothing=_checks.count)(lambda units: units)
+
+
+def test_array_finite_and_iterators():
+    assert _checks.array(iter([1.0, 2.0]), "x", finite=True).tolist() == [1.0, 2.0]
+    assert _checks.array([1, 2], "x", finite=True).dtype.kind == "i"
+    for bad in ([1.0, np.nan], [[np.inf]], np.array([-np.inf], np.float32)):
+        check(lambda bad=bad: _checks.array(bad, "x", finite=True), VALUE)
+    assert np.isnan(_checks.array([np.nan], "x")).all()  # only on request
+    assert _checks.ids((i for i in (3, 1)), "x").tolist() == [3, 1]
+
+
 def test_every_public_helper_is_tested():
     tested = {"fail", "count", "optional_count", "number", "fraction", "choice", "array",
-              "ids", "sequences", "token_lists", "path", "flag"}
+              "ids", "sequences", "token_lists", "path", "flag", "fail_if", "arguments",
+              "optional", "natural", "at_least", "real", "share"}
     helpers = {name for name in _checks.__all__ if not name.startswith("Argument")}
     assert helpers == tested, helpers ^ tested
     assert os.path.basename(_checks.__file__) == "_checks.py"

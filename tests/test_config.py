@@ -136,7 +136,7 @@ def test_another_keras_backend_is_a_clear_error():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, env=_clean_env(KERAS_BACKEND="numpy"))
     assert result.returncode != 0
-    assert "rnncourse needs Keras' TensorFlow backend, but Keras is using 'numpy'" in \
+    assert "rnncourse needs Keras' TensorFlow backend, not 'numpy'" in \
         result.stderr
 
 

@@ -20,11 +20,11 @@ def test_one_registry_of_the_three_keras_cells():
     (lambda: models.recurrent_layer("lstm", 0), ValueError, "units"),
     (lambda: models.recurrent_layer("lstm", 4.0), TypeError, "units"),
     (lambda: models.embedding(10), ValueError, "embedding_dim"),
-    (lambda: models.embedding(10, matrix=np.zeros((9, 3))), ValueError, "matrix"),
-    (lambda: models.embedding(10, matrix=np.zeros(10)), ValueError, "matrix"),
-    (lambda: models.embedding(2, matrix=[["a"], ["b"]]), TypeError, "matrix"),
-    (lambda: models.embedding(3, 4, matrix=np.zeros((3, 3))), ValueError, "embedding_dim"),
-    (lambda: models.embedding(2, matrix=np.array([[0.0], [np.nan]])), ValueError, "matrix"),
+    (lambda: models.embedding(10, embeddings=np.zeros((9, 3))), ValueError, "embeddings"),
+    (lambda: models.embedding(10, embeddings=np.zeros(10)), ValueError, "embeddings"),
+    (lambda: models.embedding(2, embeddings=[["a"], ["b"]]), TypeError, "embeddings"),
+    (lambda: models.embedding(3, 4, embeddings=np.zeros((3, 3))), ValueError, "embedding_dim"),
+    (lambda: models.embedding(2, embeddings=np.array([[0.0], [np.nan]])), ValueError, "embeddings"),
     (lambda: models.embedding(0, 3), ValueError, "vocab_size"),
     (lambda: models.embedding(5, 3, seed=1.5), TypeError, "seed"),
     (lambda: models.sequence_classifier(10, num_classes=1), ValueError, "num_classes"),
@@ -49,7 +49,7 @@ def test_bad_arguments_name_the_argument(call, error, argument):
     lambda n: models.sequence_tagger(n(20), n(5), units=n(3), embedding_dim=n(4), seed=n(1),
                                      dropout=np.float32(0.1)),
     lambda n: models.sequence_regressor("gru", n(3), n(2), timesteps=n(5), seed=n(1)),
-    lambda n: models.char_lm(n(7), n(3), n(4), batch_size=n(2), window=n(5), stateful=True,
+    lambda n: models.char_lm(n(7), n(3), n(4), batch_size=n(2), timesteps=n(5), stateful=True,
                              seed=n(1), dropout=0.1),
     lambda n: models.state_char_lm(n(7), n(3), n(4), seed=n(1)),
 ])
@@ -63,7 +63,7 @@ def test_builders_take_numpy_ints_as_python_ints(builder):
 
 def test_embedding_starts_from_the_given_matrix():
     matrix = np.arange(12, dtype="float32").reshape(4, 3)
-    layer = models.embedding(4, matrix=matrix, trainable=False)
+    layer = models.embedding(4, embeddings=matrix, trainable=False)
     out = np.asarray(layer(np.array([[3, 0, 1]])))
     np.testing.assert_array_equal(out[0], matrix[[3, 0, 1]])
     assert not layer.trainable and layer.mask_zero

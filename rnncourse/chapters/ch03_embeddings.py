@@ -96,7 +96,7 @@ def lookup_vs_one_hot(matrix: np.ndarray, ids: np.ndarray) -> float:
     ``ids``: ``(batch, timesteps)`` ints. The layer is :func:`rnncourse.models.embedding`
     started from ``matrix`` (no mask: id 0 is an ordinary row here).
     """
-    layer = models.embedding(len(matrix), matrix=matrix, mask_zero=False)
+    layer = models.embedding(len(matrix), embeddings=matrix, mask_zero=False)
     looked_up = keras.ops.convert_to_numpy(layer(np.asarray(ids, dtype="int32")))
     one_hot = keras.ops.convert_to_numpy(keras.ops.one_hot(ids, len(matrix)))
     return float(np.abs(looked_up - one_hot @ matrix).max())
