@@ -50,7 +50,8 @@ def _objects(vocab, glove) -> None:
         _checks.fail("vocab", "must be a rnncourse.text.Vocabulary (Vocabulary.from_tokens)",
                      TypeError)
     if not isinstance(glove, GloveVectors):
-        _checks.fail("glove", "must be GloveVectors; read the file with glove.read_glove", TypeError)
+        _checks.fail("glove", "must be GloveVectors: read the file with glove.read_glove",
+                     TypeError)
 
 
 def coverage(vocab: Vocabulary, glove: GloveVectors, lowercase: bool = True,

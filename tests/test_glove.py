@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from rnncourse import glove as E
-from rnncourse.text import Vocabulary
 
 ROWS = {
     "the": [0.1, 0.2, 0.3],
