@@ -78,11 +78,11 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
         raise FileNotFoundError(f"no GloVe text file at {path}; data.glove_path(50) gives one")
     with open(path, "rb") as f:  # mapped, not copied: arrow parses the pages in place
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
-    if data[:6].startswith((b"PK\3\4", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or b"\0" in data[:4096]:
-        raise ValueError(f"{path} is an archive or binary (word2vec .bin?), not GloVe text: "
-                         "extract it (unzip glove.6B.zip) or convert it to text first")
     if codecs.lookup(encoding).name != "utf-8":  # arrow reads UTF-8
         data, encoding = text.decode(data[:], path, encoding).encode(), "utf-8"
+    if data[:6].startswith((b"PK\3\4", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or b"\0" in data[:4096]:
+        raise ValueError(f"{path} is an archive, binary (word2vec .bin?) or UTF-16, not GloVe"
+                         " text: extract it (unzip glove.6B.zip), convert it or set encoding=")
     start = len(codecs.BOM_UTF8) if data[:3] == codecs.BOM_UTF8 else 0
     header = int(re.match(rb"\d+ \d+\s*$", data[start:start + 99], re.M) is not None)
     first = next((x for x in data[start:start + 65536].splitlines()[header:] if x.strip()), b"")

@@ -135,6 +135,10 @@ def test_another_encoding_is_named_or_read(tmp_path, vocabulary):
     glove = E.read_glove(path, vocabulary, encoding="cp1252")
     assert "café" in glove and "cat" in glove
     np.testing.assert_array_equal(glove["café"], [1, 2, 3])
+    wide = write(tmp_path / "u16.txt", (glove_text() + "café 1 2 3\n").encode("utf-16"))
+    with pytest.raises(ValueError, match="UTF-16"):
+        E.read_glove(wide, vocabulary)
+    assert E.read_glove(wide, vocabulary, encoding="utf-16").words == glove.words
 
 
 def test_long_reads_show_a_progress_bar(tmp_path, monkeypatch, capsys):
