@@ -52,6 +52,7 @@ from rnncourse import (
     tbptt,
     training,
 )
+from rnncourse import embeddings as M
 from rnncourse import glove as E
 from rnncourse import text as T
 
@@ -373,7 +374,7 @@ TEXT = [
 
 # =========================================================================== GLOVE
 def read_twice(path: Path, **kwargs) -> tuple[E.GloveVectors, E.GloveVectors]:
-    """The first read (parses, writes the cache) and the second (answered by the cache)."""
+    """Two reads of one file (the reader keeps no state between them)."""
     return E.read_glove(path, **kwargs), E.read_glove(path, **kwargs)
 
 
@@ -382,19 +383,9 @@ def byte_order_mark(c: Context, **kwargs):
     return read_twice(path, **kwargs)
 
 
-def stale_cache_same_size_and_mtime(c: Context) -> E.GloveVectors:
-    E.read_glove(c.glove)  # writes the cache
-    stat = c.glove.stat()
-    c.glove.write_text(glove_text().replace("0.1 0.2 0.3", "0.5 0.2 0.3"))  # same size
-    os.utime(c.glove, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert c.glove.stat().st_size == stat.st_size
-    return E.read_glove(c.glove)
-
-
 def read_only_folders(c: Context):
-    """The file in a read-only folder, the cache file's place blocked (also for root)."""
+    """The file in a read-only folder, the cache folder a file: reading writes nothing."""
     folder = c.glove.parent
-    E.cache_file(c.glove).mkdir(parents=True)  # a folder where the cache file would go
     folder.chmod(0o555)
     try:
         reads = read_twice(c.glove), read_twice(c.glove, vocabulary=["cat", "dog"])
@@ -403,27 +394,18 @@ def read_only_folders(c: Context):
     return reads, sorted(p.name for p in folder.iterdir())
 
 
-def corrupted_cache(c: Context):
-    first = E.read_glove(c.glove)
-    file = E.cache_file(c.glove)
-    data = bytearray(file.read_bytes())
-    data[-2] ^= 0x40  # one bit of the last stored float
-    file.write_bytes(bytes(data))
-    return first, E.read_glove(c.glove), E.read_glove(c.glove)
-
-
 def case_agreement(c: Context, lowercase: bool):
     path = c.file("cased.txt", "The 1 2 3\nthe 4 5 6\ncat 7 8 9\n")
     vocab = T.Vocabulary.from_tokens([["The", "cat", "CAT", "zorp"]])
     glove = E.read_glove(path, vocabulary=vocab, lowercase=lowercase)
-    matrix, report = E.embedding_matrix(vocab, glove, lowercase=lowercase)
+    matrix, report = M.embedding_matrix(vocab, glove, lowercase=lowercase)
     return glove.words, report.found_types, matrix[vocab.index("The")].tolist()
 
 
 def nan_row_matrix(c: Context):
     path = c.file("nan.txt", "the 0.1 0.2\ncat nan 0.3\ndog 0.5 inf\n")
     vocab = T.Vocabulary.from_tokens([["the", "cat", "dog"]])
-    return E.embedding_matrix(vocab, E.read_glove(path, cache=False))
+    return M.embedding_matrix(vocab, E.read_glove(path))
 
 
 CP1252 = (glove_text() + "café 1 2 3\n").encode("cp1252")
@@ -431,7 +413,7 @@ CP1252 = (glove_text() + "café 1 2 3\n").encode("cp1252")
 GLOVE = [
     case("glove-nan-rows-refused-before-the-matrix", nan_row_matrix, bad(ValueError, "glove")),
     case("glove-matrix-of-no-rows",
-         lambda c: E.embedding_matrix(VOCAB, E.read_glove(c.glove, vocabulary=["zzz"])),
+         lambda c: M.embedding_matrix(VOCAB, E.read_glove(c.glove, vocabulary=["zzz"])),
          bad(ValueError, "glove")),
     case("glove-cp1252-file-named-with-its-line",
          lambda c: E.read_glove(c.file("cp.txt", CP1252)), bad(ValueError, "encoding")),
@@ -441,7 +423,7 @@ GLOVE = [
     case("glove-cp1252-file-read-with-its-encoding",
          lambda c: read_twice(c.file("cp.txt", CP1252), encoding="cp1252"),
          ok(lambda reads: all(g.words[-1] == "café" and g["café"].tolist() == [1, 2, 3]
-                              for g in reads) and reads[1].from_cache)),
+                              for g in reads))),
     case("glove-malformed-line-named", lambda c: E.read_glove(
         c.file("bad.txt", glove_text() + "bird 1 2\n"), vocabulary=["bird"]),
          raises(ValueError, "bad.txt:8:", "expected a word and 3 numbers")),
@@ -452,22 +434,16 @@ GLOVE = [
     case("glove-byte-order-mark-with-vocabulary",
          lambda c: byte_order_mark(c, vocabulary=["the", "cat"]),
          ok(lambda reads: [g.words for g in reads] == [["the", "cat"]] * 2)),
-    case("glove-stale-cache-found-by-content", stale_cache_same_size_and_mtime,
-         ok(lambda g: not g.from_cache and g["the"].tolist() == pytest.approx([0.5, 0.2, 0.3]))),
-    case("glove-corrupted-cache-rebuilt-never-served", corrupted_cache,
-         ok(lambda r: not r[1].from_cache and r[2].from_cache
-            and np.array_equal(r[0].vectors, r[1].vectors))),
     case("glove-read-only-folders-still-read", read_only_folders,
-         ok(lambda r: [len(g) for g in r[0][0]] == [7, 7] and not r[0][0][1].from_cache
+         ok(lambda r: [len(g) for g in r[0][0]] == [7, 7]
             and [g.words for g in r[0][1]] == [["cat", "dog"]] * 2 and r[1] == ["glove.txt"])),
-    case("glove-cache-goes-to-the-cache-dir",
-         lambda c: (E.read_glove(c.glove), E.cache_file(c.glove), config.cache_dir(),
-                    sorted(c.glove.parent.iterdir())),
-         ok(lambda r: r[1].is_file() and r[1].parent == r[2] / "glove-cache"
-            and [p.name for p in r[3]] == ["glove.txt"])),
+    case("glove-reading-writes-no-file",
+         lambda c: (E.read_glove(c.glove), sorted(os.listdir(c.glove.parent)),
+                    config.cache_dir().exists() and sorted(config.cache_dir().rglob("*"))),
+         ok(lambda r: r[1] == ["glove.txt"] and not r[2])),
     case("glove-cache-dir-is-a-file", lambda c: (c.mp.setenv("RNNCOURSE_CACHE", str(c.glove)),
                                                  E.read_glove(c.glove, vocabulary=["cat"]))[1],
-         ok(lambda g: g.words == ["cat"] and not g.from_cache)),
+         ok(lambda g: g.words == ["cat"])),
     case("glove-vocabulary-case-as-embedding-matrix", lambda c: case_agreement(c, True),
          ok(lambda r: r[0] == ["the", "cat"] and r[1] == 3 and r[2] == [4, 5, 6])),
     case("glove-vocabulary-exact-case-as-embedding-matrix", lambda c: case_agreement(c, False),
@@ -496,22 +472,22 @@ GLOVE = [
     case("glove-folder-for-read-glove", lambda c: E.read_glove(c.glove.parent),
          raises(FileNotFoundError, "no GloVe text file at", "glove_path(50)")),
     case("glove-coverage-top-negative",
-         lambda c: E.coverage(VOCAB, E.read_glove(c.glove), top=-1), bad(ValueError, "top")),
-    case("glove-coverage-of-a-list", lambda c: E.coverage(["the"], E.read_glove(c.glove)),
+         lambda c: M.coverage(VOCAB, E.read_glove(c.glove), top=-1), bad(ValueError, "top")),
+    case("glove-coverage-of-a-list", lambda c: M.coverage(["the"], E.read_glove(c.glove)),
          bad(TypeError, "vocab")),
     case("glove-embedding-matrix-oov-typo",
-         lambda c: E.embedding_matrix(VOCAB, E.read_glove(c.glove), oov="random"),
+         lambda c: M.embedding_matrix(VOCAB, E.read_glove(c.glove), oov="random"),
          bad(ValueError, "oov")),
-    case("glove-nearest-k-bool", lambda c: E.nearest(E.read_glove(c.glove), "cat", k=True),
+    case("glove-nearest-k-bool", lambda c: M.nearest(E.read_glove(c.glove), "cat", k=True),
          bad(TypeError, "k")),
-    case("glove-nearest-unknown-word", lambda c: E.nearest(E.read_glove(c.glove), "zorp"),
+    case("glove-nearest-unknown-word", lambda c: M.nearest(E.read_glove(c.glove), "zorp"),
          raises(KeyError, "zorp", "not among the 7 loaded GloVe words")),
     case("glove-truncated-normal-limit-0",
-         lambda c: E.truncated_normal("zorp", np.zeros(3), np.ones(3), limit=0),
+         lambda c: M.truncated_normal("zorp", np.zeros(3), np.ones(3), limit=0),
          bad(ValueError, "limit")),
     case("glove-truncated-normal-negative-std",
-         lambda c: E.truncated_normal("zorp", np.zeros(3), -np.ones(3)), bad(ValueError, "std")),
-    case("glove-word-seed-of-a-number", lambda c: E.word_seed(3), bad(TypeError, "word")),
+         lambda c: M.truncated_normal("zorp", np.zeros(3), -np.ones(3)), bad(ValueError, "std")),
+    case("glove-word-seed-of-a-number", lambda c: M.word_seed(3), bad(TypeError, "word")),
 ]
 
 

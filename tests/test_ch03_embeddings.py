@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from rnncourse import embeddings as M
 from rnncourse import glove as G
 from rnncourse import plots
 from rnncourse.chapters import Settings
@@ -41,9 +42,8 @@ def test_scales_share_the_recipe_and_repeat_runs():
 def test_compare_loaders_agree_and_count_bytes(small):
     result = C.compare_loaders(small, ["cat", "queen", "absent"])
     assert result.same_vectors and result.kept == 2 and result.lines == 7
-    assert result.vector_bytes == {"dictionary": 7 * 3 * 4, "streaming": 2 * 3 * 4,
-                                   "cached": 2 * 3 * 4}
-    assert set(result.seconds) == {"dictionary", "streaming", "cached"}
+    assert result.vector_bytes == {"dictionary": 7 * 3 * 4, "read_glove": 2 * 3 * 4}
+    assert set(result.seconds) == {"dictionary", "read_glove"}
 
 
 def test_one_hot_vs_dense_arithmetic():
@@ -99,10 +99,10 @@ def test_comparison_statistics_are_paired_over_seeds():
 
 
 def test_figures_have_data(small):
-    glove = G.read_glove(small, cache=False)
+    glove = G.read_glove(small)
     vocab = Vocabulary.from_tokens([["cat", "zorp"]])
-    _, report = G.embedding_matrix(vocab, glove)
-    oov = np.stack([G.truncated_normal(f"w{i}", glove.mean, glove.std) for i in range(50)])
+    _, report = M.embedding_matrix(vocab, glove)
+    oov = np.stack([M.truncated_normal(f"w{i}", glove.mean, glove.std) for i in range(50)])
     figures = [P.plot_projection(glove, {"animals": ["cat", "dog"], "royals": ["king", "queen"]}),
                P.plot_coverage({"a": report, "b": report}),
                P.plot_oov_vectors(glove, oov, oov * 0),
@@ -115,8 +115,8 @@ def test_figures_have_data(small):
 
 def test_oov_figure_legend_sits_below_every_panel_and_its_label(small):
     """The legend once covered the middle panel's x label (finish() undid the layout)."""
-    glove = G.read_glove(small, cache=False)
-    oov = np.stack([G.truncated_normal(f"w{i}", glove.mean, glove.std) for i in range(50)])
+    glove = G.read_glove(small)
+    oov = np.stack([M.truncated_normal(f"w{i}", glove.mean, glove.std) for i in range(50)])
     fig = P.plot_oov_vectors(glove, oov, oov * 0, dims=(0, 1, 2))
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -140,7 +140,7 @@ def test_keras_probes():
 
 
 def test_group_similarity(small):
-    vectors = G.read_glove(small, cache=False)
+    vectors = G.read_glove(small)
     within, between = C.group_similarity(vectors, {"animals": ["cat", "dog"],
                                                    "royals": ["king", "queen"]})
     assert within > between
@@ -153,7 +153,7 @@ def test_group_similarity(small):
 
 
 def test_projection_labels_do_not_overlap(small):
-    vectors = G.read_glove(small, cache=False)
+    vectors = G.read_glove(small)
     fig = P.plot_projection(vectors, {"animals": ["cat", "dog"], "royals": ["king", "queen"],
                                       "people": ["man", "woman"]})
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -27,7 +27,8 @@ import numpy as np
 
 from rnncourse import _checks, cells, config, data, devices, text
 from rnncourse.chapters import Settings, settings_for
-from rnncourse.glove import embedding_matrix, read_glove
+from rnncourse.embeddings import embedding_matrix
+from rnncourse.glove import read_glove
 
 config.quiet_tensorflow()
 
@@ -369,7 +370,7 @@ class SentenceData:
         x_train, x_val: ``(n, overfit_timesteps)`` int32 ids, post-padded (right-padded).
         y_train, y_val: ``(n,)`` float32 labels (1 positive).
         matrix: ``(vocabulary, 50)`` float32 GloVe rows (seeded random rows for words GloVe
-            lacks, zeros for padding): :func:`rnncourse.glove.embedding_matrix`.
+            lacks, zeros for padding): :func:`rnncourse.embeddings.embedding_matrix`.
         split_seed: seed of the train/validation split and of the kept training sentences.
     """
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from rnncourse import _checks, config, models, text
 from rnncourse.chapters import Settings, settings_for
-from rnncourse.glove import CoverageReport, GloveVectors, embedding_matrix, read_glove
+from rnncourse.embeddings import CoverageReport, embedding_matrix
+from rnncourse.glove import GloveVectors, read_glove
 from rnncourse.text import Vocabulary
 
 config.quiet_tensorflow()
@@ -168,13 +169,13 @@ class LoaderComparison:
     """The dictionary loop against :func:`rnncourse.glove.read_glove` on one vocabulary.
 
     Attributes:
-        seconds: wall time per loader (``dictionary``, ``streaming``, ``cached``), for the
-            figure only: it depends on the machine's load, so nothing asserts it.
+        seconds: wall time per loader (``dictionary``, ``read_glove``), for the figure
+            only: it depends on the machine's load, so nothing asserts it.
         vector_bytes: float32 bytes of word vectors each loader keeps (counted, not timed):
             the dictionary holds every line's vector, the reader only the kept rows.
         lines: lines of the file read.
         kept: vocabulary words found in the file.
-        same_vectors: the three loaders gave identical float32 rows for the kept words.
+        same_vectors: the two loaders gave identical float32 rows for the kept words.
     """
 
     seconds: dict[str, float]
@@ -186,11 +187,10 @@ class LoaderComparison:
 
 def compare_loaders(path: str | os.PathLike, words: Iterable[str],
                     max_lines: int | None = None) -> LoaderComparison:
-    """Load the GloVe rows of ``words`` three ways: dictionary, streaming, cached.
+    """Load the GloVe rows of ``words`` two ways: the dictionary loop, :func:`read_glove`.
 
-    Both read the first ``max_lines`` lines (all when ``None``). The cached time is that
-    of a call once the cache exists (it is built first when missing, untimed).
-    ``benchmarks/glove_loading.py`` measures the same with repeats and peak memory.
+    Both read the first ``max_lines`` lines (all when ``None``).
+    ``benchmarks/glove_loading.py`` times the reader against other readers, with repeats.
     """
     words = list(dict.fromkeys(words))
     start = time.perf_counter()
@@ -200,23 +200,14 @@ def compare_loaders(path: str | os.PathLike, words: Iterable[str],
     lines, table_bytes = len(table), sum(v.nbytes for v in table.values())
     del table
     start = time.perf_counter()
-    streamed = read_glove(path, vocabulary=words, cache=False, max_words=max_lines,
-                          lowercase=False)
-    streaming = time.perf_counter() - start
-    read_glove(path, vocabulary=words[:1], cache=True, lowercase=False)  # builds the cache
-    start = time.perf_counter()
-    cached = read_glove(path, vocabulary=words, cache=True, max_words=max_lines,
-                        lowercase=False)
-    cached_s = time.perf_counter() - start
-    same = (streamed.words == cached.words and set(streamed.words) == set(reference)
-            and np.array_equal(streamed.vectors, cached.vectors)
-            and all(np.array_equal(reference[w], v)
-                    for w, v in zip(streamed.words, streamed.vectors, strict=True)))
+    read = read_glove(path, vocabulary=words, max_words=max_lines, lowercase=False)
+    reader = time.perf_counter() - start
+    same = set(read.words) == set(reference) and all(
+        np.array_equal(reference[w], v) for w, v in zip(read.words, read.vectors, strict=True))
     return LoaderComparison(
-        seconds={"dictionary": dictionary, "streaming": streaming, "cached": cached_s},
-        vector_bytes={"dictionary": table_bytes, "streaming": int(streamed.vectors.nbytes),
-                      "cached": int(cached.vectors.nbytes)},
-        lines=lines, kept=len(streamed), same_vectors=bool(same))
+        seconds={"dictionary": dictionary, "read_glove": reader},
+        vector_bytes={"dictionary": table_bytes, "read_glove": int(read.vectors.nbytes)},
+        lines=lines, kept=len(read), same_vectors=bool(same))
 
 
 # =========================================================================== geometry

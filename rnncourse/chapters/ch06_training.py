@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config, data, glove, text, training
+from rnncourse import config, data, embeddings, glove, text, training
 from rnncourse.chapters import Settings, settings_for
 from rnncourse.config import quiet_tensorflow
 
@@ -183,7 +183,7 @@ words seen ``min_count`` times or with a GloVe vector, plus every word of the un
 text of all tweets that has a GloVe vector (rarer training words map to ``<oov>``, which is
 trained on them); ``"GloVe words only"``: only words with a GloVe vector, every other word
 is ``<oov>``. Initialisation: ``None`` random, else GloVe rows and ``oov`` rows
-(:func:`rnncourse.glove.embedding_matrix`).
+(:func:`rnncourse.embeddings.embedding_matrix`).
 """
 
 
@@ -249,8 +249,8 @@ def encode_tweets(tweets: Tweets, strategy: str, setup: Settings | None = None) 
     vocab = _vocabulary(tweets, kind, s.recipe.min_count)
     matrix = None
     if oov is not None:
-        matrix, _ = glove.embedding_matrix(vocab, tweets.vectors, oov=oov,
-                                           seed=tweets.split_seed)
+        matrix, _ = embeddings.embedding_matrix(vocab, tweets.vectors, oov=oov,
+                                                seed=tweets.split_seed)
     x, y = text.encode_tagging(tweets.tokens, tweets.tags, vocab, tweets.tag_names)
     is_oov = x == text.OOV
     val_oov_words = [w for i in tweets.val for w, t in zip(tweets.tokens[i], x[i], strict=False)

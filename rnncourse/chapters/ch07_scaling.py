@@ -24,7 +24,8 @@ import numpy as np
 
 from rnncourse import _checks, config, data, distributed, text
 from rnncourse.chapters import Settings, settings_for
-from rnncourse.glove import embedding_matrix, read_glove
+from rnncourse.embeddings import embedding_matrix
+from rnncourse.glove import read_glove
 
 config.quiet_tensorflow()
 import keras  # noqa: E402
@@ -112,7 +113,7 @@ def tagging_set(tweets: int, seed: int, glove_dim: int = 50,
     """The first ``tweets`` WNUT-16 tweets, split with ``seed``; the training part, encoded.
 
     The vocabulary comes from the training tweets; GloVe rows are looked up lower-cased and
-    OOV rows drawn per word (:func:`rnncourse.glove.embedding_matrix`), so two processes
+    OOV rows drawn per word (:func:`rnncourse.embeddings.embedding_matrix`), so two processes
     calling this with the same arguments build the same arrays. ``corpus="synthetic"``:
     as many random "sentences" (3 to 20 random ids, random tags, random vectors) from
     ``seed``, no download.

@@ -1,7 +1,7 @@
 """Figures of the chapter *Embeddings and GloVe* (each function returns the Figure).
 
 They take the library's objects (:class:`rnncourse.glove.GloveVectors`,
-:class:`rnncourse.glove.CoverageReport`) and the chapter's frozen results
+:class:`rnncourse.embeddings.CoverageReport`) and the chapter's frozen results
 (``LoaderComparison``, ``SentimentComparison`` of :mod:`rnncourse.chapters.ch03_embeddings`,
 read by attribute, so this module does not import the chapter).
 """
@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from rnncourse.glove import GloveVectors, projection_2d
+from rnncourse.embeddings import projection_2d
+from rnncourse.glove import GloveVectors
 from rnncourse.plots import COLORS, finish, new_figure
 
 __all__ = ["plot_projection", "plot_coverage", "plot_oov_vectors", "plot_sentiment",
