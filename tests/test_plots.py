@@ -142,3 +142,10 @@ def test_no_figure_text_is_smaller_than_the_style_allows():
     too_small = [(name, line, size) for name, line, size in found
                  if not isinstance(size, (int, float)) or size < smallest]
     assert too_small == [], f"text below {smallest} pt (or not a number of points): {too_small}"
+
+
+def test_an_empty_legend_adds_nothing():
+    fig, ax = plots.new_figure()
+    ax.plot([0, 1], [0, 1])  # no label
+    plots.finish(fig, "No labels", legend=ax.get_legend_handles_labels())
+    assert fig.legends == []

@@ -144,6 +144,8 @@ def _wrap_to_width(text: Text, width: float) -> None:
 def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> float:
     """A figure legend at the bottom, centred, in the most columns (rows filled evenly)
     that fit the figure's width; returns its height as a fraction of the figure's."""
+    if not labels:
+        return 0.0
     for columns in range(len(labels), 0, -1):
         legend = fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0),
                             ncols=columns)
