@@ -11,10 +11,13 @@ every plotting function returns the ``matplotlib.figure.Figure`` so a test can i
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt  # the backend stays matplotlib's choice (Agg when headless)
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 #: Colours by role, from the colour-blind-safe Okabe-Ito palette.
 COLORS = {
@@ -93,17 +96,69 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
     return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=True, **kwargs)
 
 
-def finish(fig: Figure, title: str | None = None) -> Figure:
-    """Add an overall title, tighten the layout, and return the figure.
+def finish(fig: Figure, title: str | None = None,
+           legend: tuple[Sequence[Any], Sequence[str]] | None = None) -> Figure:
+    """Add an overall title and a figure legend, tighten the layout, and return the figure.
+
+    Nothing is drawn beyond the figure's width, so the image a notebook saves
+    (``bbox_inches="tight"``) is no wider than the figure, and the website does not shrink
+    its text: a title wider than the figure is wrapped onto balanced lines, and
+    ``legend=(handles, labels)`` becomes one legend below the panels, in as many columns as
+    fit the figure's width.
 
     The figure is closed in pyplot's registry, so a notebook shows it once: as the value
     the cell returns, not a second time through the inline backend.
     """
     if title:
-        fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
+        _wrap_to_width(fig.suptitle(title, fontsize=12), fig.bbox.width)
+    bottom = 0.0
+    if legend is not None:
+        handles, labels = legend
+        bottom = _legend_below(fig, list(handles), list(labels)) + 0.01
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
     plt.close(fig)
     return fig
+
+
+def _wrap_to_width(text: Text, width: float) -> None:
+    """Break ``text`` into the fewest lines no wider than ``width`` display pixels: after
+    its first colon when both halves fit, else at spaces into lines of about equal length
+    (one word longer than ``width`` stays whole)."""
+    words = text.get_text()
+    if text.get_window_extent().width <= width:
+        return
+    head, colon, tail = words.partition(": ")
+    if colon:
+        text.set_text(f"{head}:\n{tail}")
+        if text.get_window_extent().width <= width:
+            return
+    for lines in range(2, len(words.split()) + 1):
+        # the narrowest wrap into this many lines: balanced instead of a short last line
+        columns = next(c for c in range(-(-len(words) // lines), len(words) + 1)
+                       if len(textwrap.wrap(words, c)) <= lines)
+        text.set_text(textwrap.fill(words, columns))
+        if text.get_window_extent().width <= width:
+            return
+
+
+def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> float:
+    """A figure legend at the bottom, centred, in the most columns (rows filled evenly)
+    that fit the figure's width; returns its height as a fraction of the figure's."""
+    if not labels:
+        return 0.0
+    for columns in range(len(labels), 0, -1):
+        legend = fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0),
+                            ncols=columns)
+        if columns == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            break
+        legend.remove()
+    rows = -(-len(labels) // columns)
+    even = -(-len(labels) // rows)  # same rows, as few columns: 2 + 2 rather than 3 + 1
+    if even != columns:
+        legend.remove()
+        legend = fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0),
+                            ncols=even)
+    return legend.get_window_extent().height / fig.bbox.height
 
 
 def has_data(fig: Figure) -> bool:
@@ -141,7 +196,7 @@ def markdown_table(rows, headers=None):
             return f"{value:,}"
         return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(map(str, headers)) + " |",
+    lines = ["| " + " | ".join(str(h).replace("|", "\\|") for h in headers) + " |",
              "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return Markdown("\n".join(lines))

@@ -10,31 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rnncourse.plots import COLORS, new_figure
-from rnncourse.plots import finish as _finish
+from rnncourse.plots import COLORS, finish, new_figure
 
 if TYPE_CHECKING:
     from rnncourse.batching import PaddingCount
 
 LABELS = {"global_max": "pad to global max", "per_batch": "pad per random batch",
           "bucketed": "bucketed", "sorted": "length-sorted"}
-
-
-def finish(fig: Figure, title: str) -> Figure:
-    """``plots.finish``, then detach the figure from pyplot.
-
-    A notebook cell shows the returned figure once; without ``plt.close`` the inline backend
-    would show it a second time at the end of the cell.
-    """
-    _finish(fig, title)
-    plt.close(fig)
-    return fig
-
-
 STRATEGY_COLORS = {"global_max": COLORS["baseline"], "per_batch": COLORS["other"],
                    "bucketed": COLORS["lstm"], "sorted": COLORS["gru"]}
 

@@ -145,12 +145,8 @@ def plot_oov_vectors(glove: GloveVectors, oov_vectors: np.ndarray,
             ax.axvline(0.0, color=COLORS["simple_rnn"], linestyle="--", label="OOV: zeros")
         ax.set_xlabel(f"value of dimension {d}")
     axes[0].set_ylabel("density (1/unit)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    finish(fig, "Out-of-vocabulary vectors drawn from GloVe's own statistics")
-    # below the panels' axis labels: finish() tightens the layout, then room is made
-    fig.subplots_adjust(bottom=0.3)
-    fig.legend(handles, labels, loc="lower center", ncols=len(labels))
-    return fig
+    return finish(fig, "Out-of-vocabulary vectors drawn from GloVe's own statistics",
+                  legend=axes[0].get_legend_handles_labels())
 
 
 def plot_sentiment(comparison) -> Figure:
@@ -161,7 +157,7 @@ def plot_sentiment(comparison) -> Figure:
         comparison: a ``SentimentComparison`` (``variants``, ``seeds``,
             ``val_accuracy[variant]`` of shape ``(repeats, epochs)``).
     """
-    fig, (ax, right) = new_figure(ncols=2, width=9.5, height=4.4,
+    fig, (ax, right) = new_figure(ncols=2, width=7.5, height=4.4,
                                   gridspec_kw={"width_ratios": (3, 2)})
     n = len(comparison.seeds)
     for k, variant in enumerate(comparison.variants):

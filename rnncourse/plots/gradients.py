@@ -12,21 +12,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from rnncourse.plots import COLORS, new_figure
-from rnncourse.plots import finish as _finish
+from rnncourse.plots import COLORS, finish, new_figure
 
 _CYCLE = [COLORS[k] for k in ("simple_rnn", "lstm", "gru", "accent", "highlight", "other",
                               "baseline")]
-
-
-def finish(fig: Figure, title: str) -> Figure:
-    """:func:`rnncourse.plots.finish`, then detach the figure from pyplot, so a notebook
-    shows it once (as the cell's value) instead of twice (also as pyplot's open figure)."""
-    import matplotlib.pyplot as plt
-
-    _finish(fig, title)
-    plt.close(fig)
-    return fig
 
 
 def _color(label: str, index: int) -> str:
@@ -196,13 +185,14 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
     ``losses``, ``step_norms``, ``diverged``), or an object with ``runs`` (and
     ``mean_predictor_loss``, the default baseline). A run whose norms or losses hit NaN/inf
     is marked x at its last finite norm, and a note names that step ("NaN/inf after step
-    k"). The legend sits below the panels, off the data.
+    k"). The legend sits below the panels, off the data, in as many columns as fit the
+    figure's width (:func:`rnncourse.plots.finish`).
     """
     if hasattr(runs, "runs"):
         if loss_baseline is None:
             loss_baseline = runs.mean_predictor_loss
         runs = runs.runs
-    fig, (left, right) = new_figure(ncols=2, width=6.5, height=4.6)
+    fig, (left, right) = new_figure(ncols=2, width=7.5, height=4.6)
     notes = []
     for i, run in enumerate(runs):
         color = _CYCLE[i % len(_CYCLE)]
@@ -233,15 +223,7 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
     right.set_xlabel("optimizer step")
     right.set_ylabel("global gradient norm ||g|| (before clipping)")
     right.set_title("Gradient norm per step")
-    handles, labels = left.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)),
-               bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return fig
+    return finish(fig, title, legend=left.get_legend_handles_labels())
 
 
 def plot_step_norms(step_norms: Sequence[float], steps_per_epoch: int | None = None,

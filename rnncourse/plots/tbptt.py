@@ -34,7 +34,7 @@ def plot_window_layout(batches, max_batches: int | None = None) -> Figure:
     ax.imshow(image, cmap=palette, aspect="auto", vmin=0, vmax=palette.N - 1)
     for (r, j), s in np.ndenumerate(seq):
         label = "fill" if filler[r, j] else f"s{s}\nw{window[r, j]}"
-        ax.text(j, r, label, ha="center", va="center", fontsize=7,
+        ax.text(j, r, label, ha="center", va="center", fontsize=9,
                 color="black" if filler[r, j] else "white")
     for j in range(k, shown, k):
         ax.axvline(j - 0.5, color="black", lw=2)

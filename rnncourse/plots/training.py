@@ -104,7 +104,7 @@ def plot_tagger_comparison(comparison, variants: Sequence[str] | None = None) ->
         variants: which variants to show, in order (default: all).
     """
     variants = list(variants or comparison.f1)
-    fig, (ax_f1, ax_loss) = new_figure(ncols=2, width=11.0, height=0.9 * len(variants) + 2.6,
+    fig, (ax_f1, ax_loss) = new_figure(ncols=2, width=7.5, height=0.9 * len(variants) + 2.6,
                                        gridspec_kw={"width_ratios": [1.25, 1]})
     rows = np.arange(len(variants))[::-1]
     for row, variant, color in zip(rows, variants, PALETTE, strict=False):
@@ -124,13 +124,14 @@ def plot_tagger_comparison(comparison, variants: Sequence[str] | None = None) ->
     ax_f1.set_xlim(0, min(1.0, top * 1.45 + 0.05))
     ax_f1.set_xlabel(f"entity F1 on validation tweets (seqeval); dots: "
                      f"{len(comparison.seeds)} seeds")
-    ax_f1.set_title("Mean ± standard deviation over seeds")
+    ax_f1.set_title("F1: mean ± std over seeds")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("validation loss per real token (nats)")
     ax_loss.set_title("Validation loss, every run")
-    ax_loss.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=9, ncol=1,
-                   frameon=False)
-    return finish(fig, "BiLSTM tagger on WNUT-16 tweets: vocabulary and unknown-word rows")
+    # below both panels, in the columns that fit (a legend under the right panel alone
+    # widened the saved image and shrank the figure on the page)
+    return finish(fig, "BiLSTM tagger on WNUT-16 tweets: vocabulary and unknown-word rows",
+                  legend=ax_loss.get_legend_handles_labels())
 
 
 def plot_type_confusion(counts: np.ndarray, names: Sequence[str]) -> Figure:

@@ -412,17 +412,14 @@ def _smallest_text_points() -> tuple[float, float]:
 
 
 READABLE_POINTS = 9.0
-# Known, open (issue 25): two figures whose legend below the panels widens the saved image
-# (the clipping runs in chapter 1, the sentiment comparison in chapter 3) show 8.3 and
-# ~8.6 pt at desktop width. At most this many per page may sit between FLOOR and 9 pt.
-KNOWN_SMALL = {"book/01_rnn_gradients.html": 1, "book/03_embeddings_glove.html": 1}
-FLOOR_POINTS = 8.0
 
 
 def test_figures_link_to_full_size_and_their_text_is_readable(site, browser):
     """At desktop width, each figure's smallest text is at least 9 pt on screen:
     font size (pt) x image dpi / 96 (CSS px per inch) x rendered width / natural width,
-    with the font sizes and dpi of rnncourse.plots.STYLE. Each figure links to its file."""
+    with the font sizes and dpi of rnncourse.plots.STYLE (no figure function writes text
+    smaller than the style's smallest size: tests/test_plots.py). Each figure links to its
+    file."""
     points, dpi = _smallest_text_points()
     small, unlinked, seen = [], [], 0
     for page_path in _chapter_pages():
@@ -432,9 +429,9 @@ def test_figures_link_to_full_size_and_their_text_is_readable(site, browser):
                 seen += 1
                 effective = points * dpi / 96 * figure["rendered"] / figure["natural"]
                 if effective < READABLE_POINTS:
-                    small.append((f"{page_path} {figure['src']}: {effective:.1f} pt "
-                                  f"({figure['natural']} px shown at "
-                                  f"{figure['rendered']:.0f})", effective))
+                    small.append(f"{page_path} {figure['src']}: {effective:.1f} pt "
+                                 f"({figure['natural']} px shown at "
+                                 f"{figure['rendered']:.0f})")
                 if not figure["href"] or not figure["href"].endswith(
                         Path(figure["src"]).name):
                     unlinked.append(f"{page_path} {figure['src']} -> {figure['href']}")
@@ -443,14 +440,9 @@ def test_figures_link_to_full_size_and_their_text_is_readable(site, browser):
     if seen == 0:
         pytest.skip("the site has no figures (built from unexecuted sources)")
     assert unlinked == [], f"figures that do not link to their full-size file: {unlinked}"
-    too_small = [entry for entry, points_shown in small if points_shown < FLOOR_POINTS]
-    per_page = {}
-    for entry, _ in small:
-        per_page[entry.split()[0]] = per_page.get(entry.split()[0], 0) + 1
-    over = {page: n for page, n in per_page.items() if n > KNOWN_SMALL.get(page, 0)}
-    assert not too_small and not over, (
+    assert small == [], (
         f"figures whose smallest text is under {READABLE_POINTS} pt at desktop width: "
-        f"{[entry for entry, _ in small]}")
+        f"{small}")
 
 
 def test_a_phone_can_open_a_figure_full_size(site, browser):
