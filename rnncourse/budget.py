@@ -30,6 +30,7 @@ grows with the context ``L``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,11 +66,10 @@ class Match:
 
 def parameter_count(model: Any) -> int:
     """Parameters of a built Keras model or layer (``count_params()``), or an int as is."""
-    if isinstance(model, (int, np.integer)) and not isinstance(model, (bool, np.bool_)):
-        return _checks.count(model, "model", 0)
+    if isinstance(model, numbers.Integral) and not isinstance(model, (bool, np.bool_)):
+        return int(model)
     if not callable(getattr(model, "count_params", None)):
-        _checks.fail("build", f"must return a built Keras model or layer (or an int), got "
-                              f"{type(model).__name__}", TypeError)
+        _checks.fail("build", f"returned a {type(model).__name__}, not a model", TypeError)
     return int(model.count_params())
 
 
@@ -96,13 +96,9 @@ def match_units(build: Callable[[int], Any], target_params: int, *, tolerance: f
 
     A binary search: about ``log2(max_units / multiple_of)`` calls of ``build``.
     """
-    target = _checks.count(target_params, "target_params")
-    tolerance = _checks.number(tolerance, "tolerance")
-    step = _checks.count(multiple_of, "multiple_of")
-    top = _checks.count(max_units, "max_units", step) // step
-    if not callable(build):
-        _checks.fail("build", f"must be a function of units, got {type(build).__name__}",
-                     TypeError)
+    target, step, top = (_checks.count(value, name) for name, value in (
+        ("target_params", target_params), ("multiple_of", multiple_of), ("max_units", max_units)))
+    tolerance, top = _checks.number(tolerance, "tolerance"), max(top // step, 1)
     counts: dict[int, int] = {}
 
     def params(i: int) -> int:
@@ -117,8 +113,7 @@ def match_units(build: Callable[[int], Any], target_params: int, *, tolerance: f
     best = min({max(low - 1, 1), low}, key=lambda i: (abs(params(i) - target), i))
     match = Match(best * step, params(best), target)
     if abs(match.relative_error) > tolerance:
-        _checks.fail("target_params", f"no width within {tolerance:.0%} of {target:,} "
-                                      f"parameters; the closest is {match}")
+        _checks.fail("target_params", f"none within {tolerance:.0%}; closest: {match}")
     return match
 
 
@@ -192,13 +187,12 @@ def layer_cost(kind: str, context: int, *, input_dim: int, units: int, layers: i
     layer. The recurrent formulas are in the module docstring.
     """
     kind = _checks.choice(kind, "kind", KINDS)
-    context = _checks.count(context, "context")
-    d, n = _checks.count(input_dim, "input_dim"), _checks.count(units, "units")
-    layers = _checks.count(layers, "layers")
-    heads = _checks.count(heads, "heads")
-    f = 4 * n if ffn_units is None else _checks.count(ffn_units, "ffn_units")
-    outputs = _checks.count(outputs, "outputs", 0)
-    size = _checks.count(bytes_per_value, "bytes_per_value")
+    given = {"context": context, "input_dim": input_dim, "units": units, "layers": layers,
+             "heads": heads, "ffn_units": 1 if ffn_units is None else ffn_units,
+             "outputs": outputs, "bytes_per_value": bytes_per_value}
+    context, d, n, layers, heads, f, outputs, size = (
+        _checks.count(value, name, 0 if name == "outputs" else 1) for name, value in given.items())
+    f = 4 * n if ffn_units is None else f
     if kind == "transformer" and n % heads:
         _checks.fail("heads", f"units ({n}) must divide by heads ({heads})")
     parameters = forward = generate = state = 0
@@ -227,8 +221,7 @@ def cost_curve(kind: str, contexts: Sequence[int], **shape) -> list[Cost]:
     ``shape`` holds the keyword arguments of :func:`layer_cost` (``input_dim``, ``units``,
     ...). Read a column with ``[c.generate_macs for c in curve]``.
     """
-    contexts = _checks.array(contexts, "contexts", ndim=1, kinds="iu")
-    return [layer_cost(kind, int(c), **shape) for c in contexts]
+    return [layer_cost(kind, context, **shape) for context in contexts]
 
 
 def crossover(x: Sequence[float], a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -245,12 +238,10 @@ def crossover(x: Sequence[float], a: Sequence[float], b: Sequence[float]) -> flo
     """
     x, a, b = (_checks.array(v, name, ndim=1, kinds="iuf").astype(float)
                for v, name in ((x, "x"), (a, "a"), (b, "b")))
-    for name, values in (("x", x), ("a", a), ("b", b)):
-        if len(values) != len(x) or not np.isfinite(values).all():
-            _checks.fail(name, f"must hold {len(x)} finite numbers (one per x), got "
-                               f"{values.tolist()[:5]}")
-    if len(x) < 2 or np.any(np.diff(x) <= 0):
-        _checks.fail("x", "must hold at least two strictly increasing positions")
+    wrong = [name for name, v in (("x", x), ("a", a), ("b", b)) if len(v) != len(x)
+             or not np.isfinite(v).all()] + ["x"] * (len(x) < 2 or bool(np.any(np.diff(x) <= 0)))
+    if wrong:
+        _checks.fail(wrong[0], "need 2+ increasing x, one finite a and b per x")
     gap = a - b
     for i in range(len(x)):
         if gap[i] == 0:
