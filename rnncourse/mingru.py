@@ -163,14 +163,15 @@ class MinGRU(keras.layers.Layer):
             call as ``initial_state``.
         kernel_initializer, bias_initializer: Keras initializers of the two weights.
 
-    Call arguments:
-        inputs: ``(batch, timesteps, input_dim)``.
-        initial_state: ``(batch, units)``, any real values; zeros when omitted.
-        mask: ``(batch, timesteps)`` booleans (from ``Embedding(mask_zero=True)`` or
-            ``Masking``). A masked step keeps the state: its output repeats the previous
-            state (as Keras 3.15's ``LSTM``/``GRU`` do, ``zero_output_for_mask=False``),
-            and the last state is that of the last real step. Any mask works; padding at
-            the end (post-padding) is the book's convention.
+    Calling it, ``layer(inputs, initial_state=None, mask=None)``:
+
+    * ``inputs``: ``(batch, timesteps, input_dim)``;
+    * ``initial_state``: ``(batch, units)``, any real values; zeros when omitted;
+    * ``mask``: ``(batch, timesteps)`` booleans (from ``Embedding(mask_zero=True)`` or
+      ``Masking``). A masked step keeps the state: its output repeats the previous state
+      (as Keras 3.15's ``LSTM`` and ``GRU`` do by default, ``zero_output_for_mask=False``)
+      and the last state is that of the last real step. Any mask works; padding at the
+      end (post-padding) is the book's convention.
 
     Returns:
         ``(batch, units)``, or ``(batch, timesteps, units)`` with ``return_sequences``;

@@ -101,6 +101,18 @@ def test_initial_state_and_post_padding_mask_match_the_reference():
             assert relative(alone[0, -1], got[row, -1]) < 1e-5, mode
 
 
+def test_masked_steps_behave_as_in_keras_gru():
+    """The docstring's claim: Keras 3.15's GRU (zero_output_for_mask=False by default)
+    repeats the last real output at masked steps, and so does MinGRU."""
+    x = np.random.default_rng(4).normal(size=(2, 6, 3)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    for layer in (keras.layers.GRU(4, return_sequences=True),
+                  mingru.MinGRU(4, return_sequences=True)):
+        out = np.asarray(layer(x, mask=mask))
+        np.testing.assert_allclose(out[0, 4:], out[0, [3, 3]], rtol=1e-6)  # scan rounding
+        assert not np.allclose(out[1, 4], out[1, 3], rtol=1e-3)
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "post-padding"])
 def test_gradients_of_both_forms_agree(masked):
     x, weights = normal_case(300, seed=2)
