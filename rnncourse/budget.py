@@ -6,9 +6,10 @@ of the context length (:func:`layer_cost`, :func:`cost_curve`, :func:`crossover`
 
 The cost counter counts from layer shapes, so it is exact and machine-independent. It
 counts **multiply-adds (MACs) of matrix products** per token; the elementwise work (gate
-nonlinearities, softmax, layer norms, the scan) grows like the width, not its square, and
-is left out. Conventions, for one layer of width ``n = units`` on inputs of width
-``d = input_dim``:
+nonlinearities, softmax, layer norms) grows like the width, not its square, and is left
+out; so is minGRU's parallel scan, about ``10 n log2 L`` elementwise operations per token
+(:mod:`rnncourse.mingru`), which on a CPU can cost more than its matrix products.
+Conventions, for one layer of width ``n = units`` on inputs of width ``d = input_dim``:
 
 * ``lstm`` (Keras ``LSTM``): ``4 (n (d + n) + n)`` parameters, ``4 n (d + n)`` MACs per
   token, a state of ``2 n`` values (``h`` and ``c``);

@@ -149,8 +149,10 @@ class MinGRU(keras.layers.Layer):
     r"""minGRU layer (Feng et al. 2024): gates from the input only, so time runs in parallel.
 
     Weights: ``kernel (input_dim, 2 units)`` holding ``[W_z | W_h]`` and
-    ``bias (2 units,)`` holding ``[b_z | b_h]``: ``2 units (input_dim + 1)`` parameters,
-    a third of a GRU's (no recurrent matrix).
+    ``bias (2 units,)`` holding ``[b_z | b_h]``: ``2 units (input_dim + 1)`` parameters
+    (no recurrent matrix: about a third of a GRU's when ``input_dim == units``). Under a
+    mixed-precision policy the scan runs in float32 and the states come back in the
+    layer's compute dtype.
 
     Args:
         units: size of the state ``h_t``.
@@ -227,12 +229,15 @@ class MinGRU(keras.layers.Layer):
         return ops.moveaxis(states, 0, 1)
 
     def _parallel(self, k, c, h0, mask):
+        dtype = k.dtype
+        k, c, h0 = (ops.cast(v, "float32") for v in (k, c, h0))  # LOG_ZERO needs float32
         log_a = ops.where(mask, -ops.softplus(k), 0.0)  # log(1 - z); 0 keeps the state
         log_b = ops.where(mask, -ops.softplus(-k) + log_g(c), LOG_ZERO)  # log(z g(c))
         method = "cumsum" if self.mode == "parallel_cumsum" else "pairs"
         log_h, log_a_star = log_space_scan(log_a, log_b, method=method)
         states = ops.exp(log_h) + ops.exp(log_a_star) * ops.expand_dims(h0, 1)
-        return ops.reshape(states, ops.shape(k))  # the scan loses the static shape in graphs
+        # the scan loses the static shape in graphs
+        return ops.cast(ops.reshape(states, ops.shape(k)), dtype)
 
     def call(self, inputs, initial_state=None, mask=None):
         k, c = self._gates(inputs)

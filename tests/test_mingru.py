@@ -197,6 +197,22 @@ def test_shapes_parameters_and_mask_propagation():
     assert layer.compute_output_shape((2, 9, 3)) == [(2, 9, 7), (2, 7)]
 
 
+@pytest.mark.parametrize("mode", mingru.MODES)
+def test_mixed_precision_keeps_masked_steps_finite(mode):
+    x, weights = normal_case(12, seed=5)
+    mask = np.arange(12)[None, :] < np.array([[12], [5], [9]])
+    layer = mingru.MinGRU(UNITS, mode=mode, return_sequences=True, dtype="mixed_float16")
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    with tf.GradientTape() as tape:
+        out = layer(x, mask=mask)
+        loss = tf.reduce_sum(tf.cast(out, "float32") ** 2)
+    assert out.dtype == "float16"
+    assert all(np.isfinite(g.numpy()).all() for g in tape.gradient(loss, layer.weights))
+    want = mingru.reference(x, *weights, mask=mask)
+    assert relative(out.numpy(), want) < 2e-3  # float16 products and outputs
+
+
 def test_g_and_log_g():
     x = np.array([-100.0, -30.0, -1.0, 0.0, 0.5, 40.0], "float32")
     g = np.asarray(mingru.g(x))
