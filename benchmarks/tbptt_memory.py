@@ -37,7 +37,7 @@ def throughput(batch_size: int, window: int, length: int, sequences: int, units:
     x, y = ids[:, :-1], ids[:, 1:]
     chars = sequences * length
     stateful = models.char_lm(vocab, units, embedding_dim, batch_size=batch_size,
-                              window=window, stateful=True)
+                              timesteps=window, stateful=True)
     stateful.compile(keras.optimizers.Adam(1e-3, clipnorm=1.0), tbptt.sequence_loss())
     layout = tbptt.stateful_batches(x, y, window, batch_size)
     model = models.state_char_lm(vocab, units, embedding_dim)

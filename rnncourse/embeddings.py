@@ -45,20 +45,10 @@ class CoverageReport:
                     f"most frequent missing: {top}", 88, subsequent_indent="  "))
 
 
-def _objects(vocab, glove) -> None:
-    if not isinstance(vocab, Vocabulary):
-        _checks.fail("vocab", "must be a rnncourse.text.Vocabulary (Vocabulary.from_tokens)",
-                     TypeError)
-    if not isinstance(glove, GloveVectors):
-        _checks.fail("glove", "must be GloveVectors: read the file with glove.read_glove",
-                     TypeError)
-
-
+@_checks.arguments(vocab=Vocabulary, glove=GloveVectors, top=_checks.natural)
 def coverage(vocab: Vocabulary, glove: GloveVectors, lowercase: bool = True,
              top: int = 20) -> CoverageReport:
     """:class:`CoverageReport` of ``vocab`` against ``glove``, listing ``top`` missing words."""
-    _objects(vocab, glove)
-    top = _checks.count(top, "top", minimum=0)
     found = [(w, vocab.counts.get(w, 0), (w.lower() if lowercase else w) in glove.index)
              for w in vocab.words[2:]]
     missing = sorted(((w, c) for w, c, hit in found if not hit), key=lambda m: -m[1])
@@ -67,14 +57,14 @@ def coverage(vocab: Vocabulary, glove: GloveVectors, lowercase: bool = True,
                           missing[:top])
 
 
+@_checks.arguments(word=str)
 def word_seed(word: str, seed: int = 0) -> int:
     """A stable 64-bit seed for ``word`` (BLAKE2b, unlike Python's salted ``hash``)."""
-    if not isinstance(word, str):
-        _checks.fail("word", f"must be a str, got {type(word).__name__}", TypeError)
     return int.from_bytes(hashlib.blake2b(f"{seed}\x00{word}".encode(errors="surrogatepass"),
                                           digest_size=8).digest(), "little")
 
 
+@_checks.arguments(limit=_checks.number)
 def truncated_normal(word: str, mean: np.ndarray, std: np.ndarray, seed: int = 0,
                      limit: float = 2.0) -> np.ndarray:
     """``(dim,)`` float32 ``mean + std * z`` with ``z`` standard normal, redrawn where
@@ -84,13 +74,14 @@ def truncated_normal(word: str, mean: np.ndarray, std: np.ndarray, seed: int = 0
         std, "std", ndim=1).astype(np.float64)
     if std.shape != mean.shape or not (np.isfinite(std) & (std >= 0)).all():
         _checks.fail("std", f"must be finite, >= 0 and shaped like mean {mean.shape}")
-    limit, rng = _checks.number(limit, "limit"), np.random.default_rng(word_seed(word, seed))
+    rng = np.random.default_rng(word_seed(word, seed))
     z = rng.standard_normal(len(mean))
     while (bad := np.abs(z) > limit).any():
         z[bad] = rng.standard_normal(int(bad.sum()))
     return (mean + std * z).astype(np.float32)
 
 
+@_checks.arguments(vocab=Vocabulary, glove=GloveVectors, oov=("truncated_normal", "zeros"))
 def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncated_normal",
                      lowercase: bool = True, seed: int = 0
                      ) -> tuple[np.ndarray, CoverageReport]:
@@ -101,8 +92,6 @@ def embedding_matrix(vocab: Vocabulary, glove: GloveVectors, oov: str = "truncat
     :func:`truncated_normal` with the loaded rows' mean and std (``oov="truncated_normal"``)
     or zeros (``oov="zeros"``). A GloVe row holding nan or inf raises ``ValueError``.
     """
-    _objects(vocab, glove)
-    _checks.choice(oov, "oov", ("truncated_normal", "zeros"))
     if not len(glove) or not np.isfinite(glove.vectors).all():
         bad = [w for w, row in zip(glove.words, glove.vectors, strict=True)
                if not np.isfinite(row).all()]

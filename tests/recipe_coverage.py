@@ -89,6 +89,7 @@ def run_one(notebook: Path, out: Path) -> None:
         namespace.update(__name__="__main__", display=display, get_ipython=lambda: shell)
         cov = coverage.Coverage(data_file=None, include=[str(LIBRARY / "*"), str(script)])
         os.chdir(notebook.parent)
+        sys.path.insert(0, str(notebook.parent))  # as a kernel started in book/ (%%writefile)
         start = time.perf_counter()
         cov.start()
         try:
