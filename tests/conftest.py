@@ -73,3 +73,21 @@ def pytest_collection_modifyitems(config, items):
         name = getattr(item, "originalname", item.name)
         if Path(str(item.path)).name in SLOW_MODULES or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def refuses():
+    """``refuses(call, (error, argument))``: ``call()`` raises ``error`` as one of
+    rnncourse's argument errors naming ``argument`` (the type and the name, not the
+    wording), for the bad-input tables of the newer modules."""
+
+    def check(call, expect):
+        from rnncourse import _checks
+
+        error, argument = expect
+        with pytest.raises(error) as info:
+            call()
+        assert isinstance(info.value, (_checks.ArgumentTypeError, _checks.ArgumentValueError))
+        assert info.value.argument == argument
+
+    return check
