@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import json
 import os
 import subprocess
@@ -112,6 +113,14 @@ def notebook_script(notebook: Path, script: Path) -> list[tuple[int, str]]:
     return cells
 
 
+def _run_cells(_cells: list[tuple[int, str]], _file: str, _namespace: dict) -> None:
+    """Execute the cells in order. Its locals are underscored: IPython expands a magic's
+    ``{name}`` from the calling frame's locals before the user namespace."""
+    for _first, _code in _cells:
+        importlib.invalidate_caches()  # a module a cell wrote (%%writefile) is found
+        exec(compile("\n" * _first + _code, _file, "exec"), _namespace)
+
+
 def run_one(notebook: Path, out: Path) -> None:
     """In this process: execute the notebook under coverage, write the counts to ``out``."""
     import coverage
@@ -133,8 +142,7 @@ def run_one(notebook: Path, out: Path) -> None:
         start = time.perf_counter()
         cov.start()
         try:
-            for first_line, code in cells:
-                exec(compile("\n" * first_line + code, str(script), "exec"), namespace)
+            _run_cells(cells, str(script), namespace)
         finally:
             cov.stop()
         data = cov.get_data()
