@@ -40,7 +40,7 @@ import numpy as np
 
 from rnncourse import _checks
 
-__all__ = ["KINDS", "Match", "match_units", "parameter_count", "Cost", "layer_cost",
+__all__ = ["KINDS", "Match", "match_units", "Cost", "layer_cost",
            "cost_curve", "crossover"]
 
 KINDS = ("lstm", "gru", "mingru", "transformer")
@@ -65,7 +65,7 @@ class Match:
                 f"({self.relative_error:+.1%} of {self.target:,})")
 
 
-def parameter_count(model: Any) -> int:
+def _parameters(model: Any) -> int:
     """Parameters of a built Keras model or layer (``count_params()``), or an int as is."""
     if isinstance(model, numbers.Integral) and not isinstance(model, (bool, np.bool_)):
         return int(model)
@@ -104,7 +104,7 @@ def match_units(build: Callable[[int], Any], target_params: int, *, tolerance: f
 
     def params(i: int) -> int:
         if i not in counts:
-            counts[i] = parameter_count(build(i * step))
+            counts[i] = _parameters(build(i * step))
         return counts[i]
 
     low, high = 1, top  # the first multiple whose count reaches the target

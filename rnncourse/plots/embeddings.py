@@ -194,8 +194,7 @@ def plot_loaders(comparison) -> Figure:
     Args:
         comparison: a ``LoaderComparison`` (``seconds`` and ``vector_bytes`` per method).
     """
-    names = {"dictionary": "dictionary loop\n(all words)", "streaming": "read_glove,\nstreaming",
-             "cached": "read_glove,\ncached"}
+    names = {"dictionary": "dictionary loop\n(all words)"}  # other keys are their own label
     keys = list(comparison.seconds)
     fig, axes = new_figure(ncols=2, width=9.0, height=3.4)
     for ax, values, unit, scale in ((axes[0], comparison.seconds, "s", 1.0),
