@@ -1,16 +1,17 @@
 """Figures of the chapter *Training loops and sequence labelling*.
 
 They take what the chapter's page measured: :class:`rnncourse.training.LoopHistory` objects
-and the result dataclasses of :mod:`rnncourse.chapters.ch06_training`.
+and plain dicts of numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from rnncourse import _checks
 from rnncourse.plots import COLORS, finish, new_figure
 
 PALETTE = [COLORS["baseline"], COLORS["simple_rnn"], COLORS["lstm"], COLORS["gru"],
@@ -66,49 +67,59 @@ def plot_loop_comparison(per_example, minibatch, train_tweets: int, batch_size: 
     return finish(fig, "Per-example fit() calls against mini-batches on the same tweets")
 
 
-def plot_accumulation(results: Sequence) -> Figure:
-    """Largest weight difference from one big-batch step, per variant and optimizer.
+def plot_accumulation(diffs: Mapping[str, Mapping[str, tuple[float, float]]],
+                      moved: Mapping[str, float], steps: int, micro_batch: int) -> Figure:
+    """Largest weight differences between ways of updating, one panel per optimizer.
 
     Args:
-        results: ``ch06_training.AccumulationResult`` objects (e.g. one for SGD, one for Adam).
+        diffs: ``{optimizer: {"a-b": (embedding, other weights)}}``: the largest absolute
+            difference between the weights variant ``a`` and variant ``b`` reached, in the
+            embedding matrix and in all other weights (e.g. ``"accumulated-big"``).
+        moved: ``{optimizer: largest weight change of the big-batch update itself}``,
+            drawn as a line for scale.
+        steps, micro_batch: micro-batches per update and examples in each (the titles).
     """
-    fig, axes = new_figure(ncols=len(results), width=5.2 * len(results), height=4.6,
+    _checks.fail_if(set(moved) != set(diffs), "moved",
+                    f"needs one value per optimizer of diffs {list(diffs)}, has {list(moved)}")
+    fig, axes = new_figure(ncols=len(diffs), width=5.2 * len(diffs), height=4.6,
                            sharey=True)
     axes = np.atleast_1d(axes)
     floor = 1e-10
-    for ax, result in zip(axes, results, strict=True):
-        names = list(result.diffs)
-        emb = [max(result.diffs[n][0], floor) for n in names]
-        other = [max(result.diffs[n][1], floor) for n in names]
+    for ax, (optimizer, pairs) in zip(axes, diffs.items(), strict=True):
+        names = list(pairs)
+        emb = [max(pairs[n][0], floor) for n in names]
+        other = [max(pairs[n][1], floor) for n in names]
         pos = np.arange(len(names))
         ax.bar(pos - 0.2, emb, width=0.4, color=COLORS["highlight"], label="embedding matrix")
         ax.bar(pos + 0.2, other, width=0.4, color=COLORS["lstm"], label="LSTM and dense weights")
-        ax.axhline(result.moved, color=COLORS["baseline"], ls="--", lw=1,
+        ax.axhline(moved[optimizer], color=COLORS["baseline"], ls="--", lw=1,
                    label="size of the update itself")
         ax.set_xticks(pos, [n.replace("-", "\nvs ") for n in names], fontsize=9)
         ax.set_yscale("log")
         ax.set_ylim(floor / 2, 10)
-        ax.set_title(f"{result.optimizer.upper()}: {result.steps} micro-batches of "
-                     f"{result.micro_batch}")
+        ax.set_title(f"{optimizer.upper()}: {steps} micro-batches of {micro_batch}")
     axes[0].set_ylabel("largest |weight difference| after the update")
     axes[0].legend(loc="upper left", fontsize=9, ncol=1)
     return finish(fig, "Gradient accumulation against one step on the whole batch")
 
 
-def plot_tagger_comparison(comparison, variants: Sequence[str] | None = None) -> Figure:
+def plot_tagger_comparison(f1: Mapping[str, Sequence[float]],
+                           val_losses: Mapping[str, Sequence[Sequence[float]]],
+                           variants: Sequence[str] | None = None) -> Figure:
     """Entity F1 per variant over seeds (mean, standard deviation, each seed), and the
     validation loss curves of every run.
 
     Args:
-        comparison: ``ch06_training.TaggerComparison``.
-        variants: which variants to show, in order (default: all).
+        f1: ``{variant: F1 of each seed's run}`` (paired: the same seeds for every variant).
+        val_losses: ``{variant: [per-epoch validation losses of each run]}``.
+        variants: which variants to show, in order (default: all of ``f1``).
     """
-    variants = list(variants or comparison.f1)
+    variants = list(variants or f1)
     fig, (ax_f1, ax_loss) = new_figure(ncols=2, width=7.5, height=0.9 * len(variants) + 2.6,
                                        gridspec_kw={"width_ratios": [1.25, 1]})
     rows = np.arange(len(variants))[::-1]
     for row, variant, color in zip(rows, variants, PALETTE, strict=False):
-        values = np.asarray(comparison.f1[variant])
+        values = np.asarray(f1[variant], dtype=float)
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         ax_f1.barh(row, values.mean(), xerr=std, color=color, alpha=0.75, capsize=4,
                    height=0.6)
@@ -116,14 +127,14 @@ def plot_tagger_comparison(comparison, variants: Sequence[str] | None = None) ->
                    color="black")
         ax_f1.annotate(f"{values.mean():.3f} ± {std:.3f}", (values.max() + std + 0.01, row),
                        va="center", fontsize=9)
-        for val in comparison.val_losses[variant]:
+        for val in val_losses[variant]:
             ax_loss.plot(np.arange(1, len(val) + 1), val, color=color, lw=1.2, alpha=0.8)
         ax_loss.plot([], [], color=color, lw=2, label=variant)
     ax_f1.set_yticks(rows, variants, fontsize=9)
-    top = max(max(v) for v in comparison.f1.values())
+    top = max(max(f1[v]) for v in variants)
     ax_f1.set_xlim(0, min(1.0, top * 1.45 + 0.05))
     ax_f1.set_xlabel(f"entity F1 on validation tweets (seqeval); dots: "
-                     f"{len(comparison.seeds)} seeds")
+                     f"{len(f1[variants[0]])} seeds")
     ax_f1.set_title("F1: mean ± std over seeds")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("validation loss per real token (nats)")
