@@ -19,7 +19,7 @@ import argparse
 import os
 import statistics
 
-from rnncourse import config, models, training
+from rnncourse import config, data, embeddings, glove, models, text, training
 from rnncourse.chapters import ch06_training as ch06
 
 
@@ -39,14 +39,21 @@ def main() -> None:
 
     setup = ch06.settings()
     config.set_seed(config.seed(0))
-    tweets = ch06.load_tweets(setup)
-    encoding = ch06.encode_tweets(tweets, "GloVe + text words, trained <oov>", setup)
-    x, y = encoding.x[tweets.train], encoding.y[tweets.train]
+    tokens, tags = data.load_tweet_ner()  # the chapter's tweets and training split
+    tokens, tags = tokens[:setup.sizes.tagger_tweets], tags[:setup.sizes.tagger_tweets]
+    train, _ = text.split_indices(len(tokens), setup.recipe.validation_fraction,
+                                  seed=config.seed(0))
+    vocab = text.Vocabulary.from_tokens([tokens[i] for i in train])
+    vectors = glove.read_glove(data.glove_path(setup.recipe.glove_dim),
+                               vocabulary={t.lower() for tweet in tokens for t in tweet})
+    matrix, _ = embeddings.embedding_matrix(vocab, vectors, seed=config.seed(0))
+    x, y = text.encode_tagging(tokens, tags, vocab, text.tag_vocabulary(tags))
+    x, y, tag_count = x[train], y[train], len(text.tag_vocabulary(tags))
     n, batch_size = len(x), setup.recipe.batch_size
 
     def model():
-        tagger = models.sequence_tagger(len(encoding.vocab), len(tweets.tag_names),
-                                        units=args.units, embeddings=encoding.embeddings,
+        tagger = models.sequence_tagger(len(vocab), tag_count,
+                                        units=args.units, embeddings=matrix,
                                         seed=config.seed(1))
         tagger.compile(optimizer=training.optimizer(setup.recipe.optimizer,
                                                     setup.recipe.learning_rate),
@@ -62,7 +69,7 @@ def main() -> None:
     loop_epoch, batch_epoch = statistics.median(loop_s), statistics.median(batch_s)
 
     print(f"BiLSTM({args.units}) tagger, {n} training tweets x {x.shape[1]} steps, "
-          f"vocabulary {len(encoding.vocab)}, {os.cpu_count()} CPUs, "
+          f"vocabulary {len(vocab)}, {os.cpu_count()} CPUs, "
           f"median of {args.repeats} interleaved repeats")
     print(f"{'path':<48}{'s / epoch':>12}")
     print(f"{'fit() per example (extrapolated from ' + str(args.subset) + ')':<48}"
