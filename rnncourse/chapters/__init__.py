@@ -8,12 +8,14 @@ One module per chapter (``ch00_setup`` ... ``ch07_scaling``), each with the same
 * ``Recipe``: a frozen dataclass of everything else (learning rates, dropout, patience,
   optimisers, compared strategies), one instance ``RECIPE`` shared by both scales.
 * ``settings()`` returns :class:`Settings` for the current scale and seed knob.
-* ``run_*`` functions take ``setup: Settings | None = None`` (default ``settings()``) and
-  return frozen dataclasses, which the chapter's figures in :mod:`rnncourse.plots` take.
+* anything else a chapter module holds is what a reader need not see (data assembly shown
+  once, figure data): the page itself builds, trains and evaluates every model (issue 22;
+  ``make notebooks`` fails when a chapter's module runs a training call or more than 10 %
+  of the chapter's executed lines in its functions).
 * seeds come from :func:`rnncourse.config.seed` (``seed(0)``, ``seed(1)``, ...), never literals.
 
 Probes of Keras behaviour (what an error message says, what a layer returns at padded steps)
-live here too, never in the library. The library (:mod:`rnncourse.text`,
+are written on the page, never in the library. The library (:mod:`rnncourse.text`,
 :mod:`rnncourse.models`, ...) never imports this package; ``tests/test_structure.py`` checks
 both rules.
 """
