@@ -25,7 +25,7 @@ config.quiet_tensorflow()
 import tensorflow as tf  # noqa: E402
 
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "KINDS", "TaggingSet",
-           "tagging_set", "length_boundaries", "global_batches", "worker_kwargs"]
+           "tagging_set", "global_batches", "worker_kwargs"]
 
 KINDS = ("single", "mirrored", "multi_worker")
 """The compared ways to train: one replica; two replicas in one process; two workers."""
@@ -135,29 +135,24 @@ def tagging_set(tweets: int, seed: int, glove_dim: int = 50,
     return TaggingSet(x=x, y=y, embeddings=matrix, tag_names=tuple(tag_names))
 
 
-def length_boundaries(x: np.ndarray) -> list[int]:
-    """Bucket boundaries at the quartiles of the real lengths of ``x`` (0 = padding)."""
-    lengths = (np.asarray(x) != 0).sum(axis=1)
-    cuts = np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int) + 1
-    return sorted({int(c) for c in cuts if 1 < c <= lengths.max()})
-
-
 def global_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Bucketed global batches ``(ids, tags, weights)`` in a fixed order, one pass.
 
     Each sentence is cut to its real length, then ``bucket_by_sequence_length`` groups
-    sentences of similar length and pads each batch to its own longest sentence. No
-    shuffling: every process builds the same batches in the same order. ``weights`` are
+    sentences of similar length (buckets split at the quartiles of the lengths) and pads
+    each batch to its own longest sentence. No shuffling: every process builds the same
+    batches in the same order. ``weights`` are
     :func:`rnncourse.distributed.global_token_weights`.
 
     Returns:
         Dataset of ``(batch, timesteps)`` int32 ids, int32 tags and float32 weights;
         ``timesteps`` differs from batch to batch.
     """
-    lengths = (np.asarray(x) != 0).sum(axis=1).astype("int32")
+    lengths = (np.asarray(x) != 0).sum(axis=1).astype("int32")  # 0 = padding
+    cuts = np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int) + 1
+    boundaries = sorted({int(c) for c in cuts if 1 < c <= lengths.max()})
     ds = tf.data.Dataset.from_tensor_slices((x, y, lengths))
     ds = ds.map(lambda ids, tags, n: (ids[:n], tags[:n]))
-    boundaries = length_boundaries(x)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda ids, tags: tf.shape(ids)[0],
         bucket_boundaries=boundaries,
