@@ -25,7 +25,7 @@ config.quiet_tensorflow()
 import tensorflow as tf  # noqa: E402
 
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "KINDS", "TaggingSet",
-           "tagging_set", "global_batches", "worker_kwargs"]
+           "tagging_set", "synthetic_set", "global_batches", "worker_kwargs"]
 
 KINDS = ("single", "mirrored", "multi_worker")
 """The compared ways to train: one replica; two replicas in one process; two workers."""
@@ -105,21 +105,11 @@ def tagging_set(tweets: int, seed: int, glove_dim: int = 50,
 
     The vocabulary comes from the training tweets; GloVe rows are looked up lower-cased and
     OOV rows drawn per word (:func:`rnncourse.embeddings.embedding_matrix`), so two processes
-    calling this with the same arguments build the same arrays. ``corpus="synthetic"``:
-    as many random "sentences" (3 to 20 random ids, random tags, random vectors) from
-    ``seed``, no download.
+    calling this with the same arguments build the same arrays. ``corpus="synthetic"``
+    (the tests): random sentences instead (:func:`synthetic_set`), no download.
     """
     if corpus == "synthetic":
-        rng = np.random.default_rng(seed)
-        n = tweets - int(round(tweets * validation_fraction))
-        lengths = rng.integers(3, 21, size=n)
-        x = np.zeros((n, int(lengths.max())), dtype="int32")
-        y = np.zeros_like(x)
-        for i, length in enumerate(lengths):
-            x[i, :length] = rng.integers(2, 60, size=length)
-            y[i, :length] = rng.integers(0, 3, size=length)
-        matrix = rng.normal(0, 0.3, size=(60, glove_dim)).astype("float32")
-        return TaggingSet(x=x, y=y, embeddings=matrix, tag_names=("O", "B-x", "I-x"))
+        return synthetic_set(tweets - int(round(tweets * validation_fraction)), seed, glove_dim)
     if corpus != "wnut16":
         raise ValueError(f"corpus must be 'wnut16' or 'synthetic', not {corpus!r}")
     tokens, tags = data.load_tweet_ner()
@@ -133,6 +123,20 @@ def tagging_set(tweets: int, seed: int, glove_dim: int = 50,
     tag_names = text.tag_vocabulary(tags)
     x, y = text.encode_tagging(tokens, tags, vocab, tag_names)
     return TaggingSet(x=x, y=y, embeddings=matrix, tag_names=tuple(tag_names))
+
+
+def synthetic_set(n: int, seed: int, dim: int) -> TaggingSet:
+    """``n`` random "sentences" of 3 to 20 ids (2..59), random tags of three, random
+    ``(60, dim)`` vectors, from ``seed``: a tagging set for the tests, no download."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 21, size=n)
+    x = np.zeros((n, int(lengths.max())), dtype="int32")
+    y = np.zeros_like(x)
+    for i, length in enumerate(lengths):
+        x[i, :length] = rng.integers(2, 60, size=length)
+        y[i, :length] = rng.integers(0, 3, size=length)
+    matrix = rng.normal(0, 0.3, size=(60, dim)).astype("float32")
+    return TaggingSet(x=x, y=y, embeddings=matrix, tag_names=("O", "B-x", "I-x"))
 
 
 def global_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
