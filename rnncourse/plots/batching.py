@@ -1,8 +1,8 @@
 """Figures of the chapter *Variable-length batching* (:mod:`rnncourse.batching`).
 
 The figures take the chapter's results: lengths, ``padding_stats`` dicts, datasets,
-:class:`rnncourse.batching.PaddingCount` per strategy and the mask-exactness table of
-:mod:`rnncourse.chapters.ch04_batching` (its ``MaskExactness`` or the plain dict).
+:class:`rnncourse.batching.PaddingCount` per strategy and the chapter's mask-exactness
+table (a dict).
 """
 
 from __future__ import annotations
@@ -86,14 +86,14 @@ def plot_batch_layout(datasets: dict[str, Iterable], batches: int = 6,
     return finish(fig, title)
 
 
-def plot_mask_exactness(results, title: str = "Padded batch vs each sequence alone") -> Figure:
+def plot_mask_exactness(results: Mapping[tuple[str, str], Mapping[str, float]],
+                        title: str = "Padded batch vs each sequence alone") -> Figure:
     """Max abs difference (log scale) with and without a mask, per layer and padding side.
 
     Args:
-        results: a ``MaskExactness`` (its ``table``) or the table itself,
-            ``{(label, "mask" | "no mask"): {"outputs": d, "states": d}}``.
+        results: ``{(label, "mask" | "no mask"): {"outputs": d, "states": d}}``, the
+            largest differences of the padded batch from each sequence run alone.
     """
-    results = getattr(results, "table", results)
     labels = sorted({label for label, _ in results}, key=list(dict.fromkeys(
         label for label, _ in results)).index)
     floor = 1e-9
