@@ -9,9 +9,9 @@ One module per chapter (``ch00_setup`` ... ``ch07_scaling``), each with the same
   optimisers, compared strategies), one instance ``RECIPE`` shared by both scales.
 * ``settings()`` returns :class:`Settings` for the current scale and seed knob.
 * anything else a chapter module holds is what a reader need not see (data assembly shown
-  once, figure data): the page itself builds, trains and evaluates every model (
-  ``make notebooks`` fails when a chapter's module runs a training call or more than 10 %
-  of the chapter's executed lines in its functions).
+  once, figure data): the page itself builds, trains and evaluates every model.
+  ``make notebooks`` fails when a chapter's module runs a training call, or when more than
+  10 % of the chapter's executed lines are in its module's functions.
 * seeds come from :func:`rnncourse.config.seed` (``seed(0)``, ``seed(1)``, ...), never literals.
 
 Probes of Keras behaviour (what an error message says, what a layer returns at padded steps)
