@@ -101,10 +101,8 @@ def test_training_runs_figure_is_no_wider_than_the_page_allows(labels):
 def test_sentiment_figure_is_no_wider_than_the_page_allows():
     rng = np.random.default_rng(0)
     variants = ("glove", "random", "glove_frozen")
-    comparison = SimpleNamespace(
-        variants=variants, seeds=[10, 11, 12, 13, 14], train_sentences=12_345,
-        val_accuracy={v: 0.6 + 0.1 * rng.random((5, 6)) for v in variants})
-    fig = embedding_plots.plot_sentiment(comparison)
+    val_accuracy = {v: 0.6 + 0.1 * rng.random((5, 6)) for v in variants}  # 5 seeds
+    fig = embedding_plots.plot_sentiment(val_accuracy, train_sentences=12_345)
     assert plots.has_data(fig) and "12,345 labelled" in fig.get_suptitle()
     assert fig.get_figwidth() <= plots.MAX_WIDTH
     assert saved_width(fig) <= figure_pixels(fig) + 4

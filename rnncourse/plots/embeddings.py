@@ -1,9 +1,8 @@
 """Figures of the chapter *Embeddings and GloVe* (each function returns the Figure).
 
 They take the library's objects (:class:`rnncourse.glove.GloveVectors`,
-:class:`rnncourse.embeddings.CoverageReport`) and the chapter's frozen results
-(``LoaderComparison``, ``SentimentComparison`` of :mod:`rnncourse.chapters.ch03_embeddings`,
-read by attribute, so this module does not import the chapter).
+:class:`rnncourse.embeddings.CoverageReport`) and plain mappings of measured numbers
+(``{method: seconds}``, ``{variant: (seeds, epochs) accuracies}``).
 """
 
 from __future__ import annotations
@@ -149,19 +148,21 @@ def plot_oov_vectors(glove: GloveVectors, oov_vectors: np.ndarray,
                   legend=axes[0].get_legend_handles_labels())
 
 
-def plot_sentiment(comparison) -> Figure:
+def plot_sentiment(val_accuracy: Mapping[str, np.ndarray], train_sentences: int) -> Figure:
     """Left: validation accuracy per epoch, mean (line) and range over seeds (band).
     Right: each run's best-epoch accuracy (dots), mean and standard deviation (bar).
 
     Args:
-        comparison: a ``SentimentComparison`` (``variants``, ``seeds``,
-            ``val_accuracy[variant]`` of shape ``(repeats, epochs)``).
+        val_accuracy: ``{variant: (seeds, epochs)}`` validation accuracy after each epoch,
+            one row per training seed (the same number of seeds for every variant).
+        train_sentences: labelled training sentences, for the title.
     """
     fig, (ax, right) = new_figure(ncols=2, width=7.5, height=4.4,
                                   gridspec_kw={"width_ratios": (3, 2)})
-    n = len(comparison.seeds)
-    for k, variant in enumerate(comparison.variants):
-        curves = np.asarray(comparison.val_accuracy[variant], dtype=float)
+    variants = list(val_accuracy)
+    n = len(np.asarray(val_accuracy[variants[0]]))
+    for k, variant in enumerate(variants):
+        curves = np.asarray(val_accuracy[variant], dtype=float)
         epochs = np.arange(1, curves.shape[1] + 1)
         color = VARIANT_COLORS.get(variant, _CYCLE[k % len(_CYCLE)])
         label = VARIANT_LABELS.get(variant, variant)
@@ -179,26 +180,29 @@ def plot_sentiment(comparison) -> Figure:
     ax.set_xticks(np.arange(1, curves.shape[1] + 1))
     ax.legend(loc="lower right")
     ax.set_title(f"per epoch: mean and range over {n} seeds", fontsize=10)
-    right.set_xticks(range(len(comparison.variants)),
-                     [VARIANT_LABELS.get(v, v).replace(", ", ",\n")
-                      for v in comparison.variants])
+    right.set_xticks(range(len(variants)),
+                     [VARIANT_LABELS.get(v, v).replace(", ", ",\n") for v in variants])
     right.set_ylabel("best-epoch validation accuracy")
     right.set_title("each run (dots), mean ± std (square)", fontsize=10)
-    return finish(fig, f"Movie-review sentiment, {comparison.train_sentences:,} labelled "
+    return finish(fig, f"Movie-review sentiment, {train_sentences:,} labelled "
                        "sentences: LSTM with GloVe vs random embeddings")
 
 
-def plot_loaders(comparison) -> Figure:
+def plot_loaders(seconds: Mapping[str, float], vector_bytes: Mapping[str, int],
+                 words: int) -> Figure:
     """Wall time (this run) and float32 vector bytes held, per loading method.
 
     Args:
-        comparison: a ``LoaderComparison`` (``seconds`` and ``vector_bytes`` per method).
+        seconds: ``{method: wall time of this run}`` (``"dictionary"``: the tutorials'
+            loop over every line; other keys are their own label).
+        vector_bytes: ``{method: float32 bytes of word vectors it keeps}``, same keys.
+        words: vocabulary words loaded, for the title.
     """
     names = {"dictionary": "dictionary loop\n(all words)"}  # other keys are their own label
-    keys = list(comparison.seconds)
+    keys = list(seconds)
     fig, axes = new_figure(ncols=2, width=9.0, height=3.4)
-    for ax, values, unit, scale in ((axes[0], comparison.seconds, "s", 1.0),
-                                    (axes[1], comparison.vector_bytes, "MiB", 2.0 ** -20)):
+    for ax, values, unit, scale in ((axes[0], seconds, "s", 1.0),
+                                    (axes[1], vector_bytes, "MiB", 2.0 ** -20)):
         data = [values[k] * scale for k in keys]
         ax.barh([names.get(k, k) for k in keys], data,
                 color=[_CYCLE[i % len(_CYCLE)] for i in range(len(keys))])
@@ -210,4 +214,4 @@ def plot_loaders(comparison) -> Figure:
     axes[0].set_xlabel("wall time of this run (s; depends on the machine's load)")
     axes[1].set_xlabel("word vectors held in memory (MiB, counted)")
     axes[1].set_yticklabels([])
-    return finish(fig, f"Loading the GloVe vectors of {comparison.kept:,} words")
+    return finish(fig, f"Loading the GloVe vectors of {words:,} words")
