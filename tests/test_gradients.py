@@ -244,8 +244,7 @@ def test_figures_have_data(batch, simple_model):
         gradient_plots.plot_norms_through_time({"simple_rnn": result.state_grad_norms},
                                                title="t"),
         gradient_plots.plot_ratio_vs_singular_value(
-            SimpleNamespace(sigmas=(0.5, 1.0), ratios={"tanh": np.array([[1e-3, 1e2]])},
-                            timesteps=12)),
+            (0.5, 1.0), {"tanh": np.array([[1e-3, 1e2], [np.nan, 10.0]])}, timesteps=12),
         gradient_plots.plot_norms_through_time({"two draws": np.ones((2, 12))}, title="t"),
         gradient_plots.plot_training_runs(
             [SimpleNamespace(label="a", losses=(2.0, 1.0), step_norms=(3.0, 1.0),
@@ -260,6 +259,8 @@ def test_figures_have_data(batch, simple_model):
         plt.close(fig)
     with pytest.raises(ValueError, match="curves is empty"):
         gradient_plots.plot_norms_through_time({}, title="t")
+    with pytest.raises(ValueError, match="ratios is empty"):
+        gradient_plots.plot_ratio_vs_singular_value((0.5, 1.0), {}, timesteps=12)
 
 
 def _tiny_regression(seed=0, n=12):

@@ -1,11 +1,14 @@
-"""Chapter 5, truncated BPTT: the chapter's experiments (see :mod:`rnncourse.chapters`).
+"""Chapter 5, truncated BPTT: the chapter's sizes and its memory measurement (see
+:mod:`rnncourse.chapters`).
 
-* :func:`activation_bytes`: the memory arithmetic of a backward pass through an LSTM.
-* :func:`run_memory` (:func:`measure_memory`, :func:`memory_vs_length`): the measured peak
-  memory of one training pass, full BPTT vs TBPTT, counted in a fresh process.
-* :func:`char_data`: Shakespeare as next-character sequences for the character-level LSTM
-  language model that the chapter's page trains, with stateful layers and with an
-  explicit-state loop.
+The data, the stateful and the explicit-state trainings, generation and every statistic a
+claim rests on are on the page, ``book/05_tbptt.ipynb``. This module keeps what the page
+need not show:
+
+* :func:`activation_bytes`: the memory arithmetic of a backward pass through an LSTM, the
+  formula the page states;
+* :func:`measure_memory` (:func:`memory_vs_length` in a fresh process): the measured peak
+  memory of one training pass per sequence length, full BPTT vs TBPTT.
 """
 
 from __future__ import annotations
@@ -15,17 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncourse import config, data, models, process, tbptt, text
+from rnncourse import _checks, config, models, process, tbptt
 from rnncourse.chapters import Settings, settings_for
-from rnncourse.text import CharVocabulary
 
 config.quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 __all__ = ["Sizes", "SIZES", "Recipe", "RECIPE", "settings", "PLAYS", "activation_bytes",
-           "MemoryResult", "memory_vs_length", "measure_memory", "run_memory", "CharData",
-           "char_data"]
+           "MemoryResult", "memory_vs_length", "measure_memory"]
 
 PLAYS = ("macbeth", "hamlet", "othello", "king-lear")
 """The plays of the Shakespeare corpus the chapter reads, in this order."""
@@ -90,7 +91,6 @@ def settings() -> Settings[Sizes, Recipe]:
     return settings_for(SIZES, RECIPE)
 
 
-# --------------------------------------------------------------------------- memory
 def activation_bytes(batch_size: int, timesteps: int, units: int, input_dim: int,
                      output_dim: int = 0, dtype_bytes: int = 4) -> int:
     """Rough bytes a backward pass keeps for an LSTM(+Dense) over ``timesteps`` steps.
@@ -113,6 +113,7 @@ class MemoryResult:
         full_bptt: bytes with one gradient through all ``L`` steps.
         tbptt: bytes with ``L / window`` updates, the gradient through ``window`` steps each.
         estimate: :func:`activation_bytes` of full BPTT for each ``L``.
+        window: the TBPTT window.
     """
 
     lengths: tuple[int, ...]
@@ -120,25 +121,6 @@ class MemoryResult:
     tbptt: tuple[int, ...]
     estimate: tuple[int, ...]
     window: int
-    batch_size: int
-    units: int
-
-    @property
-    def growth_length(self) -> float:
-        return self.lengths[-1] / self.lengths[0]
-
-    @property
-    def growth_full(self) -> float:
-        return self.full_bptt[-1] / self.full_bptt[0]
-
-    @property
-    def growth_tbptt(self) -> float:
-        return max(self.tbptt) / min(self.tbptt)
-
-    @property
-    def full_per_estimate(self) -> float:
-        """Measured / estimated bytes of full BPTT at the longest ``L``."""
-        return self.full_bptt[-1] / self.estimate[-1]
 
 
 def _pass_peak_bytes(fn, *args) -> int:
@@ -161,14 +143,14 @@ def memory_vs_length(lengths, window: int = 25, batch_size: int = 32, units: int
     """Measure, in *this* process, the peak bytes of one training pass per sequence length.
 
     For each ``L``: full BPTT (a :class:`~rnncourse.tbptt.TBPTTTrainer` whose window is
-    ``L``) and TBPTT (windows of ``window``), on the same model and random ids. The
-    ``tf.function`` steps run eagerly, one op after the other on one thread, so the
-    allocator sees the same sequence of allocations on every run: a compiled graph runs
-    independent ops in an order that changes from run to run, and its peak with it (up
-    to 2x at these sizes). ``eager=False`` measures the compiled steps instead, as training
-    runs them (``benchmarks/tbptt_memory.py`` prints both). Call it through
-    :func:`measure_memory`, which gives it a fresh process with TensorFlow's counting (BFC)
-    allocator.
+    ``L``) and TBPTT (windows of ``window``), on the same model and random ids, with a
+    learning rate of 0. The ``tf.function`` steps run eagerly, one op after the other on
+    one thread, so the allocator sees the same sequence of allocations on every run: a
+    compiled graph runs independent ops in an order that changes from run to run, and its
+    peak with it (up to 2x at these sizes). ``eager=False`` measures the compiled steps
+    instead, as training runs them (``benchmarks/tbptt_memory.py`` prints both). Call it
+    through :func:`measure_memory`, which gives it a fresh process with TensorFlow's
+    counting (BFC) allocator.
 
     Returns:
         ``{"lengths", "full_bptt", "tbptt"}``: lists of bytes aligned with ``lengths``.
@@ -196,68 +178,30 @@ def memory_vs_length(lengths, window: int = 25, batch_size: int = 32, units: int
         tf.config.run_functions_eagerly(False)
 
 
+#: The child's environment: TensorFlow's counting allocator on the CPU too (the default
+#: one does not count small tensors), one inter-op and one intra-op thread.
+FRESH_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_NUM_INTEROP_THREADS": "1",
+             "TF_NUM_INTRAOP_THREADS": "1"}
+
+
 def measure_memory(lengths, window: int = 25, batch_size: int = 32, units: int = 128,
                    vocab_size: int = 64, embedding_dim: int = 32, seed: int = 0,
                    eager: bool = True, timeout: float = 600.0) -> MemoryResult:
-    """:func:`memory_vs_length` in a fresh Python process with every allocation counted.
-
-    The child sets ``TF_CPU_ALLOCATOR_USE_BFC=true`` before TensorFlow starts (on the CPU
-    the default allocator does not count small tensors) and one inter-op and one intra-op
-    thread; its allocator starts empty, so the numbers do not depend on what the caller ran
-    before, nor on the load of the machine.
+    """:func:`memory_vs_length` in a fresh Python process with every allocation counted
+    (:data:`FRESH_ENV`). The child's allocator starts empty, so the numbers do not depend
+    on what the caller ran before, nor on the load of the machine; ``estimate`` is
+    :func:`activation_bytes` of full BPTT at each length.
     """
-    lengths = tuple(int(n) for n in lengths)
-    if not lengths or min(lengths) < 1:
-        raise ValueError(f"lengths must be positive ints, got {lengths}")
-    kwargs = dict(lengths=list(lengths), window=window, batch_size=batch_size, units=units,
-                  vocab_size=vocab_size, embedding_dim=embedding_dim, seed=seed,
-                  eager=bool(eager))
-    env = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_NUM_INTEROP_THREADS": "1",
-           "TF_NUM_INTRAOP_THREADS": "1"}
-    got = process.run_fresh("rnncourse.chapters.ch05_tbptt:memory_vs_length", kwargs, env=env,
-                    timeout=timeout)
-    estimate = tuple(activation_bytes(batch_size, n, units, embedding_dim, vocab_size)
-                     for n in lengths)
-    return MemoryResult(lengths, tuple(got["full_bptt"]), tuple(got["tbptt"]), estimate,
-                        window, batch_size, units)
-
-
-def run_memory(setup: Settings[Sizes, Recipe] | None = None) -> MemoryResult:
-    """:func:`measure_memory` at the chapter's sizes: full BPTT vs TBPTT per ``L``."""
-    s = setup or settings()
-    return measure_memory(s.sizes.memory_lengths, window=s.recipe.window,
-                          batch_size=s.sizes.memory_sequences, units=s.sizes.memory_units,
-                          vocab_size=s.recipe.memory_vocabulary,
-                          embedding_dim=s.recipe.embedding_dim, seed=config.seed(0))
-
-
-# --------------------------------------------------------------------------- language model
-@dataclass(frozen=True)
-class CharData:
-    """Shakespeare as consecutive next-character sequences, the last share held out.
-
-    Attributes:
-        x_train, y_train: ``(N, L)`` int32 ids and next-character targets.
-        x_val, y_val: the held-out sequences, the end of the text.
-        unigram_bits: entropy of the character frequencies of the whole text.
-    """
-
-    vocab: CharVocabulary
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    unigram_bits: float
-    characters: int
-
-
-def char_data(setup: Settings[Sizes, Recipe] | None = None) -> CharData:
-    """Read the plays, encode them by character, cut sequences, hold out the end."""
-    s = setup or settings()
-    corpus = data.load_shakespeare(plays=list(PLAYS[: s.sizes.plays]))[: s.sizes.characters]
-    vocab = text.char_vocabulary(corpus)
-    ids = vocab.encode(corpus)
-    x, y = tbptt.char_sequences(ids, s.sizes.sequence_length)
-    train, val = text.split_indices(len(x), s.recipe.validation_fraction, shuffle=False)
-    return CharData(vocab, x[train], y[train], x[val], y[val],
-                    tbptt.unigram_entropy_bits(ids, len(vocab)), len(corpus))
+    # checked here: in the child a mistake would surface as a traceback in its stderr
+    lengths = [_checks.count(n, "lengths") for n in lengths]
+    _checks.fail_if(not lengths, "lengths", "must hold at least one sequence length")
+    got = process.run_fresh(
+        "rnncourse.chapters.ch05_tbptt:memory_vs_length",
+        dict(lengths=lengths, window=window, batch_size=batch_size, units=units,
+             vocab_size=vocab_size, embedding_dim=embedding_dim, seed=seed,
+             eager=bool(eager)),
+        env=FRESH_ENV, timeout=timeout)
+    estimate = [activation_bytes(batch_size, n, units, embedding_dim, vocab_size)
+                for n in lengths]
+    return MemoryResult(tuple(lengths), tuple(got["full_bptt"]), tuple(got["tbptt"]),
+                        tuple(estimate), window)

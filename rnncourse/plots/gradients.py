@@ -1,8 +1,7 @@
 """Figures of the chapter *RNN gradients* (``book/01_rnn_gradients.ipynb``).
 
-Every function takes numbers computed by :mod:`rnncourse.gradients` or the result objects
-of :mod:`rnncourse.chapters.ch01_gradients` (read by attribute; this module does not import
-the chapter) and returns the ``matplotlib.figure.Figure``.
+Every function takes numbers computed by :mod:`rnncourse.gradients` (arrays, dicts of
+arrays, or training runs read by attribute) and returns the ``matplotlib.figure.Figure``.
 """
 
 from __future__ import annotations
@@ -113,18 +112,25 @@ def plot_norms_through_time(curves: Mapping[str, np.ndarray], title: str,
     return finish(fig, title)
 
 
-def plot_ratio_vs_singular_value(sweep) -> Figure:
+def plot_ratio_vs_singular_value(sigmas: Sequence[float], ratios: Mapping[str, np.ndarray],
+                                 timesteps: int) -> Figure:
     """``||g_1|| / ||g_T||`` against the largest singular value of ``W_aa``, per activation.
 
-    Takes a :class:`rnncourse.chapters.ch01_gradients.SingularValueSweep` (``sigmas``,
-    ``ratios`` ``{activation: (draws, len(sigmas))}``, ``timesteps``): the line is the
-    geometric mean over the weight draws, the markers each draw. The vertical line marks
-    ``sigma_1 = 1``, Pascanu et al.'s bound for tanh/linear (derivative at most 1): strictly
-    below it the gradient must vanish; only above it can it explode.
+    Args:
+        sigmas: the swept largest singular values ``sigma_1``.
+        ratios: ``{activation: (draws, len(sigmas))}`` first-step over last-step norms; NaN
+            (a forward pass that overflowed) is left out.
+        timesteps: ``T``, the sequence length.
+
+    The line is the geometric mean over the weight draws, the markers each draw. The
+    vertical line marks ``sigma_1 = 1``, Pascanu et al.'s bound for tanh/linear (derivative
+    at most 1): strictly below it the gradient must vanish; only above it can it explode.
     """
-    sigmas = np.asarray(sweep.sigmas, dtype=float)
+    sigmas = np.asarray(sigmas, dtype=float)
+    if not ratios:
+        raise ValueError("ratios is empty; pass {activation: (draws, len(sigmas)) ratios}")
     fig, ax = new_figure(width=6.8, height=4.4)
-    for i, (label, values) in enumerate(sweep.ratios.items()):
+    for i, (label, values) in enumerate(ratios.items()):
         rows = _rows(values)
         rows = np.where((rows > 0) & np.isfinite(rows), rows, np.nan)
         color = _CYCLE[i % len(_CYCLE)]
@@ -136,10 +142,10 @@ def plot_ratio_vs_singular_value(sweep) -> Figure:
     ax.axvline(1.0, color=COLORS["baseline"], ls="--", lw=1, label="sigma_1 = 1")
     ax.axhline(1.0, color=COLORS["baseline"], ls=":", lw=1)
     ax.set_xlabel("largest singular value sigma_1 of W_aa")
-    ax.set_ylabel(f"||dLoss/da_1|| / ||dLoss/da_{sweep.timesteps}||")
+    ax.set_ylabel(f"||dLoss/da_1|| / ||dLoss/da_{timesteps}||")
     ax.legend(loc="upper left")
     return finish(fig, f"Vanishing below sigma_1 = 1, exploding only above it "
-                       f"(T = {sweep.timesteps})")
+                       f"(T = {timesteps})")
 
 
 def plot_clipping_geometry(gradient: Sequence[float], by_norm: Sequence[float],
@@ -181,12 +187,12 @@ def plot_training_runs(runs: Sequence, loss_baseline: float | None = None,
                        ) -> Figure:
     """Loss per epoch (left) and gradient norm per step before clipping (right).
 
-    ``runs``: :class:`rnncourse.chapters.ch01_gradients.TrainingRun` objects (``label``,
-    ``losses``, ``step_norms``, ``diverged``), or an object with ``runs`` (and
-    ``mean_predictor_loss``, the default baseline). A run whose norms or losses hit NaN/inf
-    is marked x at its last finite norm, and a note names that step ("NaN/inf after step
-    k"). The legend sits below the panels, off the data, in as many columns as fit the
-    figure's width (:func:`rnncourse.plots.finish`).
+    ``runs``: objects with the attributes ``label``, ``losses`` (per epoch), ``step_norms``
+    (per step) and ``diverged`` (e.g. a ``types.SimpleNamespace`` per run), or an object
+    with ``runs`` (and ``mean_predictor_loss``, the default baseline). A run whose norms or
+    losses hit NaN/inf is marked x at its last finite norm, and a note names that step
+    ("NaN/inf after step k"). The legend sits below the panels, off the data, in as many
+    columns as fit the figure's width (:func:`rnncourse.plots.finish`).
     """
     if hasattr(runs, "runs"):
         if loss_baseline is None:
