@@ -182,3 +182,17 @@ def test_chapter_modules_do_not_train(path):
     found = training_calls(path.read_text(encoding="utf-8"))
     assert not found, (f"rnncourse/chapters/{path.name} trains off the page (line, call): "
                        f"{found}; move the recipe into a notebook cell")
+
+
+LISTING = re.compile(r"```\{literalinclude\}\s+\.\./(\S+)\s*\n((?::[^\n]*\n)*)```")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_listing_names_its_file(path):
+    text = "\n".join(source(c) for c in cells(path) if c["cell_type"] == "markdown")
+    listings = LISTING.findall(text)
+    assert text.count("{literalinclude}") == len(listings), f"{path.name}: unparsed listing"
+    for target, options in listings:
+        caption = re.search(r"^:caption:\s*(.*)$", options, re.M)
+        assert caption and target in caption.group(1), (
+            f"{path.name}: the listing of {target} needs a :caption: naming that file")
