@@ -14,6 +14,7 @@
 """
 
 import ast
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -196,3 +197,25 @@ def test_every_listing_names_its_file(path):
         caption = re.search(r"^:caption:\s*(.*)$", options, re.M)
         assert caption and target in caption.group(1), (
             f"{path.name}: the listing of {target} needs a :caption: naming that file")
+
+
+def _recipe_coverage():
+    spec = importlib.util.spec_from_file_location("recipe_coverage",
+                                                  ROOT / "tests" / "recipe_coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_module_code_is_on_the_page(path):
+    """At most 10 % of a chapter's code is off its page: every statement in a function of
+    its module that no literalinclude shows counts, whether it runs or not (a stricter
+    bound than `make recipe-coverage` measures by running the chapter)."""
+    modules = sorted((ROOT / "rnncourse" / "chapters").glob(f"ch{path.name[:2]}_*.py"))
+    if not modules:
+        pytest.skip(f"{path.name} has no chapter module")
+    off_page, page = _recipe_coverage().static_share(path, modules[0])
+    assert off_page <= 0.10 * (off_page + page), (
+        f"{path.name}: {off_page} statements in functions of {modules[0].name} are not on "
+        f"the page, against {page} on it; show them (a cell, or a literalinclude)")

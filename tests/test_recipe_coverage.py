@@ -1,13 +1,13 @@
-"""The recipe-on-page check that `make notebooks` runs on the kernels' coverage
-(tests/recipe_coverage.py --data): it passes, and fails for the reasons it names."""
+"""The recipe-on-page bound (tests/recipe_coverage.py static_share, which
+test_notebooks.py::test_chapter_module_code_is_on_the_page applies to every chapter): it
+counts what it should, and a chapter that hides its code fails it."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-import coverage
-import pytest
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("recipe_coverage",
@@ -15,47 +15,61 @@ spec = importlib.util.spec_from_file_location("recipe_coverage",
 recipe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(recipe)
 
-NOTEBOOK = ROOT / "book" / "00_setup.ipynb"
-MODULE = ROOT / "rnncourse" / "chapters" / "ch00_setup.py"
+MODULE = '''"""A chapter module."""
+from dataclasses import dataclass
+
+LIMIT = 3
 
 
-def data_file(tmp_path: Path, lines: set[int]) -> Path:
-    path = tmp_path / ".coverage"
-    data = coverage.CoverageData(basename=str(path))
-    data.add_lines({str(MODULE): sorted(lines)})
-    data.write()
-    return path
+@dataclass
+class Sizes:
+    epochs: int = 1
 
 
-def test_page_statements_counts_statements_not_lines():
-    # one statement per line of code the cells hold, never more than the cells' lines
-    cells = recipe.notebook_script(NOTEBOOK, Path("/dev/null"))
-    code_lines = sum(len([x for x in code.splitlines() if x.strip()]) for _, code in cells)
-    assert 0 < recipe.page_statements(NOTEBOOK) <= code_lines
+def train(model, x):
+    """Docstrings are not statements."""
+    model.compile("adam", "mse")
+    for _ in range(LIMIT):
+        model.fit(x, x)
+    return model
 
 
-@pytest.mark.parametrize("limit, status", [(1.0, 0), (0.0, 1)])
-def test_share_over_the_limit_fails(tmp_path, capsys, limit, status):
-    body = recipe.body_lines(MODULE)
-    assert body, "ch00 has functions"
-    assert recipe.from_data(data_file(tmp_path, body), [NOTEBOOK], limit) == status
-    out = capsys.readouterr().out
-    assert "00_setup.ipynb" in out
-    assert ("off the page (limit 0%)" in out) == (status == 1)
+def shown(x):
+    return x + 1
+'''
 
 
-def test_module_lines_outside_bodies_do_not_count(tmp_path, capsys):
-    outside = {1, 2, 3} - recipe.body_lines(MODULE)
-    assert recipe.from_data(data_file(tmp_path, outside), [NOTEBOOK], 0.0) == 0
+def book(tmp_path: Path, cells: list[str], markdown: str = "") -> tuple[Path, Path]:
+    (tmp_path / "rnncourse" / "chapters").mkdir(parents=True)
+    module = tmp_path / "rnncourse" / "chapters" / "ch01_demo.py"
+    module.write_text(MODULE, encoding="utf-8")
+    (tmp_path / "book").mkdir()
+    notebook = tmp_path / "book" / "01_demo.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(markdown)]
+                                  + [nbformat.v4.new_code_cell(c) for c in cells])
+    nbformat.write(nb, notebook)
+    return notebook, module
 
 
-def test_a_notebook_that_did_not_run_fails(tmp_path, capsys):
-    assert recipe.from_data(data_file(tmp_path, set()), [NOTEBOOK], 1.0) == 1
-    assert "no coverage recorded" in capsys.readouterr().out
+def test_counts_function_statements_and_page_statements(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "CHAPTERS", tmp_path / "rnncourse" / "chapters")
+    notebook, module = book(tmp_path, ["import numpy as np\nx = np.zeros(3)",
+                                       "%time y = x + 1\nprint(y)"])
+    # train: compile, for, fit, return (4); shown: return (1); not the imports, constant,
+    # dataclass field or docstrings
+    assert recipe.static_share(notebook, module) == (5, 4)
 
 
-def test_training_off_the_page_fails(tmp_path, capsys, monkeypatch):
-    line = min(recipe.body_lines(MODULE))
-    monkeypatch.setattr(recipe, "training_lines", lambda path: {line: "fit"})
-    assert recipe.from_data(data_file(tmp_path, {line}), [NOTEBOOK], 1.0) == 1
-    assert "training off the page" in capsys.readouterr().out
+def test_a_literalinclude_puts_a_function_on_the_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "CHAPTERS", tmp_path / "rnncourse" / "chapters")
+    listing = ("```{literalinclude} ../rnncourse/chapters/ch01_demo.py\n:pyobject: shown\n"
+               ":caption: rnncourse/chapters/ch01_demo.py, shown\n```")
+    notebook, module = book(tmp_path, ["x = 1"], listing)
+    assert recipe.static_share(notebook, module) == (4, 2)
+
+
+def test_the_chapters_pass_and_a_hidden_recipe_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "CHAPTERS", tmp_path / "rnncourse" / "chapters")
+    notebook, module = book(tmp_path, ["from demo import train", "train(model, x)"])
+    off_page, page = recipe.static_share(notebook, module)
+    assert off_page > 0.10 * (off_page + page)  # the rule test_notebooks.py applies
