@@ -66,14 +66,10 @@ def training_lines(path: Path) -> dict[int, str]:
 
 
 def body_lines(path: Path) -> set[int]:
-    """Lines inside function bodies (the work a call does), as opposed to the lines that
-    run once at import: imports, constants, class and dataclass fields, ``def`` lines."""
-    lines: set[int] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for statement in node.body:
-                lines.update(range(statement.lineno, statement.end_lineno + 1))
-    return lines
+    """First lines of the statements inside function bodies (the work a call does), as
+    opposed to what runs once at import: imports, constants, class and dataclass fields,
+    ``def`` lines."""
+    return statement_lines(ast.parse(path.read_text(encoding="utf-8")), inside_functions=True)
 
 
 def included_lines(notebook: Path) -> dict[Path, set[int]]:
@@ -167,9 +163,10 @@ def run_one(notebook: Path, out: Path) -> None:
             hidden = set(lines) - shown.get(path, set())
             page += len(set(lines) & shown.get(path, set()))
             chapter += len(hidden)
-            work += len(hidden & body_lines(path))
+            in_bodies = len(hidden & body_lines(path))
+            work += in_bodies
             if path.name.startswith(f"ch{notebook.name[:2]}_"):
-                own += len(hidden & body_lines(path))
+                own += in_bodies
             calls = training_lines(path)
             source = path.read_text(encoding="utf-8").splitlines()
             off_page += [f"{path.relative_to(ROOT)}:{n}: {calls[n]}: {source[n - 1].strip()}"
@@ -207,7 +204,7 @@ def statement_lines(tree: ast.AST, inside_functions: bool = False) -> set[int]:
 def static_share(notebook: Path, module: Path) -> tuple[int, int]:
     """``(off_page, page)``: the statements in ``module``'s function bodies that the page
     does not show with a ``literalinclude``, and the page's statements (with those shown)."""
-    body = statement_lines(ast.parse(module.read_text(encoding="utf-8")), inside_functions=True)
+    body = body_lines(module)
     shown = included_lines(notebook).get(module.resolve(), set())
     return len(body - shown), page_statements(notebook) + len(body & shown)
 

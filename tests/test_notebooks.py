@@ -199,12 +199,10 @@ def test_every_listing_names_its_file(path):
             f"{path.name}: the listing of {target} needs a :caption: naming that file")
 
 
-def _recipe_coverage():
-    spec = importlib.util.spec_from_file_location("recipe_coverage",
-                                                  ROOT / "tests" / "recipe_coverage.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_spec = importlib.util.spec_from_file_location("recipe_coverage",
+                                               ROOT / "tests" / "recipe_coverage.py")
+recipe_coverage = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(recipe_coverage)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -215,7 +213,7 @@ def test_chapter_module_code_is_on_the_page(path):
     modules = sorted((ROOT / "rnncourse" / "chapters").glob(f"ch{path.name[:2]}_*.py"))
     if not modules:
         pytest.skip(f"{path.name} has no chapter module")
-    off_page, page = _recipe_coverage().static_share(path, modules[0])
+    off_page, page = recipe_coverage.static_share(path, modules[0])
     assert off_page <= 0.10 * (off_page + page), (
         f"{path.name}: {off_page} statements in functions of {modules[0].name} are not on "
         f"the page, against {page} on it; show them (a cell, or a literalinclude)")
