@@ -55,9 +55,9 @@ def test_counts_function_statements_and_page_statements(tmp_path, monkeypatch):
     monkeypatch.setattr(recipe, "CHAPTERS", tmp_path / "rnncourse" / "chapters")
     notebook, module = book(tmp_path, ["import numpy as np\nx = np.zeros(3)",
                                        "%time y = x + 1\nprint(y)"])
-    # train: compile, for, fit, return (4); shown: return (1); not the imports, constant,
-    # dataclass field or docstrings
-    assert recipe.static_share(notebook, module) == (5, 4)
+    # LIMIT, class Sizes, its field, def train and its compile, for, fit, return, def shown
+    # and its return; not the import or the docstrings
+    assert recipe.static_share(notebook, module) == (10, 4)
 
 
 def test_a_literalinclude_puts_a_function_on_the_page(tmp_path, monkeypatch):
@@ -65,7 +65,21 @@ def test_a_literalinclude_puts_a_function_on_the_page(tmp_path, monkeypatch):
     listing = ("```{literalinclude} ../rnncourse/chapters/ch01_demo.py\n:pyobject: shown\n"
                ":caption: rnncourse/chapters/ch01_demo.py, shown\n```")
     notebook, module = book(tmp_path, ["x = 1"], listing)
-    assert recipe.static_share(notebook, module) == (4, 2)
+    assert recipe.static_share(notebook, module) == (8, 3)
+
+
+def test_a_literalinclude_range_puts_its_lines_on_the_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "CHAPTERS", tmp_path / "rnncourse" / "chapters")
+    listing = ("::::{dropdown} sizes\n```{literalinclude} ../rnncourse/chapters/ch01_demo.py\n"
+               ":start-at: LIMIT = 3\n:end-before: def train\n"
+               ":caption: rnncourse/chapters/ch01_demo.py: sizes\n```\n::::")
+    notebook, module = book(tmp_path, ["x = 1"], listing)
+    # LIMIT, class Sizes and its field are shown; not train's five statements, shown's two
+    assert recipe.static_share(notebook, module) == (7, 4)
+    whole = "```{literalinclude} ../rnncourse/chapters/ch01_demo.py\n```"
+    monkeypatch.setattr(recipe, "CHAPTERS", tmp_path / "whole" / "rnncourse" / "chapters")
+    notebook, module = book(tmp_path / "whole", ["x = 1"], whole)
+    assert recipe.static_share(notebook, module) == (0, 11)
 
 
 def test_the_chapters_pass_and_a_hidden_recipe_fails(tmp_path, monkeypatch):

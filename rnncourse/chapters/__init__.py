@@ -10,8 +10,9 @@ One module per chapter (``ch00_setup`` ... ``ch07_scaling``), each with the same
 * ``settings()`` returns :class:`Settings` for the current scale and seed knob.
 * anything else a chapter module holds is what a reader need not see (data assembly shown
   once, figure data): the page itself builds, trains and evaluates every model.
-  ``make notebooks`` fails when a chapter's module runs a training call, or when more than
-  10 % of the chapter's executed lines are in its module's functions.
+  ``make test`` fails when a chapter's module trains, or when more than 10 % of the
+  chapter's code is in its module where the page does not show it (each page shows its
+  sizes and recipe with a ``literalinclude``).
 * seeds come from :func:`rnncourse.config.seed` (``seed(0)``, ``seed(1)``, ...), never literals.
 
 Probes of Keras behaviour (what an error message says, what a layer returns at padded steps)
