@@ -74,12 +74,13 @@ unit: data
 		$(XDIST) $(if $(XDIST),--dist loadfile)
 
 # nbval runs every notebook at CI scale; the root conftest.py keeps the executed copies and
-# writes each notebook's seconds to _build/notebook-times.json (the intro's table shows them).
+# writes each notebook's seconds to _build/notebook-times.json (the intro's table shows them)
+# and hands the notebooks out longest first (by those seconds).
 notebooks: data
 	rm -rf _build/executed
 	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 RNNCOURSE_EXECUTED_DIR=_build/executed \
 		RNNCOURSE_NOTEBOOK_TIMES=$(TIMES) \
-		$(BIN)/python -m pytest $(NBVAL) $(XDIST) $(if $(XDIST),--dist loadfile) book
+		$(BIN)/python -m pytest $(NBVAL) $(XDIST) $(if $(XDIST),--dist loadfile --no-loadscope-reorder) book
 
 # Strict build without execution (-W -n: a broken reference, citation or toc entry fails it).
 # It renders the notebooks nbval just executed (else the sources), so the CI-scale site in
@@ -100,10 +101,11 @@ strict: $(STAMP)
 # The CI-scale site in a real browser (headless Chromium); skipped with the reason printed
 # when Chromium is not installed (.ci/run installs it). After `make book`, check the full
 # site with: RNNCOURSE_SITE=_build/html .venv/bin/python -m pytest tests/site
+# Two test processes (each with its own server and Chromium): the tests wait on the browser.
 site-test: $(STAMP)
 	RNNCOURSE_SITE=$(SITE)/_build/html \
 	RNNCOURSE_SITE_REQUIRED=$$(command -v chromium >/dev/null && echo 1 || echo 0) \
-		$(BIN)/python -m pytest tests/site -rs
+		$(BIN)/python -m pytest tests/site -rs $(XDIST)
 
 # Where the launch buttons send a reader, the package is installed, not checked out: build the
 # wheel, install it (not editable) into a fresh venv that borrows only the dependencies of

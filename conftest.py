@@ -30,6 +30,31 @@ _ran: set[int] = set()
 _seconds: dict[str, float] = {}
 
 
+# Seconds per notebook at CI scale (idle clean clone, 2 cores): the order when no
+# RNNCOURSE_NOTEBOOK_TIMES file has CI-scale times yet.
+CI_SECONDS = {"06_training_loops.ipynb": 266, "07_scaling_out.ipynb": 111,
+              "03_embeddings_glove.ipynb": 95, "01_rnn_gradients.ipynb": 90,
+              "02_gru_lstm.ipynb": 70, "04_variable_length_batching.ipynb": 49,
+              "05_tbptt.ipynb": 45, "08_your_project.ipynb": 14, "00_setup.ipynb": 13}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest notebook first: with two at a time (pytest-xdist, ``--dist loadfile
+    --no-loadscope-reorder``) the long chapter starts at once and the short ones fill the
+    other worker, instead of the long one starting last and running alone."""
+    seconds = dict(CI_SECONDS)
+    try:
+        recorded = json.loads(Path(os.environ["RNNCOURSE_NOTEBOOK_TIMES"]).read_text())
+        seconds.update({name: entry["seconds"] for name, entry in recorded.items()
+                        if entry.get("scale") == os.environ.get("RNNCOURSE_SCALE", "full")})
+    except (KeyError, OSError, ValueError, TypeError, AttributeError):
+        pass
+    position = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (-seconds.get(Path(str(item.path)).name, 0.0)
+                                 if str(item.path).endswith(".ipynb") else 0.0,
+                                 position[id(item)]))
+
+
 def pytest_runtest_makereport(item, call):
     if call.when == "call" and getattr(item, "test_outputs", None) is not None:
         item.cell.outputs = item.test_outputs
