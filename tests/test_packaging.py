@@ -211,7 +211,8 @@ def test_book_reexecutes_after_a_package_change(tmp_path):
     (book / "tinypkg").mkdir(parents=True)
     (book / "_config.yml").write_text(
         "title: Tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n")
-    (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: page\nchapters:\n- file: times\n")
+    (book / "times.md").write_text("# Times\n\n```{nb-exec-table}\n```\n")
     (book / "page.ipynb").write_text(json.dumps(TINY_NOTEBOOK))
     module = book / "tinypkg" / "__init__.py"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
@@ -227,6 +228,11 @@ def test_book_reexecutes_after_a_package_change(tmp_path):
 
     assert "value 1" in build(1)
     assert "value 2" in build(2), "the page still shows the old package's output"
+    # the execution table (the intro's full-scale run times) lists the page with a run time
+    times = (book / "_build" / "html" / "times.html").read_text()
+    body = re.search(r"<tbody>(.*?)</tbody>", times, re.S)
+    assert body and 'href="page.html"' in body.group(1), times[-3000:]
+    assert re.search(r"<p>\d+(\.\d+)?</p>", body.group(1)), body.group(1)
 
 
 def test_the_version_has_one_home():
