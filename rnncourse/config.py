@@ -63,7 +63,7 @@ def base_seed() -> int:
     if not raw:
         return 0
     if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**32 // SEED_STRIDE - 1:
-        _checks.fail("RNNCOURSE_SEED", f"{raw!r} is not an integer in 0..4294966; unset it for 0")
+        _checks.fail("RNNCOURSE_SEED", f"{raw!r} is not a non-negative integer <= 4294966")
     return int(raw)
 
 
