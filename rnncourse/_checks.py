@@ -9,6 +9,8 @@ the same kind of value is accepted (or refused) the same way everywhere:
 * arrays and sequences: lists, ragged lists, NumPy arrays, ``tf.Tensor``/``tf.RaggedTensor``
   and pandas columns;
 * token lists: lists of strings, never a bare string (which would be split into characters);
+* flags: ``True``/``False`` (NumPy bools, 0 and 1 too), never ``"no"``, which is true;
+* text encodings: a name :mod:`codecs` knows, as its canonical name;
 * paths: ``str`` or ``os.PathLike``, with ``~`` expanded;
 * environment flags: ``0/false/no/off`` and ``1/true/yes/on`` in any case.
 
@@ -19,6 +21,9 @@ A public function declares its arguments' kinds in one line with :func:`argument
     def build(units, rate=0.0, seed=None, model=None, padding="post"): ...
 
 and keeps in its body only the checks that relate arguments to each other or to the data.
+Two kinds need no spec, the signature declares them: a parameter whose default is a bool is
+a flag (:func:`boolean`), and one named ``seed`` or ``..._seed`` is a :func:`natural` or
+``None`` (which the function then treats as it documents).
 
 A wrong *kind* of value raises :class:`TypeError`, a value of the right kind out of range
 :class:`ValueError`. Both carry the argument's name in ``.argument`` (and in the message),
@@ -27,6 +32,7 @@ so a test asserts the type and the name, never the wording.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import inspect
 import math
@@ -40,7 +46,13 @@ import numpy as np
 
 __all__ = ["ArgumentTypeError", "ArgumentValueError", "fail", "fail_if", "arguments", "optional",
            "count", "optional_count", "natural", "at_least", "number", "real", "fraction",
-           "share", "choice", "array", "ids", "sequences", "token_lists", "path", "flag"]
+           "share", "choice", "boolean", "encoding", "array", "ids", "sequences", "strings",
+           "token_lists", "path", "flag"]
+
+_INT64_MAX = 2**63 - 1
+"""No count beyond it fits a NumPy or TensorFlow integer: refused here, not deep inside."""
+_INT32_MAX = 2**31 - 1
+"""Ids beyond it do not fit the int32 batches an ``Embedding`` reads (they would wrap)."""
 
 
 class ArgumentTypeError(TypeError):
@@ -100,13 +112,15 @@ def count(value: Any, argument: str, minimum: int = 1, *,
     """``value`` as a Python int in ``minimum..maximum`` (a size, a number of steps, a seed).
 
     Python and NumPy ints of any width and 0-d integer arrays or tensors are accepted;
-    bools and floats (even ``3.0``) are refused with :class:`TypeError`.
+    bools and floats (even ``3.0``) are refused with :class:`TypeError`, and an int beyond
+    int64 (which no array or tensor holds) with :class:`ValueError`.
     """
     value = _scalar(value)
     wanted = f"an int >= {minimum}" if maximum is None else f"an int in {minimum}..{maximum}"
+    maximum = _INT64_MAX if maximum is None else maximum
     if not _is_int(value):
         fail(argument, f"must be {wanted}, got {value!r} ({type(value).__name__})", TypeError)
-    if value < minimum or (maximum is not None and value > maximum):
+    if value < minimum or value > maximum:
         fail(argument, f"must be {wanted}, got {int(value)}")
     return int(value)
 
@@ -171,6 +185,25 @@ def choice(value: Any, argument: str, options: Iterable[str]) -> str:
     return str(value)  # a plain str, also for numpy.str_
 
 
+def boolean(value: Any, argument: str) -> bool:
+    """A flag as a Python bool: ``bool``, ``numpy.bool_``, a 0-d bool array or tensor, or the
+    ints 0 and 1; a string (``"no"`` is true), ``None`` or another number is refused."""
+    value = _scalar(value)
+    if not (isinstance(value, (bool, np.bool_)) or (_is_int(value) and value in (0, 1))):
+        fail(argument, f"must be True or False, got {value!r} ({type(value).__name__})",
+             TypeError)
+    return bool(value)
+
+
+def encoding(value: Any, argument: str) -> str:
+    """A text encoding :mod:`codecs` knows (``"UTF8"``, ``"latin-1"``), by its canonical name."""
+    try:
+        return codecs.lookup(value).name
+    except (LookupError, TypeError):
+        fail(argument, f"{value!r} is not a text encoding (e.g. 'utf-8', 'cp1252', 'utf-16')",
+             TypeError if not isinstance(value, str) else ValueError)
+
+
 Spec = Any  # a normaliser (value, name) -> value, a class or tuple of classes, or str options
 
 
@@ -209,12 +242,19 @@ def arguments(**specs: Spec) -> Callable[[Callable], Callable]:
     The body receives the normalised values (a NumPy int as a Python int, a path with
     ``~`` expanded, ...). A default the caller leaves out is not checked. The signature
     is bound with :mod:`inspect`, so positional and keyword calls are treated alike.
+    A parameter with a bool default is a :func:`boolean`, one named ``seed`` or
+    ``..._seed`` an :func:`optional` :func:`natural`, unless ``specs`` says otherwise.
     """
     def decorate(function: Callable) -> Callable:
         signature = inspect.signature(function)
         unknown = sorted(set(specs) - set(signature.parameters))
         if unknown:
             raise TypeError(f"{function.__qualname__} has no parameter {unknown}")
+        for name, parameter in signature.parameters.items():
+            if isinstance(parameter.default, bool):
+                specs.setdefault(name, boolean)
+            elif name == "seed" or name.endswith("_seed"):
+                specs.setdefault(name, optional(natural))
 
         @functools.wraps(function)
         def checked(*args: Any, **kwargs: Any) -> Any:
@@ -298,19 +338,21 @@ def _rows(value: Any, argument: str, what: str) -> list[tuple[int, Any]]:
     """The rows of a batch (list, array, tensor, ragged tensor, pandas column), each row
     converted like the batch; a string or a non-iterable is refused as not ``what``."""
     value = _to_numpy(value)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or getattr(
+            value, "ndim", 1) == 0:  # a 0-d array is iterable, but not over rows
         fail(argument, f"must be {what}, got {type(value).__name__}", TypeError)
     return [(i, _to_numpy(row)) for i, row in enumerate(value)]
 
 
 def sequences(value: Any, argument: str, *, allow_empty: bool = False,
-              below: int | None = None) -> list[np.ndarray]:
+              below: int = _INT32_MAX + 1) -> list[np.ndarray]:
     """Sequences of integer ids of any lengths, each as a 1-D ``int64`` array.
 
     Accepts a list of lists (ragged), a 2-D array or tensor (every row full length), a
     ``tf.RaggedTensor`` or a pandas column of lists. Refuses a string, a flat list of ints
     (one sequence, not a batch: wrap it in a list), floats, negative ids and ids ``>=
-    below`` (see :func:`ids`). An empty sequence, and a batch of no sequence, are refused
+    below`` (see :func:`ids`; by default ids beyond int32, which the int32 batches of an
+    ``Embedding`` would wrap around). An empty sequence, and a batch of no sequence, are refused
     unless ``allow_empty``: an empty sequence has no last step to predict from.
     """
     result = []
@@ -350,6 +392,12 @@ def token_lists(value: Any, argument: str) -> list[list[str]]:
                                "tokens are strings", TypeError)
         result.append(tokens)
     return result
+
+
+def strings(value: Any, argument: str) -> list[str]:
+    """One list of strings (tag names, words, layer names); a bare string is refused, since
+    it would be read character by character."""
+    return token_lists([value], argument)[0]
 
 
 def path(value: Any, argument: str) -> Path:

@@ -182,7 +182,7 @@ def lengths_of(sequences: Sequence) -> np.ndarray:
 
 def mask_of(x: np.ndarray) -> np.ndarray:
     """Boolean mask ``(batch, timesteps)``: True at real tokens (id != 0)."""
-    return np.asarray(x) != PAD
+    return _checks.array(x, "x") != PAD
 
 
 def is_right_padded(mask: np.ndarray) -> bool:
@@ -270,7 +270,7 @@ def count_padding(batches: Iterable) -> PaddingCount:
     """
     count = timesteps = positions = tokens = 0
     for batch in batches:
-        x = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        x = _checks.array(batch[0] if isinstance(batch, (tuple, list)) else batch, "batches")
         _checks.fail_if(x.ndim != 2, "batches", f"batch {count}: {x.shape} is not 2-D")
         count += 1
         timesteps += int(x.shape[1])
@@ -406,6 +406,7 @@ def _bucket_batch_count(lengths: np.ndarray, boundaries: Sequence[int], batch_si
     return int(sum(-(-c // batch_size) for c in counts))
 
 
+@_checks.arguments()  # shuffle: a bool, seed: an int >= 0
 def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
                      boundaries: Sequence[int] | None = None, shuffle: bool = True,
                      seed: int = 0, *, per_token: bool | None = None,
@@ -460,6 +461,7 @@ def bucketed_dataset(sequences: Sequence, labels, batch_size: int = 32,
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+@_checks.arguments()  # seed: an int >= 0
 def length_grouped_batches(sequences: Sequence, labels, batch_size: int = 32, seed: int = 0, *,
                            per_token: bool | None = None
                            ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -119,7 +119,7 @@ class GRUCell(_Cell):
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs) -> None:
         super().__init__(units, **kwargs)
-        self.reset_after = bool(reset_after)
+        self.reset_after = _checks.boolean(reset_after, "reset_after")
 
     def _bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

@@ -57,12 +57,13 @@ def by_scale(*, ci: T, full: T) -> T:
 
 
 def base_seed() -> int:
-    """The seed knob ``RNNCOURSE_SEED`` (default 0): a non-negative int."""
+    """The seed knob ``RNNCOURSE_SEED`` (default 0): an int from 0 to 4294966, so that every
+    :func:`seed` stays below 2**32, the bound of NumPy's seeds."""
     raw = os.environ.get("RNNCOURSE_SEED", "").strip()
     if not raw:
         return 0
-    if not (raw.isascii() and raw.isdigit()):
-        _checks.fail("RNNCOURSE_SEED", f"{raw!r} is not a non-negative integer; unset it for 0")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**32 // SEED_STRIDE - 1:
+        _checks.fail("RNNCOURSE_SEED", f"{raw!r} is not a non-negative integer <= 4294966")
     return int(raw)
 
 

@@ -48,7 +48,7 @@ except ImportError:  # Windows: no advisory locks; fetch from one process at a t
 
 import numpy as np
 
-from rnncourse import _checks
+from rnncourse import _checks, text
 from rnncourse.config import cache_dir
 from rnncourse.progress import progress
 
@@ -160,6 +160,7 @@ def corpus(name: str) -> Corpus:
         raise KeyError(f"unknown corpus {name!r}; known: {', '.join(REGISTRY)}") from None
 
 
+@_checks.arguments(path=_checks.path)
 def sha256_of(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -480,14 +481,14 @@ def load_movie_reviews(kind: str = "sentences", path: str | os.PathLike | None =
     csv_path = (_own_file(path, "'label,text' CSV") if path is not None
                 else fetch("movie-reviews") / files[kind])
     texts, labels = [], []
-    with open(csv_path, encoding="utf-8-sig", newline="") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row:
-                continue
-            if len(row) != 2 or row[0] not in ("1", "-1"):
-                raise ValueError(f"{csv_path}:{line_no}: expected 'label,text', label 1 or -1")
-            labels.append(1 if row[0] == "1" else 0)
-            texts.append(" ".join(row[1].split()))
+    rows = csv.reader(io.StringIO(text.decode(csv_path.read_bytes(), csv_path), newline=""))
+    for line_no, row in enumerate(rows, start=1):
+        if not row:
+            continue
+        if len(row) != 2 or row[0] not in ("1", "-1"):
+            raise ValueError(f"{csv_path}:{line_no}: expected 'label,text', label 1 or -1")
+        labels.append(1 if row[0] == "1" else 0)
+        texts.append(" ".join(row[1].split()))
     return texts, np.asarray(labels, dtype=np.int32)
 
 
@@ -513,20 +514,20 @@ def load_tweet_ner(path: str | os.PathLike | None = None
     tags: list[list[str]] = []
     words: list[str] = []
     labels: list[str] = []
-    with open(ner_path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                if words:
-                    sentences.append(words)
-                    tags.append(labels)
-                    words, labels = [], []
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2 or not parts[0] or not parts[1]:
-                raise ValueError(f"{ner_path}:{line_no}: expected 'token<TAB>tag', got {line!r}")
-            words.append(parts[0])
-            labels.append(parts[1])
+    lines = io.StringIO(text.decode(ner_path.read_bytes(), ner_path), newline=None)  # as open()
+    for line_no, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            if words:
+                sentences.append(words)
+                tags.append(labels)
+                words, labels = [], []
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise ValueError(f"{ner_path}:{line_no}: expected 'token<TAB>tag', got {line!r}")
+        words.append(parts[0])
+        labels.append(parts[1])
     if words:
         sentences.append(words)
         tags.append(labels)
@@ -546,6 +547,7 @@ def shakespeare_plays(path: str | os.PathLike | None = None) -> dict[str, Path]:
     return dict(sorted(plays.items()))
 
 
+@_checks.arguments(plays=_checks.optional(_checks.strings))
 def load_shakespeare(plays: list[str] | None = None, path: str | os.PathLike | None = None,
                      markup: bool = False) -> str:
     """Shakespeare's plays as one string, for character-level language models.
@@ -564,8 +566,6 @@ def load_shakespeare(plays: list[str] | None = None, path: str | os.PathLike | N
         TypeError: ``plays`` is one string (``"macbeth"``) instead of a list of names.
         KeyError: an unknown play.
     """
-    if plays is not None:  # a str would be read letter by letter
-        plays = _checks.token_lists([plays], "plays")[0]
     available = shakespeare_plays(path)
     if plays is None:
         chosen = list(available)
@@ -576,7 +576,7 @@ def load_shakespeare(plays: list[str] | None = None, path: str | os.PathLike | N
             if name not in available and name not in short:
                 raise KeyError(f"no play {name!r}; known: {', '.join(sorted(short))}")
             chosen.append(name if name in available else short[name])
-    texts = [available[name].read_text(encoding="utf-8") for name in chosen]
+    texts = [available[name].read_text(encoding="utf-8-sig") for name in chosen]
     if not markup:
         texts = [_strip_markdown(text) for text in texts]
     return "\n\n".join(texts)
@@ -592,6 +592,7 @@ def _strip_markdown(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- synthetic
+@_checks.arguments(n=_checks.count, timesteps=_checks.at_least(2))
 def adding_problem(n: int, timesteps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The adding problem of Hochreiter & Schmidhuber (1997).
 
@@ -607,7 +608,6 @@ def adding_problem(n: int, timesteps: int, seed: int = 0) -> tuple[np.ndarray, n
         TypeError, ValueError: ``n`` or ``timesteps`` that is not an int ``n >= 1``,
             ``timesteps >= 2``.
     """
-    n, timesteps = _checks.count(n, "n"), _checks.count(timesteps, "timesteps", 2)
     rng = np.random.default_rng(seed)
     values = rng.uniform(0.0, 1.0, size=(n, timesteps)).astype(np.float32)
     half = timesteps // 2

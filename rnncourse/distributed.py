@@ -51,7 +51,7 @@ _HOST = "127.0.0.1"
 
 
 # --------------------------------------------------------------------------- cluster
-@_checks.arguments(count=_checks.count)
+@_checks.arguments(count=lambda v, a: _checks.count(v, a, maximum=65535), host=str)  # TCP ports
 def free_ports(count: int, host: str = _HOST) -> list[int]:
     """``count`` distinct TCP ports that are free on ``host`` right now.
 
@@ -72,14 +72,14 @@ def free_ports(count: int, host: str = _HOST) -> list[int]:
             s.close()
 
 
-@_checks.arguments(index=_checks.natural)
+@_checks.arguments(index=_checks.natural, host=str)
 def tf_config(ports: list[int], index: int, host: str = _HOST) -> dict:
     """The ``TF_CONFIG`` of worker ``index`` in a cluster of workers on ``host:ports``.
 
     On a real cluster, ``host`` differs per worker: every machine gets the same
     ``"cluster"`` list (``["machine-a:port", "machine-b:port", ...]``) and its own index.
     """
-    ports = [_checks.count(port, "ports") for port in ports]
+    ports = _checks.ids(ports, "ports", ndim=1, below=65536).tolist()
     if not ports or len(set(ports)) != len(ports):
         _checks.fail("ports", f"must be a non-empty list of distinct ports, got {ports!r}")
     _checks.fail_if(index >= len(ports), "index", f"must be < {len(ports)}, one per port")
@@ -393,7 +393,8 @@ def global_token_weights(token_ids):
     quiet_tensorflow()
     import tensorflow as tf
 
-    token_ids = tf.convert_to_tensor(token_ids)  # NumPy arrays and lists too
+    token_ids = token_ids if isinstance(token_ids, tf.Tensor) else tf.convert_to_tensor(
+        _checks.ids(token_ids, "token_ids", ndim=2))  # NumPy arrays, lists, Variables
     _checks.fail_if(token_ids.shape.rank != 2, "token_ids", f"must be 2-D, got {token_ids.shape}")
     real = tf.cast(tf.not_equal(token_ids, 0), tf.float32)
     return real / tf.maximum(tf.reduce_sum(real), 1.0)

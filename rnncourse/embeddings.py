@@ -64,15 +64,16 @@ def word_seed(word: str, seed: int = 0) -> int:
                                           digest_size=8).digest(), "little")
 
 
-@_checks.arguments(limit=_checks.number)
+@_checks.arguments(word=str, limit=lambda value, argument: _checks.number(
+    value, argument, low=0.1, low_inclusive=True))  # below 0.1 the redraws would hardly end
 def truncated_normal(word: str, mean: np.ndarray, std: np.ndarray, seed: int = 0,
                      limit: float = 2.0) -> np.ndarray:
     """``(dim,)`` float32 ``mean + std * z`` with ``z`` standard normal, redrawn where
     ``|z| > limit`` (as ``keras.initializers.TruncatedNormal``), seeded by :func:`word_seed`:
     the same word, ``mean`` and ``std`` give the same vector in every run."""
-    mean, std = _checks.array(mean, "mean", ndim=1).astype(np.float64), _checks.array(
-        std, "std", ndim=1).astype(np.float64)
-    if std.shape != mean.shape or not (np.isfinite(std) & (std >= 0)).all():
+    mean, std = (_checks.array(v, name, ndim=1, finite=True).astype(np.float64)
+                 for v, name in ((mean, "mean"), (std, "std")))
+    if std.shape != mean.shape or not (std >= 0).all():
         _checks.fail("std", f"must be finite, >= 0 and shaped like mean {mean.shape}")
     rng = np.random.default_rng(word_seed(word, seed))
     z = rng.standard_normal(len(mean))
@@ -117,30 +118,31 @@ def _top(glove: GloveVectors, query: np.ndarray, exclude: Sequence[str], k: int)
     return [(glove.words[i], float(scores[i])) for i in best]
 
 
-def _units(glove: GloveVectors, k: int, *words: str) -> list[np.ndarray]:
-    k = _checks.count(k, "k")
+def _units(glove: GloveVectors, *words: str) -> list[np.ndarray]:
     missing = [w for w in words if w not in glove.index]
     if missing:
         raise KeyError(f"{missing[0]!r} is not among the {len(glove)} loaded GloVe words")
     return [glove.vectors[glove.index[w]] / max(np.linalg.norm(glove[w]), 1e-12) for w in words]
 
 
+@_checks.arguments(glove=GloveVectors, word=str, k=_checks.count)
 def nearest(glove: GloveVectors, word: str, k: int = 10) -> list[tuple[str, float]]:
     """``[(word, cosine), ...]``: the ``k`` words nearest ``word`` (itself excluded)."""
-    return _top(glove, _units(glove, k, word)[0], [word], k)
+    return _top(glove, _units(glove, word)[0], [word], k)
 
 
+@_checks.arguments(glove=GloveVectors, a=str, b=str, c=str, k=_checks.count)
 def analogy(glove: GloveVectors, a: str, b: str, c: str, k: int = 1
             ) -> list[tuple[str, float]]:
     """``a : b :: c : ?`` by 3CosAdd: the words nearest ``b - a + c`` (unit vectors), the
     query words excluded (Mikolov et al. 2013): ``analogy(g, "man", "king", "woman")``."""
-    ua, ub, uc = _units(glove, k, a, b, c)
+    ua, ub, uc = _units(glove, a, b, c)
     return _top(glove, ub - ua + uc, [a, b, c], k)
 
 
+@_checks.arguments(glove=GloveVectors, words=_checks.strings)
 def projection_2d(glove: GloveVectors, words: Sequence[str]) -> np.ndarray:
     """PCA of the vectors of ``words`` to 2-D (SVD, centred), ``(len(words), 2)``."""
-    words = _checks.token_lists([words], "words")[0]
     if len(words) < 2:
         _checks.fail("words", f"needs at least 2 words, got {words!r}")
     x = np.stack([glove[w] for w in words]).astype(np.float64)

@@ -32,6 +32,10 @@ class GloveVectors:
     vectors: np.ndarray
 
     def __post_init__(self) -> None:
+        self.words = _checks.strings(self.words, "words")
+        self.vectors = _checks.array(self.vectors, "vectors", ndim=2, kinds="iuf").astype(
+            np.float32, copy=False)
+        _checks.fail_if(len(self.vectors) != len(self.words), "vectors", "needs one row per word")
         self.index = dict(zip(self.words, range(len(self.words)), strict=True))
         if len(self.index) < len(self.words):  # a repeated word: its first row wins
             rows = sorted({w: i for i, w in reversed(list(enumerate(self.words)))}.values())
@@ -53,6 +57,8 @@ class GloveVectors:
         return self.vectors / np.linalg.norm(self.vectors, axis=1, keepdims=True).clip(1e-12)
 
 
+@_checks.arguments(path=_checks.path, vocabulary=_checks.optional(_checks.strings),
+                   max_words=_checks.optional_count, encoding=_checks.encoding)
 def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None, *,
                lowercase: bool = True, max_words: int | None = None,
                encoding: str = "utf-8") -> GloveVectors:
@@ -69,16 +75,12 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
         max_words: keep only words among the file's first ``max_words`` vectors.
         encoding: bytes that do not decode raise ``ValueError`` naming the file, the line and
             the encoding they look like."""
-    path, max_words = _checks.path(path, "path"), _checks.optional_count(max_words, "max_words")
-    if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, Iterable | None):
-        _checks.fail("vocabulary", "must be an iterable of words, e.g. a list", TypeError)
-    wanted = None if vocabulary is None else {w.lower() if lowercase else w for w in _checks
-                                              .token_lists([list(vocabulary)], "vocabulary")[0]}
+    wanted = None if vocabulary is None else {w.lower() if lowercase else w for w in vocabulary}
     if not path.is_file():
         raise FileNotFoundError(f"no GloVe text file at {path}; data.glove_path(50) gives one")
     with open(path, "rb") as f:  # mapped, not copied: arrow parses the pages in place
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
-    if codecs.lookup(encoding).name != "utf-8":  # arrow reads UTF-8
+    if encoding != "utf-8":  # arrow reads UTF-8
         data, encoding = text.decode(data[:], path, encoding).encode(), "utf-8"
     if data[:6].startswith((b"PK\3\4", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or b"\0" in data[:4096]:
         raise ValueError(f"{path} is an archive, binary (word2vec .bin?) or UTF-16, not GloVe"

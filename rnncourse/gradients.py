@@ -101,13 +101,13 @@ def set_recurrent_spectrum(layer: keras.layers.Layer, radius: float, seed: int =
 
 def largest_singular_value(matrix: np.ndarray) -> float:
     """Largest singular value ``sigma_1`` of a 2-D matrix (its spectral norm)."""
-    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
+    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf", finite=True).astype(float)
     return float(np.linalg.norm(matrix, ord=2))
 
 
 def spectral_radius(matrix: np.ndarray) -> float:
     """Largest absolute eigenvalue of a square matrix (``<= sigma_1`` always)."""
-    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf").astype(np.float64)
+    matrix = _checks.array(matrix, "matrix", ndim=2, kinds="iuf", finite=True).astype(float)
     _checks.fail_if(matrix.shape[0] != matrix.shape[1], "matrix", "must be square")
     return float(np.max(np.abs(np.linalg.eigvals(matrix))))
 
@@ -405,6 +405,8 @@ def open_gates(model: keras.Model, bias: float = 5.0) -> float:
     return float(1.0 / (1.0 + np.exp(-bias)))
 
 
+@_checks.arguments(cells=_checks.strings, seeds=lambda v, a: _checks.ids(v, a, ndim=1).tolist(),
+                   gate_bias=_checks.optional(_checks.real))
 def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int = 32,
                   seeds: Sequence[int] = (0,), wrt: str = "inputs",
                   gate_bias: float | None = None) -> dict[str, np.ndarray]:
@@ -422,7 +424,6 @@ def compare_cells(cells: Sequence[str], x: np.ndarray, y: np.ndarray, units: int
         ``{cell: (timesteps,) norms}``. Norms that underflow float32 (exactly 0) are
         floored at ``1e-38`` so the geometric mean and log plots stay finite.
     """
-    cells = _checks.token_lists([cells], "cells")[0]  # a str would be read letter by letter
     result = {}
     for cell in cells:
         logs = []
@@ -598,8 +599,10 @@ class PascanuRegularized(keras.Model):
 # ---------------------------------------------------------------------------------------
 
 def _dense(gradient) -> tf.Tensor:
-    """Dense tensor from a gradient (``IndexedSlices`` from Embedding layers are summed)."""
-    return tf.convert_to_tensor(gradient)
+    """Dense float tensor from a gradient (``IndexedSlices`` from Embedding layers are summed;
+    integers as float32, so that scaling or clipping them does not truncate)."""
+    gradient = tf.convert_to_tensor(gradient)
+    return gradient if gradient.dtype.is_floating else tf.cast(gradient, tf.float32)
 
 
 def _gradient_list(grads, argument: str) -> list:
@@ -627,10 +630,10 @@ def clip_by_global_norm(grads: Sequence, max_norm: float) -> tuple[list[tf.Tenso
     Returns:
         ``(clipped gradients, global norm before clipping)``.
     """
-    dense = [_dense(g) for g in grads]
+    dense = [None if g is None else _dense(g) for g in grads]  # None: a variable without one
     norm = global_norm(dense)
     scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
-    return [g * tf.cast(scale, g.dtype) for g in dense], norm
+    return [None if g is None else g * tf.cast(scale, g.dtype) for g in dense], norm
 
 
 @_checks.arguments(grads=_gradient_list, value=_checks.number)

@@ -180,15 +180,14 @@ class MinGRU(keras.layers.Layer):
         with ``return_state`` a list ``[output, last_state]``.
     """
 
+    @_checks.arguments(units=_checks.count, mode=MODES)  # and the two flags: bools
     def __init__(self, units: int, *, mode: str = "parallel", return_sequences: bool = False,
                  return_state: bool = False,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        self.units = _checks.count(units, "units")
-        self.mode = _checks.choice(mode, "mode", MODES)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
+        self.units, self.mode = units, mode
+        self.return_sequences, self.return_state = return_sequences, return_state
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True

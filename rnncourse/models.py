@@ -310,7 +310,7 @@ def state_char_lm(vocab_size: int, units: int = 128, embedding_dim: int = 32,
     return keras.Model([ids, h0, c0], [logits, h, c], name="state_char_lm")
 
 
-@_checks.arguments(source=keras.Model, target=keras.Model)
+@_checks.arguments(source=keras.Model, target=keras.Model, names=_checks.optional(_checks.strings))
 def copy_weights_by_name(source: keras.Model, target: keras.Model,
                          names: Sequence[str] | None = None) -> keras.Model:
     """Copy the weights of every layer of ``source`` into the same-named layer of ``target``.

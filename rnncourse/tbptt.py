@@ -178,7 +178,7 @@ def stateful_batches(inputs: np.ndarray, targets: np.ndarray, window: int,
         ``fit(..., batch_size=batch_size, shuffle=False)`` with
         ``ResetStateCallback(reset_every)`` (:func:`fit_stateful`).
     """
-    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    inputs, targets = _checks.array(inputs, "inputs"), _checks.array(targets, "targets")
     _checks.fail_if(inputs.ndim < 2 or 0 in inputs.shape[:2], "inputs", "must be (N, L, ...), no 0")
     _checks.fail_if(targets.shape[:2] != inputs.shape[:2], "targets", "must agree on (N, L)")
     n, length = inputs.shape[:2]

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,10 +57,11 @@ PADDING = ("post", "pre")
 """Where :func:`pad` puts the padding (and which end ``truncating`` cuts)."""
 
 
-TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s]")
+TOKEN = re.compile(r"n't|(?<=\w)'\w+|\w+(?=n't)|\w+(?:-\w+)*|[^\w\s\u200b-\u200d\u2060\ufeff]")
 """What :func:`tokenize` keeps: words (hyphenated ones whole), the clitics ``n't`` and
 ``'s``/``'re``/... after a word, and every other non-space character on its own, as
-GloVe's corpus was tokenised (``"don't"`` -> ``do``, ``n't``)."""
+GloVe's corpus was tokenised (``"don't"`` -> ``do``, ``n't``); invisible characters
+(zero-width spaces and joiners, a byte-order mark) are no tokens."""
 
 
 @_checks.arguments(s=str)
@@ -68,19 +70,21 @@ def tokenize(s: str, lowercase: bool = False) -> list[str]:
 
     ``tokenize("It's great, isn't it?", lowercase=True)`` ->
     ``['it', "'s", 'great', ',', 'is', "n't", 'it', '?']``. ``str.split`` would keep
-    ``great,`` and ``it?``, words no vector file has.
+    ``great,`` and ``it?``, words no vector file has. The text is put in Unicode NFC
+    first, so a decomposed ``"cafe\u0301"`` is the one word ``"café"``, as in GloVe.
     """
+    s = unicodedata.normalize("NFC", s)
     return TOKEN.findall(s.lower() if lowercase else s)
 
 
 def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str:
-    """The bytes of the text file ``path`` as ``str`` (a UTF-8 byte-order mark dropped).
+    """The bytes of the text file ``path`` as ``str`` (a byte-order mark dropped).
 
     Bytes that are not ``encoding`` raise ``ValueError`` (argument ``encoding``) naming the
     file, the line and the encoding they look like, instead of losing rows.
     """
     try:
-        return data.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
+        return data.decode(encoding).removeprefix("\ufeff")  # a BOM (utf-8, utf-16-le, ...)
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -98,7 +102,7 @@ def _decodes(data: bytes, encoding: str) -> bool:
     return True
 
 
-@_checks.arguments(path=_checks.path)
+@_checks.arguments(path=_checks.path, encoding=_checks.encoding)
 def read_labelled(path: str | os.PathLike, text_column: str | int = "text",
                   label_column: str | int = "label", encoding: str = "utf-8",
                   delimiter: str | None = None) -> tuple[list[str], list[str]]:
@@ -169,7 +173,7 @@ class Vocabulary:
             _checks.fail("words", "must be unique, from '<pad>', '<oov>': use from_tokens")
         self.words = words
         self.counts = Counter(counts or {})
-        self.lowercase = bool(lowercase)
+        self.lowercase = _checks.boolean(lowercase, "lowercase")
         self._ids = {word: i for i, word in enumerate(words)}
 
     @classmethod
@@ -213,7 +217,7 @@ class Vocabulary:
     def load(cls, path: str | os.PathLike) -> Vocabulary:
         """The vocabulary :meth:`save` wrote (same ids, counts and ``lowercase``)."""
         try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = json.loads(path.read_text(encoding="utf-8-sig"))
             return cls(saved["words"], Counter(saved["counts"]), saved["lowercase"])
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"{path} is not a vocabulary written by Vocabulary.save") from None
@@ -230,6 +234,7 @@ class Vocabulary:
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} entries, {sum(self.counts.values())} tokens counted)"
 
+    @_checks.arguments(word=str)
     def index(self, word: str) -> int:
         """Id of ``word``; unknown words give :attr:`OOV` (1)."""
         return self._ids.get(word.lower() if self.lowercase else word, self.OOV)
@@ -344,7 +349,7 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]]) -> list[str]:
 
 
 @_checks.arguments(token_lists=_checks.token_lists, tag_lists=_checks.token_lists,
-                   vocab=Vocabulary, maxlen=_checks.optional_count)
+                   vocab=Vocabulary, tag_names=_checks.strings, maxlen=_checks.optional_count)
 def encode_tagging(token_lists: Sequence[Sequence[str]], tag_lists: Sequence[Sequence[str]],
                    vocab: Vocabulary, tag_names: Sequence[str], maxlen: int | None = None,
                    truncate: bool = False, padded: bool = True):

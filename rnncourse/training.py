@@ -116,8 +116,8 @@ class LoopHistory:
         losses = _checks.array(step_losses, "step_losses", ndim=1).astype(np.float64)
         sizes = (np.ones(len(losses), dtype=int) if step_sizes is None
                  else _checks.ids(step_sizes, "step_sizes", ndim=1))
-        if len(sizes) != len(losses) or len(losses) % epochs:
-            _checks.fail("step_losses", f"{len(losses)} for {len(sizes)} sizes, {epochs} epochs")
+        if len(sizes) != len(losses) or len(losses) % epochs or not sizes.all() or not len(sizes):
+            _checks.fail("step_losses", f"{len(losses)} for {len(sizes)} sizes >0, {epochs} epochs")
         per_epoch = (losses * sizes).reshape(epochs, -1).sum(axis=1)
         return cls(step_losses=losses, step_sizes=sizes,
                    epoch_losses=per_epoch / sizes.reshape(epochs, -1).sum(axis=1),
@@ -285,7 +285,9 @@ def add_gradients(a, b):
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
         return tf.IndexedSlices(tf.concat([a.values, b.values], axis=0),
                                 tf.concat([a.indices, b.indices], axis=0), a.dense_shape)
-    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
+    a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
+    _checks.fail_if(a.shape != b.shape, "b", lambda: f"has shape {b.shape}, a has {a.shape}")
+    return a + b
 
 
 def deduplicate(g):
@@ -393,7 +395,7 @@ def masked_accuracy(y_true: np.ndarray, probabilities: np.ndarray, mask: np.ndar
     return float(correct[mask].mean())
 
 
-@_checks.arguments(batch_size=_checks.count)
+@_checks.arguments(tag_names=_checks.strings, batch_size=_checks.count)
 def predict_tags(model: keras.Model, x: np.ndarray, tag_names: Sequence[str],
                  batch_size: int = 256) -> list[list[str]]:
     """Most likely tag of every real token (id != 0), wherever the padding is.

@@ -55,6 +55,7 @@ from rnncourse import (
 from rnncourse import embeddings as M
 from rnncourse import glove as E
 from rnncourse import text as T
+from rnncourse.mingru import MinGRU
 
 config.quiet_tensorflow()
 
@@ -369,6 +370,50 @@ TEXT = [
     case("text-read-labelled-bom-and-tabs",
          lambda c: T.read_labelled(c.file("r.tsv", "\ufefftext\tlabel\n\"a, b\"\tpos\n\n")),
          ok(lambda r: r == (["a, b"], ["pos"]))),
+    # held-out probe (issue 23), by input class. Ints beyond int32/int64, 0-d arrays:
+    case("text-pad-id-beyond-int32-wraps", lambda c: T.pad([[2, 2**40]]),
+         bad(ValueError, "sequences")),
+    case("text-pad-0d-array", lambda c: T.pad(np.array(3)), bad(TypeError, "sequences")),
+    case("text-pad-maxlen-beyond-int64", lambda c: T.pad([[2]], 2**70), bad(ValueError, "maxlen")),
+    case("text-split-n-beyond-int64", lambda c: T.split_indices(2**70), bad(ValueError, "n")),
+    # flags given as strings ("no" is true) and seeds of the wrong kind:
+    case("text-tokenize-lowercase-string", lambda c: T.tokenize("A", lowercase="no"),
+         bad(TypeError, "lowercase")),
+    case("text-vocab-lowercase-string",
+         lambda c: T.Vocabulary.from_tokens([["A"]], lowercase="no"), bad(TypeError, "lowercase")),
+    case("text-vocab-load-lowercase-string", lambda c: T.Vocabulary.load(c.file(
+        "v.json", '{"words": ["<pad>", "<oov>", "A"], "counts": {}, "lowercase": "false"}')),
+         raises(ValueError, "v.json", "not a vocabulary written by Vocabulary.save")),
+    case("text-encode-tagging-truncate-string",
+         lambda c: T.encode_tagging([["a", "b"]], [["O", "O"]], VOCAB, ["O"], maxlen=1,
+                                    truncate="no"), bad(TypeError, "truncate")),
+    case("text-split-shuffle-string", lambda c: T.split_indices(10, shuffle="no"),
+         bad(TypeError, "shuffle")),
+    case("text-split-seed-negative", lambda c: T.split_indices(10, seed=-1),
+         bad(ValueError, "seed")),
+    case("text-split-seed-float", lambda c: T.split_indices(10, seed=1.5), bad(TypeError, "seed")),
+    # a string where a list of strings is expected, a number where a word is:
+    case("text-encode-tagging-tag-names-string",
+         lambda c: T.encode_tagging([["a"]], [["O"]], VOCAB, "OB"), bad(TypeError, "tag_names")),
+    case("text-index-of-a-number", lambda c: VOCAB.index(3), bad(TypeError, "word")),
+    # unicode: NFD, byte-order mark and zero-width characters inside a text:
+    case("text-tokenize-nfd", lambda c: T.tokenize("cafe\u0301 au lait"),
+         ok(lambda tokens: tokens == ["caf\u00e9", "au", "lait"])),
+    case("text-tokenize-invisible-characters", lambda c: T.tokenize("\ufeffhello\u200b world"),
+         ok(lambda tokens: tokens == ["hello", "world"])),
+    # encodings and byte-order marks of user files:
+    case("text-read-labelled-encoding-unknown",
+         lambda c: T.read_labelled(c.file("e.csv", "text,label\na,b\n"), encoding="utf-9"),
+         bad(ValueError, "encoding")),
+    case("text-read-labelled-encoding-none",
+         lambda c: T.read_labelled(c.file("e.csv", "text,label\na,b\n"), encoding=None),
+         bad(TypeError, "encoding")),
+    case("text-read-labelled-utf16-le-with-bom", lambda c: T.read_labelled(c.file(
+        "u.csv", b"\xff\xfe" + "text,label\na,b\n".encode("utf-16-le")), encoding="utf-16-le"),
+         ok(lambda r: r == (["a"], ["b"]))),
+    case("text-vocab-load-byte-order-mark", lambda c: T.Vocabulary.load(c.file(
+        "bom.json", b"\xef\xbb\xbf" + VOCAB.save(c.tmp / "plain.json").read_bytes())),
+         ok(lambda vocab: vocab.words == VOCAB.words)),
 ]
 
 
@@ -488,6 +533,36 @@ GLOVE = [
     case("glove-truncated-normal-negative-std",
          lambda c: M.truncated_normal("zorp", np.zeros(3), -np.ones(3)), bad(ValueError, "std")),
     case("glove-word-seed-of-a-number", lambda c: M.word_seed(3), bad(TypeError, "word")),
+    # held-out probe (issue 23), by input class. Flags, seeds, encodings of the wrong kind:
+    case("glove-lowercase-string", lambda c: E.read_glove(c.glove, ["The"], lowercase="no"),
+         bad(TypeError, "lowercase")),
+    case("glove-encoding-unknown", lambda c: E.read_glove(c.glove, encoding="utf-9"),
+         bad(ValueError, "encoding")),
+    case("glove-coverage-lowercase-string",
+         lambda c: M.coverage(VOCAB, E.read_glove(c.glove), lowercase="no"),
+         bad(TypeError, "lowercase")),
+    case("glove-embedding-matrix-seed-float",
+         lambda c: M.embedding_matrix(VOCAB, E.read_glove(c.glove), seed=3.0),
+         bad(TypeError, "seed")),
+    case("glove-word-seed-seed-float", lambda c: M.word_seed("a", 3.0), bad(TypeError, "seed")),
+    # NaN, and a limit the redraw loop would never meet (it hung):
+    case("glove-truncated-normal-limit-tiny",
+         lambda c: M.truncated_normal("a", [0.0], [1.0], limit=1e-12), bad(ValueError, "limit")),
+    case("glove-truncated-normal-mean-nan",
+         lambda c: M.truncated_normal("a", [np.nan], [1.0]), bad(ValueError, "mean")),
+    # a list where a word is expected, a dict where vectors are:
+    case("glove-nearest-word-list", lambda c: M.nearest(E.read_glove(c.glove), ["cat"]),
+         bad(TypeError, "word")),
+    case("glove-nearest-in-a-dict", lambda c: M.nearest({"cat": [1.0]}, "cat"),
+         bad(TypeError, "glove")),
+    # GloveVectors built by hand: lists, mismatched rows, one string of words:
+    case("glove-vectors-from-lists",
+         lambda c: E.GloveVectors(["a", "b", "a"], [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+         ok(lambda g: g.dim == 2 and g.words == ["a", "b"] and g["a"].tolist() == [1.0, 2.0])),
+    case("glove-vectors-rows-differ", lambda c: E.GloveVectors(["a", "b"], np.ones((3, 2))),
+         bad(ValueError, "vectors")),
+    case("glove-vectors-words-one-string", lambda c: E.GloveVectors("ab", np.ones((2, 2))),
+         bad(TypeError, "words")),
 ]
 
 
@@ -577,6 +652,27 @@ DATA = [
     case("data-adding-problem-numpy-ints", lambda c: data.adding_problem(np.int32(4),
                                                                           np.int64(6)),
          ok(lambda xy: xy[0].shape == (4, 6, 2))),
+    # held-out probe (issue 23): encodings and byte-order marks of the reader's own files
+    case("data-reviews-own-file-cp1252", lambda c: data.load_movie_reviews(
+        path=c.file("r.csv", "1,caf\u00e9 \u2019s\n-1,bad\n".encode("cp1252"))),
+         bad(ValueError, "encoding")),
+    case("data-ner-own-file-byte-order-mark", lambda c: data.load_tweet_ner(
+        path=c.file("n.txt", b"\xef\xbb\xbfa\tO\r\nb\tB-x\r\n")),
+         ok(lambda r: r == ([["a", "b"]], [["O", "B-x"]]))),
+    case("data-ner-own-file-utf16", lambda c: data.load_tweet_ner(
+        path=c.file("n.txt", "a\tO\n".encode("utf-16"))), bad(ValueError, "encoding")),
+    case("data-plays-own-byte-order-mark", lambda c: data.load_shakespeare(path=c.file(
+        "plays/comedies/x.md", b"\xef\xbb\xbfHello.\n").parent.parent),
+         ok(lambda text: text.startswith("Hello."))),
+    case("data-plays-markup-string",
+         lambda c: data.load_shakespeare(path=play_folder(c), markup="no"),
+         bad(TypeError, "markup")),
+    case("data-adding-problem-seed-negative", lambda c: data.adding_problem(3, 4, seed=-1),
+         bad(ValueError, "seed")),
+    case("data-sha256-path-with-home", lambda c: (c.mp.setenv("HOME", str(c.tmp)),
+                                                  c.file("f.txt", "x"),
+                                                  data.sha256_of("~/f.txt"))[2],
+         ok(lambda digest: digest == hashlib.sha256(b"x").hexdigest())),
 ]
 
 
@@ -757,6 +853,27 @@ BATCHING = [
     case("batching-per-token-labels-grouped",
          lambda c: batching.length_grouped_batches(SEQUENCES, PER_TOKEN, batch_size=2),
          ok(per_token_batches)),
+    # held-out probe (issue 23), by input class. Ragged lists and text as a mask or batch:
+    case("batching-mask-of-ragged", lambda c: batching.mask_of([[2, 0], [3]]),
+         bad(ValueError, "x")),
+    case("batching-mask-of-text", lambda c: batching.mask_of([["a", "b"]]), bad(TypeError, "x")),
+    case("batching-count-text-batch", lambda c: batching.count_padding([np.array([["a", "b"]])]),
+         bad(TypeError, "batches")),
+    # flags as strings, seeds of the wrong kind, a count beyond int64:
+    case("batching-shuffle-string", lambda c: batching.padded_dataset(SEQUENCES, [0] * 6,
+                                                                       shuffle="no"),
+         bad(TypeError, "shuffle")),
+    case("batching-seed-negative", lambda c: batching.padded_dataset(SEQUENCES, [0] * 6, seed=-1),
+         bad(ValueError, "seed")),
+    case("batching-bucketed-seed-float",
+         lambda c: batching.bucketed_dataset(SEQUENCES, [0] * 6, seed=0.5), bad(TypeError, "seed")),
+    case("batching-grouped-seed-negative",
+         lambda c: batching.length_grouped_batches(SEQUENCES, [0] * 6, seed=-1),
+         bad(ValueError, "seed")),
+    case("batching-stats-seed-float", lambda c: batching.padding_stats([1, 2, 3], 2, seed=0.5),
+         bad(TypeError, "seed")),
+    case("batching-batch-size-uint64-max", lambda c: batching.padded_dataset(
+        SEQUENCES, [0] * 6, batch_size=np.uint64(2**64 - 1)), bad(ValueError, "batch_size")),
 ]
 
 
@@ -932,6 +1049,13 @@ TBPTT = [
          bad(ValueError, "inputs")),
     case("tbptt-char-sequences-of-text", lambda c: tbptt.char_sequences("to be or not", 3),
          bad(TypeError, "ids")),
+    # held-out probe (issue 23): ragged lists as windows, a negative seed
+    case("tbptt-layout-of-ragged-lists",
+         lambda c: tbptt.stateful_batches([[1, 2], [3]], [[1, 2], [3]], 2, 1),
+         bad(ValueError, "inputs")),
+    case("tbptt-generate-seed-negative",
+         lambda c: tbptt.generate(models.char_lm(3, LM_UNITS, LM_EMB), T.char_vocabulary("abc"),
+                                  "a", 2, seed=-1), bad(ValueError, "seed")),
 ]
 
 
@@ -1017,6 +1141,28 @@ GRADIENTS = [
          lambda c: gradients.timestep_gradient_norms(regressor(), np.ones((4, 5, 2), "int32"),
                                                      np.zeros((4, 1))),
          bad(TypeError, "x")),
+    # held-out probe (issue 23), by input class. NaN and inf in a matrix:
+    case("gradients-radius-nan", lambda c: gradients.spectral_radius([[np.nan]]),
+         bad(ValueError, "matrix")),
+    case("gradients-singular-value-inf", lambda c: gradients.largest_singular_value([[np.inf]]),
+         bad(ValueError, "matrix")),
+    # None (a variable without gradient) and integer gradients:
+    case("gradients-clip-keeps-none",
+         lambda c: gradients.clip_by_global_norm([None, np.array([3.0, 4.0])], 1.0),
+         ok(lambda r: r[0][0] is None and np.allclose(r[0][1], [0.6, 0.8]) and r[1] == 5.0)),
+    case("gradients-clip-integer-gradients",
+         lambda c: gradients.clip_by_global_norm([np.array([3, 4])], 1.0),
+         ok(lambda r: np.allclose(r[0][0], [0.6, 0.8]))),
+    case("gradients-clip-value-integer-gradients",
+         lambda c: gradients.clip_by_value([np.array([-3, 1])], 1.5),
+         ok(lambda r: np.allclose(r[0], [-1.5, 1.0]))),
+    # a number where a list is expected, NaN as a bias:
+    case("gradients-compare-cells-seeds-int",
+         lambda c: gradients.compare_cells(["gru"], *tiny_regression(), seeds=0),
+         bad(ValueError, "seeds")),
+    case("gradients-compare-cells-gate-bias-nan",
+         lambda c: gradients.compare_cells(["lstm"], *tiny_regression(), gate_bias=np.nan),
+         bad(ValueError, "gate_bias")),
 ]
 
 
@@ -1172,6 +1318,18 @@ TRAINING = [
          bad(ValueError, "predicted_tags")),
     case("training-entity-type-number", lambda c: training.entity_type(3),
          bad(TypeError, "tag")),
+    # held-out probe (issue 23): shapes that broadcast, sizes that divide by zero, a string
+    case("training-add-gradients-shapes",
+         lambda c: training.add_gradients(tf.constant([1.0]), tf.constant([1.0, 2.0])),
+         bad(ValueError, "b")),
+    case("training-history-zero-sizes",
+         lambda c: training.LoopHistory.from_steps([1.0, 3.0], [0, 0]),
+         bad(ValueError, "step_losses")),
+    case("training-history-no-steps", lambda c: training.LoopHistory.from_steps([]),
+         bad(ValueError, "step_losses")),
+    case("training-predict-tags-names-string",
+         lambda c: training.predict_tags(tiny_tagger(), np.ones((2, 3), "int32"), "OBI"),
+         bad(TypeError, "tag_names")),
 ]
 
 
@@ -1225,6 +1383,21 @@ MODELS = [
     case("models-copy-weights-from-nothing",
          lambda c: models.copy_weights_by_name(None, models.char_lm(5, 4, 4)),
          bad(TypeError, "source")),
+    # held-out probe (issue 23): flags as strings, an int beyond int64, one string for a list
+    case("models-bidirectional-string",
+         lambda c: models.sequence_classifier(10, units=2, embedding_dim=2, bidirectional="no"),
+         bad(TypeError, "bidirectional")),
+    case("models-trainable-embeddings-string",
+         lambda c: models.sequence_classifier(10, units=2, embedding_dim=2,
+                                              trainable_embeddings="no"),
+         bad(TypeError, "trainable_embeddings")),
+    case("models-mingru-return-sequences-string",
+         lambda c: MinGRU(3, return_sequences="yes"), bad(TypeError, "return_sequences")),
+    case("models-vocab-size-beyond-int64", lambda c: models.sequence_classifier(2**70),
+         bad(ValueError, "vocab_size")),
+    case("models-copy-weights-names-one-string",
+         lambda c: models.copy_weights_by_name(models.char_lm(5, 3, 2), models.char_lm(5, 3, 2),
+                                               names="logits"), bad(TypeError, "names")),
 ]
 
 
@@ -1305,6 +1478,11 @@ CELLS = [
          bad(ValueError, "cell")),
     case("cells-compare-timesteps-0", lambda c: cells.compare_with_keras("lstm", timesteps=0),
          bad(ValueError, "timesteps")),
+    # held-out probe (issue 23): a flag as a string, a float seed
+    case("cells-gru-reset-after-string", lambda c: cells.GRUCell(2, reset_after="no"),
+         bad(TypeError, "reset_after")),
+    case("cells-padded-batch-seed-float", lambda c: cells.random_padded_batch(2, 3, 2, seed=1.5),
+         bad(TypeError, "seed")),
 ]
 
 
@@ -1350,6 +1528,19 @@ DISTRIBUTED = [
     case("distributed-tf-config-index-out-of-range",
          lambda c: distributed.tf_config([4001, 4002], np.int64(2)),
          bad(ValueError, "index")),
+    # held-out probe (issue 23): ports beyond TCP's, one int, a number as host, ragged ids
+    case("distributed-tf-config-port-beyond-65535",
+         lambda c: distributed.tf_config([70000], 0), bad(ValueError, "ports")),
+    case("distributed-tf-config-ports-one-int", lambda c: distributed.tf_config(4001, 0),
+         bad(ValueError, "ports")),
+    case("distributed-tf-config-host-number",
+         lambda c: distributed.tf_config([4001], 0, host=127), bad(TypeError, "host")),
+    case("distributed-free-ports-more-than-tcp", lambda c: distributed.free_ports(10**6),
+         bad(ValueError, "count")),
+    case("distributed-token-weights-ragged",
+         lambda c: distributed.global_token_weights([[2, 3], [4]]), bad(ValueError, "token_ids")),
+    case("distributed-token-weights-text",
+         lambda c: distributed.global_token_weights([["a", "b"]]), bad(TypeError, "token_ids")),
 ]
 
 
@@ -1394,6 +1585,10 @@ CONFIG = [
          ok(lambda path: path.is_dir() and "~" not in str(path))),
     case("import-rnncourse-changes-no-setting",
          lambda c: c.subprocess("import-rnncourse-changes-no-setting"), ok(no_setting_changed)),
+    # held-out probe (issue 23): a seed knob whose seeds pass NumPy's 2**32
+    case("config-seed-knob-beyond-numpy", lambda c: (c.mp.setenv("RNNCOURSE_SEED", "4294968"),
+                                                     config.set_seed())[1],
+         bad(ValueError, "RNNCOURSE_SEED")),
 ]
 
 DOCTOR = [

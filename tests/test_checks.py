@@ -111,7 +111,8 @@ def test_count_refuses_every_other_kind(value):
 
 @pytest.mark.parametrize("value, minimum, maximum, expected", [
     (0, 1, None, VALUE), (-1, 0, None, VALUE), (0, 0, None, 0), (np.int8(-5), -5, None, -5),
-    (np.uint64(2**63), 1, None, 2**63), (999, 0, 999, 999), (1000, 0, 999, VALUE),
+    (np.uint64(2**63 - 1), 1, None, 2**63 - 1), (np.uint64(2**63), 1, None, VALUE),
+    (2**70, 1, None, VALUE), (999, 0, 999, 999), (1000, 0, 999, VALUE),
     (np.array(1000), 0, 999, VALUE), (tf.constant(-1), 0, None, VALUE),
 ])
 def test_count_range(value, minimum, maximum, expected):
@@ -383,6 +384,61 @@ def test_arguments_keep_the_signature_and_refuse_unknown_names():
         _checks.arguments(nothing=_checks.count)(lambda units: units)
 
 
+@pytest.mark.parametrize("value, expected", [
+    (True, True), (False, False), (np.bool_(True), True), (np.array(False), False),
+    (tf.constant(True), True), (1, True), (np.int8(0), False),
+    ("no", TYPE), ("False", TYPE), ("", TYPE), (None, TYPE), (2, TYPE), (0.0, TYPE),
+    (np.array([True]), TYPE),
+])
+def test_boolean(value, expected):
+    check(lambda: _checks.boolean(value, "x"), expected)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("utf-8", "utf-8"), ("UTF8", "utf-8"), ("latin-1", "iso8859-1"), ("cp1252", "cp1252"),
+    ("utf-16-le", "utf-16-le"), ("utf-9", VALUE), ("", VALUE), (None, TYPE), (8, TYPE),
+    (b"utf-8", TYPE),
+])
+def test_encoding(value, expected):
+    check(lambda: _checks.encoding(value, "x"), expected)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (["a", "b"], ["a", "b"]), (("a",), ["a"]), (iter(["a"]), ["a"]), ({"a": 1}, ["a"]),
+    (np.array(["a", "b"]), ["a", "b"]), ([], []),
+    ("ab", TYPE), (b"ab", TYPE), ([b"a"], TYPE), ([1], TYPE), (3, TYPE), (None, TYPE),
+])
+def test_strings(value, expected):
+    check(lambda: _checks.strings(value, "x"), expected)
+
+
+@_checks.arguments()
+def _conventions(shuffle=True, *, seed=0, shuffle_seed=None, other=0):
+    return shuffle, seed, shuffle_seed, other
+
+
+def test_arguments_declared_by_the_signature_flags_and_seeds():
+    assert _conventions() == (True, 0, None, 0)
+    assert _conventions(np.bool_(False), seed=np.uint8(3), shuffle_seed=None, other=-5) == (
+        False, 3, None, -5)
+    assert type(_conventions(1)[0]) is bool and type(_conventions(seed=np.int64(2))[1]) is int
+    assert _conventions(seed=None)[1] is None  # None: the function's own default behaviour
+    for call, error, argument in [(lambda: _conventions("no"), TYPE, "shuffle"),
+                                  (lambda: _conventions(seed=-1), VALUE, "seed"),
+                                  (lambda: _conventions(seed=1.5), TYPE, "seed"),
+                                  (lambda: _conventions(shuffle_seed="1"), TYPE, "shuffle_seed")]:
+        check(call, error, argument=argument)
+    explicit = _checks.arguments(seed=_checks.real)(lambda seed=0: seed)
+    assert explicit(-1.5) == -1.5  # a spec given wins over the convention
+
+
+def test_sequences_refuse_a_0d_array_and_ids_beyond_int32():
+    check(lambda: _checks.sequences(np.array(3), "x"), TYPE)
+    check(lambda: _checks.sequences([[2, 2**31]], "x"), VALUE)
+    assert _checks.sequences([[2, 2**31 - 1]], "x")[0].tolist() == [2, 2**31 - 1]
+    assert _checks.sequences([[2**40]], "x", below=2**41)[0].tolist() == [2**40]
+
+
 def test_array_finite_and_iterators():
     assert _checks.array(iter([1.0, 2.0]), "x", finite=True).tolist() == [1.0, 2.0]
     assert _checks.array([1, 2], "x", finite=True).dtype.kind == "i"
@@ -395,7 +451,8 @@ def test_array_finite_and_iterators():
 def test_every_public_helper_is_tested():
     tested = {"fail", "count", "optional_count", "number", "fraction", "choice", "array",
               "ids", "sequences", "token_lists", "path", "flag", "fail_if", "arguments",
-              "optional", "natural", "at_least", "real", "share"}
+              "optional", "natural", "at_least", "real", "share", "boolean", "encoding",
+              "strings"}
     helpers = {name for name in _checks.__all__ if not name.startswith("Argument")}
     assert helpers == tested, helpers ^ tested
     assert os.path.basename(_checks.__file__) == "_checks.py"
