@@ -25,9 +25,10 @@ class Sizes:
 
     Attributes:
         seeds: training runs per contender and task (paired: run ``k`` of every contender
-            uses ``config.seed(k)``).
+            uses ``config.seed(k)``); one at the test scale, where nothing is compared.
         parameter_count: trainable parameters every contender gets (within 10 %).
-        adding_lengths: sequence lengths (lags) of the adding problem.
+        adding_lengths: sequence lengths (lags) of the adding problem, short enough for
+            two CPU cores (a recurrent layer takes its ``T`` steps one after the other).
         adding_steps: training steps (batches) of the adding problem, the same at every lag.
         plays, characters, char_length: the Shakespeare text (the first ``characters``
             characters of ``plays`` of chapter 5's plays) and its sequence length.
@@ -49,12 +50,12 @@ class Sizes:
 
 
 SIZES = {
-    "ci": Sizes(seeds=2, parameter_count=5_000, adding_lengths=(20, 100), adding_steps=300,
+    "ci": Sizes(seeds=1, parameter_count=5_000, adding_lengths=(10, 50), adding_steps=250,
                 plays=1, characters=100_000, char_length=50, char_epochs=3, tweets=800,
                 tag_epochs=8),
-    "full": Sizes(seeds=3, parameter_count=20_000, adding_lengths=(50, 200, 800),
-                  adding_steps=1_000, plays=4, characters=200_000, char_length=128,
-                  char_epochs=4, tweets=2_400, tag_epochs=10),
+    "full": Sizes(seeds=3, parameter_count=20_000, adding_lengths=(10, 50, 100),
+                  adding_steps=350, plays=4, characters=200_000, char_length=128,
+                  char_epochs=3, tweets=2_400, tag_epochs=5),
 }
 
 
