@@ -1,6 +1,6 @@
 """The chapters' experiments, apart from the library.
 
-One module per chapter (``ch00_setup`` ... ``ch07_scaling``), each with the same contract:
+One module per chapter (``ch00_setup`` ... ``ch09_rnn_or_attention``), each with the same contract:
 
 * ``Sizes``: a frozen dataclass of what the scale changes, and only that: numbers of
   examples, epochs, steps, units, timesteps, repeats and seeds (ints, or tuples of ints).
@@ -36,7 +36,8 @@ from rnncourse import config
 __all__ = ["Settings", "settings_for", "headline", "glue", "CHAPTERS"]
 
 CHAPTERS = ("ch00_setup", "ch01_gradients", "ch02_gru_lstm", "ch03_embeddings",
-            "ch04_batching", "ch05_tbptt", "ch06_training", "ch07_scaling")
+            "ch04_batching", "ch05_tbptt", "ch06_training", "ch07_scaling",
+            "ch09_rnn_or_attention")
 
 S = TypeVar("S")
 R = TypeVar("R")
