@@ -35,7 +35,8 @@ _seconds: dict[str, float] = {}
 CI_SECONDS = {"06_training_loops.ipynb": 266, "07_scaling_out.ipynb": 111,
               "03_embeddings_glove.ipynb": 95, "01_rnn_gradients.ipynb": 90,
               "02_gru_lstm.ipynb": 70, "04_variable_length_batching.ipynb": 49,
-              "05_tbptt.ipynb": 45, "08_your_project.ipynb": 14, "00_setup.ipynb": 13}
+              "05_tbptt.ipynb": 45, "08_your_project.ipynb": 14, "00_setup.ipynb": 13,
+              "09_rnn_or_attention.ipynb": 65}
 
 
 def pytest_collection_modifyitems(config, items):
