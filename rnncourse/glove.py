@@ -4,7 +4,6 @@ matrix and the vectors' geometry: :mod:`rnncourse.embeddings`."""
 
 from __future__ import annotations
 
-import codecs
 import mmap
 import os
 import re
@@ -33,8 +32,7 @@ class GloveVectors:
 
     def __post_init__(self) -> None:
         self.words = _checks.strings(self.words, "words")
-        self.vectors = _checks.array(self.vectors, "vectors", ndim=2, kinds="iuf").astype(
-            np.float32, copy=False)
+        self.vectors = np.asarray(_checks.array(self.vectors, "vectors", ndim=2, kinds="iuf"), "f4")
         _checks.fail_if(len(self.vectors) != len(self.words), "vectors", "needs one row per word")
         self.index = dict(zip(self.words, range(len(self.words)), strict=True))
         if len(self.index) < len(self.words):  # a repeated word: its first row wins
@@ -85,7 +83,7 @@ def read_glove(path: str | os.PathLike, vocabulary: Iterable[str] | None = None,
     if data[:6].startswith((b"PK\3\4", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or b"\0" in data[:4096]:
         raise ValueError(f"{path} is an archive, binary (word2vec .bin?) or UTF-16, not GloVe"
                          " text: extract it (unzip glove.6B.zip), convert it or set encoding=")
-    start = len(codecs.BOM_UTF8) if data[:3] == codecs.BOM_UTF8 else 0
+    start = 3 if data[:3] == b"\xef\xbb\xbf" else 0  # a UTF-8 byte-order mark
     header = int(re.match(rb"\d+ \d+\s*$", data[start:start + 99], re.M) is not None)
     first = next((x for x in data[start:start + 65536].splitlines()[header:] if x.strip()), b"")
     if not first:

@@ -159,3 +159,14 @@ def test_rows_equal_gensims(real_path):
     glove = E.read_glove(real_path, max_words=30_000, lowercase=False)
     assert glove.words == keyed.index_to_key
     np.testing.assert_array_equal(glove.vectors, keyed.vectors)
+
+
+def test_the_reader_stays_small():
+    """The GloVe reader is at most 150 lines (issue 23); a cache or a second parser would
+    break it, and the benchmark (benchmarks/glove_loading.py) is the reason to add one."""
+    from pathlib import Path
+
+    import rnncourse.glove
+
+    lines = Path(rnncourse.glove.__file__).read_text(encoding="utf-8").count("\n")
+    assert lines <= 150, f"rnncourse/glove.py has {lines} lines"
