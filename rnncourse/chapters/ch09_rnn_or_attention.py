@@ -140,8 +140,7 @@ def tag_task(setup: Settings[Sizes, Recipe] | None = None) -> TagTask:
     tokens, tags = (part[:s.tweets] for part in data.load_tweet_ner())
     train, val = text.split_indices(len(tokens), s.validation_fraction, seed=config.seed(0))
     vocab = text.Vocabulary.from_tokens([tokens[i] for i in train])
-    vectors = glove.read_glove(data.glove_path(s.glove_dim),
-                               vocabulary={w.lower() for w in vocab.words})
+    vectors = glove.read_glove(data.glove_path(s.glove_dim), vocabulary=vocab.words)
     matrix, _ = embeddings.embedding_matrix(vocab, vectors, seed=config.seed(0))
     tag_names = text.tag_vocabulary(tags)
     x, y = text.encode_tagging(tokens, tags, vocab, tag_names)
