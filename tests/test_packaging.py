@@ -189,50 +189,102 @@ def test_workflows_match_the_github_schema():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-TINY_NOTEBOOK = {
-    "cells": [
-        {"cell_type": "markdown", "id": "title", "metadata": {}, "source": ["# Tiny\n"]},
-        {"cell_type": "code", "execution_count": None, "id": "value", "metadata": {},
-         "outputs": [], "source": ["import tinypkg\n", "print('value', tinypkg.VALUE)"]},
-    ],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
-}
+def tiny_notebook(name: str) -> dict:
+    """A page that prints the tiny package's value and when its kernel ran (start, end)."""
+    source = ["import time\n", "import tinypkg\n", "start = time.time()\n",
+              "time.sleep(3)  # long enough for the other page's kernel to start\n",
+              f"print('{name} value', tinypkg.VALUE, 'ran', start, time.time())"]
+    return {
+        "cells": [
+            {"cell_type": "markdown", "id": "title", "metadata": {}, "source": [f"# {name}\n"]},
+            {"cell_type": "code", "execution_count": None, "id": "value", "metadata": {},
+             "outputs": [], "source": source},
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                    "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
 
 
 @pytest.mark.slow
 def test_book_reexecutes_after_a_package_change(tmp_path):
-    """`make book` on a one-page book whose notebook prints a value from a tiny package:
-    after the package changes (the notebook does not), the page shows the new value."""
+    """`make book` on a two-page book whose notebooks print a value from a tiny package:
+    after the package changes (the notebooks do not), the pages show the new value. The
+    book's extension book/_ext/parallel_execution.py runs the two notebooks at once (their
+    kernels' run times overlap) and myst-nb then takes both from the cache."""
     if not (ROOT / ".venv" / "bin" / "jupyter-book").exists():
         pytest.skip("no .venv with jupyter-book: run `make venv` first")
     book = tmp_path / "book"
     (book / "tinypkg").mkdir(parents=True)
     (book / "_config.yml").write_text(
-        "title: Tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n")
-    (book / "_toc.yml").write_text("format: jb-book\nroot: page\nchapters:\n- file: times\n")
+        "title: Tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n"
+        f"sphinx:\n  local_extensions:\n    parallel_execution: {ROOT / 'book' / '_ext'}\n")
+    (book / "_toc.yml").write_text(
+        "format: jb-book\nroot: page\nchapters:\n- file: other\n- file: times\n")
     (book / "times.md").write_text("# Times\n\n```{nb-exec-table}\n```\n")
-    (book / "page.ipynb").write_text(json.dumps(TINY_NOTEBOOK))
+    for name in ("page", "other"):
+        (book / f"{name}.ipynb").write_text(json.dumps(tiny_notebook(name)))
     module = book / "tinypkg" / "__init__.py"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
 
-    def build(value: int) -> str:
+    def build(value: int) -> dict[str, str]:
         module.write_text(f"VALUE = {value}\n")
         done = subprocess.run(
             ["make", "--no-print-directory", "-o", "data", "book", f"BOOK_DIR={book}",
-             f"PACKAGE={book / 'tinypkg'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-            timeout=600)
-        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-        return (book / "_build" / "html" / "page.html").read_text()
+             f"PACKAGE={book / 'tinypkg'}", "WORKERS=2"], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=600)
+        log = done.stdout + done.stderr
+        assert done.returncode == 0, log[-3000:]
+        assert "executing 2 notebooks, 2 at a time" in log, log[-3000:]
+        assert "Executing notebook" not in log, "myst-nb executed a notebook itself"
+        return {name: (book / "_build" / "html" / f"{name}.html").read_text()
+                for name in ("page", "other")}
 
-    assert "value 1" in build(1)
-    assert "value 2" in build(2), "the page still shows the old package's output"
-    # the execution table (the intro's full-scale run times) lists the page with a run time
+    assert all(f"{name} value 1" in html for name, html in build(1).items())
+    pages = build(2)
+    assert all(f"{name} value 2" in html for name, html in pages.items()), \
+        "a page still shows the old package's output"
+    (s1, e1), (s2, e2) = (map(float, re.search(rf"{name} value 2 ran (\S+) (\S+)",
+                                               pages[name]).groups()) for name in ("page", "other"))
+    assert max(s1, s2) < min(e1, e2), "the two notebooks did not run at the same time"
+    seconds = json.loads((book / "_build" / "execution-seconds.json").read_text())
+    assert set(seconds) == {"page.ipynb", "other.ipynb"}
+    assert all(v >= 3 for v in seconds.values()), seconds
+    # the execution table (the intro's full-scale run times) lists the pages with a run time
     times = (book / "_build" / "html" / "times.html").read_text()
     body = re.search(r"<tbody>(.*?)</tbody>", times, re.S)
     assert body and 'href="page.html"' in body.group(1), times[-3000:]
-    assert re.search(r"<p>\d+(\.\d+)?</p>", body.group(1)), body.group(1)
+    assert 'href="other.html"' in body.group(1), times[-3000:]
+    assert len(re.findall(r"<p>\d+(\.\d+)?</p>", body.group(1))) >= 2, body.group(1)
+
+
+@pytest.mark.slow
+def test_book_stops_at_a_failing_notebook(tmp_path):
+    """A notebook that raises, run by the parallel execution: `make book` fails and names the
+    notebook and the error; nothing is cached for it, so the next build runs it again."""
+    if not (ROOT / ".venv" / "bin" / "jupyter-book").exists():
+        pytest.skip("no .venv with jupyter-book: run `make venv` first")
+    book = tmp_path / "book"
+    (book / "tinypkg").mkdir(parents=True)
+    (book / "tinypkg" / "__init__.py").write_text("VALUE = 1\n")
+    (book / "_config.yml").write_text(
+        "title: Tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n"
+        f"sphinx:\n  local_extensions:\n    parallel_execution: {ROOT / 'book' / '_ext'}\n")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: page\nchapters:\n- file: broken\n")
+    (book / "page.ipynb").write_text(json.dumps(tiny_notebook("page")))
+    broken = tiny_notebook("broken")
+    broken["cells"][1]["source"] = ["raise ValueError('the broken page')"]
+    (book / "broken.ipynb").write_text(json.dumps(broken))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-o", "data", "book", f"BOOK_DIR={book}",
+         f"PACKAGE={book / 'tinypkg'}", "WORKERS=2"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode != 0, log[-3000:]
+    assert "broken.ipynb" in log and "ValueError: the broken page" in log, log[-3000:]
+    seconds = json.loads((book / "_build" / "execution-seconds.json").read_text())
+    assert set(seconds) == {"page.ipynb"}, seconds
 
 
 def test_the_version_has_one_home():

@@ -56,8 +56,8 @@ SIZES = {
     "ci": Sizes(timesteps=20, train_examples=3000, test_examples=1000, epochs=20, units=32,
                 eval_steps=10, probe_examples=256, overfit_epochs=5, overfit_repeats=3,
                 overfit_units=32),
-    "full": Sizes(timesteps=100, train_examples=10_000, test_examples=2000, epochs=24,
-                  units=64, eval_steps=25, probe_examples=256, overfit_epochs=10, overfit_repeats=5,
+    "full": Sizes(timesteps=100, train_examples=10_000, test_examples=1000, epochs=24,
+                  units=64, eval_steps=50, probe_examples=256, overfit_epochs=10, overfit_repeats=4,
                   overfit_units=32),
 }
 

@@ -35,7 +35,7 @@ class Sizes:
 
 
 SIZES = {"ci": Sizes(epochs=4, repeats=3, glove_words=100_000),
-         "full": Sizes(epochs=10, repeats=5, glove_words=400_000)}
+         "full": Sizes(epochs=8, repeats=4, glove_words=400_000)}
 
 
 @dataclass(frozen=True)

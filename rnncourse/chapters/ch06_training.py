@@ -40,8 +40,8 @@ class Sizes:
 SIZES = {
     "ci": Sizes(loop_examples=40, loop_epochs=2, tagger_tweets=1000, tagger_epochs=8,
                 units=32, repeats=3),
-    "full": Sizes(loop_examples=100, loop_epochs=3, tagger_tweets=2394, tagger_epochs=40,
-                  units=64, repeats=5),
+    "full": Sizes(loop_examples=60, loop_epochs=3, tagger_tweets=2394, tagger_epochs=40,
+                  units=32, repeats=3),
 }
 
 

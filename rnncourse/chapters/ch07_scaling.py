@@ -41,7 +41,7 @@ class Sizes:
 
 
 SIZES = {"ci": Sizes(tweets=200, epochs=2, units=8),
-         "full": Sizes(tweets=2394, epochs=4, units=32)}
+         "full": Sizes(tweets=1200, epochs=4, units=32)}
 
 
 @dataclass(frozen=True)

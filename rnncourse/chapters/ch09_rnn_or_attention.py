@@ -53,7 +53,7 @@ SIZES = {
     "ci": Sizes(seeds=1, parameter_count=5_000, adding_lengths=(10, 50), adding_steps=250,
                 plays=1, characters=100_000, char_length=50, char_epochs=3, tweets=800,
                 tag_epochs=5),
-    "full": Sizes(seeds=3, parameter_count=20_000, adding_lengths=(10, 50, 100),
+    "full": Sizes(seeds=3, parameter_count=20_000, adding_lengths=(10, 50),
                   adding_steps=350, plays=4, characters=200_000, char_length=128,
                   char_epochs=3, tweets=2_400, tag_epochs=5),
 }
