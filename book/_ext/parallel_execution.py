@@ -10,9 +10,9 @@ those run times. The execution itself is myst-nb's: jupyter-cache's ``single_nb_
 in the notebook's folder, with the book's timeout and error rule.
 
 "Longest first" uses the seconds this extension wrote at the last build
-(``<build>/../execution-seconds.json``, kept when the cache is cleared), else the CI-scale
-seconds of ``RNNCOURSE_NOTEBOOK_TIMES``, else the order of the table of contents. A notebook
-that fails stops the build with its traceback.
+(``<build>/../execution-seconds.json``, kept when the cache is cleared), else
+:data:`TYPICAL_SECONDS`, else the order of the table of contents. A notebook that fails
+stops the build with its traceback.
 """
 
 import json
@@ -27,6 +27,13 @@ from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
+# Full-scale seconds per notebook, two at a time on two cores (a clean clone's `make book`,
+# 2026-12-03): only the order of the first build on a machine; later builds use their own.
+TYPICAL_SECONDS = {"06_training_loops.ipynb": 460, "09_rnn_or_attention.ipynb": 330,
+                   "02_gru_lstm.ipynb": 280, "05_tbptt.ipynb": 190,
+                   "03_embeddings_glove.ipynb": 170, "01_rnn_gradients.ipynb": 160,
+                   "07_scaling_out.ipynb": 110, "04_variable_length_batching.ipynb": 60,
+                   "08_your_project.ipynb": 13, "00_setup.ipynb": 12}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of IPython's tracebacks
 
 
@@ -92,8 +99,8 @@ def _execute_uncached(app, env, docnames):
     if workers < 2:  # nothing to gain: myst-nb executes it as it reads
         return
     record_path = Path(config.execution_cache_path).parent / "execution-seconds.json"
-    own, ci = _seconds(record_path), _seconds(os.environ.get("RNNCOURSE_NOTEBOOK_TIMES"))
-    pending.sort(key=lambda p: -own.get(p.name, ci.get(p.name, 0.0)))  # stable: else toc order
+    own = _seconds(record_path)
+    pending.sort(key=lambda p: -own.get(p.name, TYPICAL_SECONDS.get(p.name, 0.0)))  # stable
     logger.info(f"executing {len(pending)} notebooks, {workers} at a time, longest first")
     start, failures, measured = time.monotonic(), [], {}
     spawn = multiprocessing.get_context("spawn")  # no copy of Sphinx's state in the workers
