@@ -54,6 +54,18 @@ def _execute(path, in_temp, timeout, allow_errors):
     return result.nb, result.time, result.exc_string if result.err else None
 
 
+def _die_with_the_build():
+    """Worker start-up, on Linux: the worker is killed when the build process dies (a build
+    stopped with SIGTERM or SIGKILL leaves no worker running; its kernel exits with it)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: Ctrl-C still reaches every process
+        pass
+
+
 def _workers():
     value = os.environ.get("RNNCOURSE_BOOK_WORKERS", "").strip()
     if not value:
@@ -104,7 +116,8 @@ def _execute_uncached(app, env, docnames):
     logger.info(f"executing {len(pending)} notebooks, {workers} at a time, longest first")
     start, failures, measured = time.monotonic(), [], {}
     spawn = multiprocessing.get_context("spawn")  # no copy of Sphinx's state in the workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn,
+                             initializer=_die_with_the_build) as pool:
         futures = {pool.submit(_execute, str(p), config.execution_in_temp,
                                config.execution_timeout, config.execution_allow_errors): p
                    for p in pending}
