@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -259,32 +260,39 @@ def test_book_reexecutes_after_a_package_change(tmp_path):
 
 
 @pytest.mark.slow
-def test_book_stops_at_a_failing_notebook(tmp_path):
-    """A notebook that raises, run by the parallel execution: `make book` fails and names the
-    notebook and the error; nothing is cached for it, so the next build runs it again."""
-    if not (ROOT / ".venv" / "bin" / "jupyter-book").exists():
-        pytest.skip("no .venv with jupyter-book: run `make venv` first")
-    book = tmp_path / "book"
-    (book / "tinypkg").mkdir(parents=True)
-    (book / "tinypkg" / "__init__.py").write_text("VALUE = 1\n")
-    (book / "_config.yml").write_text(
-        "title: Tiny\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n"
-        f"sphinx:\n  local_extensions:\n    parallel_execution: {ROOT / 'book' / '_ext'}\n")
-    (book / "_toc.yml").write_text("format: jb-book\nroot: page\nchapters:\n- file: broken\n")
-    (book / "page.ipynb").write_text(json.dumps(tiny_notebook("page")))
+def test_a_failing_notebook_stops_the_build_and_is_not_cached(tmp_path, monkeypatch):
+    """The parallel execution (book/_ext/parallel_execution.py), called as Sphinx calls it,
+    on a good and a broken notebook: both run; the good one is cached with its run time, and
+    the error names the broken notebook and its exception (nothing cached for it)."""
+    monkeypatch.syspath_prepend(str(ROOT / "book" / "_ext"))
+    import nbformat
+    import parallel_execution
+    from jupyter_cache import get_cache
+    from sphinx.errors import ExtensionError
+
     broken = tiny_notebook("broken")
     broken["cells"][1]["source"] = ["raise ValueError('the broken page')"]
-    (book / "broken.ipynb").write_text(json.dumps(broken))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-o", "data", "book", f"BOOK_DIR={book}",
-         f"PACKAGE={book / 'tinypkg'}", "WORKERS=2"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=600)
-    log = done.stdout + done.stderr
-    assert done.returncode != 0, log[-3000:]
-    assert "broken.ipynb" in log and "ValueError: the broken page" in log, log[-3000:]
-    seconds = json.loads((book / "_build" / "execution-seconds.json").read_text())
-    assert set(seconds) == {"page.ipynb"}, seconds
+    for name, notebook in (("page", tiny_notebook("page")), ("broken", broken)):
+        (tmp_path / f"{name}.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "tinypkg").mkdir()
+    (tmp_path / "tinypkg" / "__init__.py").write_text("VALUE = 1\n")
+    cache_dir = tmp_path / "_build" / ".jupyter_cache"
+    config = types.SimpleNamespace(execution_mode="cache", execution_cache_path=str(cache_dir),
+                                   execution_in_temp=False, execution_timeout=120,
+                                   execution_allow_errors=False)
+    env = types.SimpleNamespace(mystnb_config=config,
+                                doc2path=lambda docname: str(tmp_path / f"{docname}.ipynb"))
+    monkeypatch.setenv("RNNCOURSE_BOOK_WORKERS", "2")
+    with pytest.raises(ExtensionError) as error:
+        parallel_execution._execute_uncached(None, env, ["page", "broken"])
+    assert "broken.ipynb" in str(error.value) and "ValueError: the broken page" in str(
+        error.value), str(error.value)[-2000:]
+    cache = get_cache(str(cache_dir))
+    cache.match_cache_notebook(nbformat.read(tmp_path / "page.ipynb", as_version=4))
+    with pytest.raises(KeyError):
+        cache.match_cache_notebook(nbformat.read(tmp_path / "broken.ipynb", as_version=4))
+    seconds = json.loads((tmp_path / "_build" / "execution-seconds.json").read_text())
+    assert set(seconds) == {"page.ipynb"} and seconds["page.ipynb"] >= 3, seconds
 
 
 def test_the_version_has_one_home():
