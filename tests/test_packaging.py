@@ -151,6 +151,16 @@ def test_every_chapter_is_registered():
         row = re.search(rf"^\| {{doc}}`{path.stem}` \|.*\| {{{{ nb_time_{path.stem[:2]} }}}} \|$",
                         intro, re.M)
         assert row, f"book/intro.md has no table row for {path.stem} with its run time"
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from parallel_execution import TYPICAL_SECONDS
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+    ci_seconds = re.search(r"^CI_SECONDS = \{(.*?)\}", (ROOT / "conftest.py").read_text(),
+                           re.M | re.S).group(1)
+    for path in notebooks:  # the longest-first orders of `make notebooks` and `make book`
+        assert path.name in TYPICAL_SECONDS, f"{path.name} is not in TYPICAL_SECONDS"
+        assert f'"{path.name}"' in ci_seconds, f"{path.name} is not in conftest.CI_SECONDS"
     numbers = {p.name[:2] for p in notebooks}
     for name in chapters.CHAPTERS:
         assert re.fullmatch(r"ch\d\d_\w+", name), name
