@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--jobs", type=int, default=1, help="notebook runs at a time")
+    parser.add_argument("--headlines", type=Path,
+                        help="also write every run's headline numbers here (JSON lines)")
     parser.add_argument("notebooks", nargs="*", type=Path,
                         default=sorted((ROOT / "book").glob("*.ipynb")))
     args = parser.parse_args(argv)
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             list(pool.map(one, runs))
         records = [json.loads(line) for line in headlines.read_text().splitlines() if line]
+        if args.headlines:
+            args.headlines.write_text(headlines.read_text())
     names = list(dict.fromkeys(n.name for n in args.notebooks))
     print(f"\nscale {args.scale}: notebook x RNNCOURSE_SEED (pass/FAIL, seconds)")
     print(f"{'notebook':<36}" + "".join(f"{s:>12}" for s in args.seeds))
