@@ -63,7 +63,7 @@ SIZES = {
     "ci": Sizes(plays=1, characters=60_000, sequence_length=200, units=128, epochs=4,
                 sample_characters=80, memory_lengths=(50, 100, 200), memory_units=64,
                 memory_sequences=16),
-    "full": Sizes(plays=4, characters=200_000, sequence_length=400, units=192, epochs=6,
+    "full": Sizes(plays=4, characters=300_000, sequence_length=400, units=192, epochs=4,
                   sample_characters=400, memory_lengths=(200, 500, 1000),
                   memory_units=128, memory_sequences=32),
 }
