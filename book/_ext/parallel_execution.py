@@ -29,10 +29,10 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 # Full-scale seconds per notebook, two at a time on two cores (a clean clone's `make book`,
 # 2026-12-03): only the order of the first build on a machine; later builds use their own.
-TYPICAL_SECONDS = {"06_training_loops.ipynb": 460, "09_rnn_or_attention.ipynb": 330,
-                   "02_gru_lstm.ipynb": 280, "05_tbptt.ipynb": 190,
-                   "03_embeddings_glove.ipynb": 170, "01_rnn_gradients.ipynb": 160,
-                   "07_scaling_out.ipynb": 110, "04_variable_length_batching.ipynb": 60,
+TYPICAL_SECONDS = {"06_training_loops.ipynb": 427, "09_rnn_or_attention.ipynb": 347,
+                   "02_gru_lstm.ipynb": 255, "03_embeddings_glove.ipynb": 163,
+                   "01_rnn_gradients.ipynb": 149, "07_scaling_out.ipynb": 126,
+                   "05_tbptt.ipynb": 120, "04_variable_length_batching.ipynb": 65,
                    "08_your_project.ipynb": 13, "00_setup.ipynb": 12}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of IPython's tracebacks
 
