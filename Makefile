@@ -67,13 +67,14 @@ lint: $(STAMP)
 
 # Tests run in WORKERS processes (pytest-xdist, from the test extra; WORKERS=0 or no xdist: one),
 # a file at a time (--dist loadfile): a notebook's cells share one kernel, and a test
-# module's module-scoped fixtures (trained models, worker runs) are computed once.
+# module's module-scoped fixtures (trained models, worker runs) are computed once. The unit
+# phase ends with its 15 slowest tests: where its time goes.
 WORKERS ?= 2
 XDIST = $(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo "-n $(WORKERS)")
 
 unit: data
 	RNNCOURSE_SCALE=ci RNNCOURSE_PROGRESS=0 $(BIN)/python -m pytest tests --ignore=tests/site \
-		$(XDIST) $(if $(XDIST),--dist loadfile)
+		$(XDIST) $(if $(XDIST),--dist loadfile) --durations=15
 
 # nbval runs every notebook at CI scale; the root conftest.py keeps the executed copies and
 # writes each notebook's seconds to _build/notebook-times.json (the intro's table shows them)
