@@ -54,8 +54,8 @@ SIZES = {
     "ci": Sizes(timesteps=100, units=32, probe_examples=32, weight_seeds=5,
                 train_examples=512, train_timesteps=50, train_epochs=8,
                 review_sentences=640, review_epochs=2),
-    "full": Sizes(timesteps=100, units=32, probe_examples=32, weight_seeds=6,
-                  train_examples=2048, train_timesteps=50, train_epochs=12,
+    "full": Sizes(timesteps=100, units=32, probe_examples=32, weight_seeds=10,
+                  train_examples=512, train_timesteps=50, train_epochs=8,
                   review_sentences=4000, review_epochs=4),
 }
 
