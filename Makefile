@@ -22,10 +22,10 @@ HASH := $(shell command -v sha256sum >/dev/null && echo sha256sum || echo "shasu
 SOURCES_HASH = $(shell find $(PACKAGE) -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort \
 	| xargs $(HASH) | $(HASH) | cut -c1-16)
 # Seconds per notebook of the last `make notebooks`, shown in the intro's table.
-# The notebooks that need executing run WORKERS at a time, longest first, before Sphinx reads
-# them (book/_ext/parallel_execution.py); myst-nb then takes them from the cache.
 TIMES := $(CURDIR)/_build/notebook-times.json
 
+# The notebooks that need executing run WORKERS at a time, longest first, before Sphinx reads
+# them (book/_ext/parallel_execution.py); myst-nb then takes them from the cache.
 book: data fresh-cache
 	RNNCOURSE_NOTEBOOK_TIMES=$(TIMES) RNNCOURSE_BOOK_WORKERS=$(WORKERS) $(BIN)/jupyter-book build $(BOOK_DIR) -W -n --keep-going
 	@echo "Website: $(BOOK_OUT)/html/index.html"

@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             list(pool.map(one, runs))
-        records = [json.loads(line) for line in headlines.read_text().splitlines() if line]
+        recorded = headlines.read_text()
+        records = [json.loads(line) for line in recorded.splitlines() if line]
         if args.headlines:
-            args.headlines.write_text(headlines.read_text())
+            args.headlines.write_text(recorded)
     names = list(dict.fromkeys(n.name for n in args.notebooks))
     print(f"\nscale {args.scale}: notebook x RNNCOURSE_SEED (pass/FAIL, seconds)")
     print(f"{'notebook':<36}" + "".join(f"{s:>12}" for s in args.seeds))

@@ -140,7 +140,7 @@ def test_install_cells_pin_the_package_version():
             f"{rnncourse.__version__}; run `python tests/test_packaging.py`")
 
 
-def test_every_chapter_is_registered():
+def test_every_chapter_is_registered(monkeypatch):
     """The places CONTRIBUTING.md lists: each numbered notebook has a row in the intro's
     table with its run time, and each chapter module in CHAPTERS has its notebook."""
     from rnncourse import chapters
@@ -151,11 +151,9 @@ def test_every_chapter_is_registered():
         row = re.search(rf"^\| {{doc}}`{path.stem}` \|.*\| {{{{ nb_time_{path.stem[:2]} }}}} \|$",
                         intro, re.M)
         assert row, f"book/intro.md has no table row for {path.stem} with its run time"
-    sys.path.insert(0, str(ROOT / "book" / "_ext"))
-    try:
-        from parallel_execution import TYPICAL_SECONDS
-    finally:
-        sys.path.remove(str(ROOT / "book" / "_ext"))
+    monkeypatch.syspath_prepend(str(ROOT / "book" / "_ext"))
+    from parallel_execution import TYPICAL_SECONDS
+
     ci_seconds = re.search(r"^CI_SECONDS = \{(.*?)\}", (ROOT / "conftest.py").read_text(),
                            re.M | re.S).group(1)
     for path in notebooks:  # the longest-first orders of `make notebooks` and `make book`

@@ -41,16 +41,18 @@ def _execute(path, in_temp, timeout, allow_errors):
     """Run one notebook (in a worker process), in its folder or, like myst-nb with
     ``execution_in_temp``, in an empty temporary one. Returns (executed notebook, seconds,
     traceback or None)."""
+    import contextlib
     import tempfile
 
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
     notebook = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory() as temp:
-        result = single_nb_execution(notebook, cwd=temp if in_temp else str(Path(path).parent),
-                                     timeout=timeout, allow_errors=allow_errors,
-                                     meta_override=True)
+    folder = tempfile.TemporaryDirectory() if in_temp else contextlib.nullcontext(
+        str(Path(path).parent))
+    with folder as cwd:
+        result = single_nb_execution(notebook, cwd=cwd, timeout=timeout,
+                                     allow_errors=allow_errors, meta_override=True)
     return result.nb, result.time, result.exc_string if result.err else None
 
 
@@ -76,17 +78,13 @@ def _workers():
 
 
 def _seconds(path):
-    """Notebook file name -> seconds of an earlier run, from a JSON record ({} without one)."""
+    """Notebook file name -> seconds, as the last build wrote them ({} without a record)."""
     try:
-        records = json.loads(Path(path).read_text()) if path else {}
+        records = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
-    seconds = {}
-    for name, record in records.items() if isinstance(records, dict) else ():
-        value = record.get("seconds") if isinstance(record, dict) else record
-        if isinstance(value, (int, float)):
-            seconds[name] = float(value)
-    return seconds
+    return {k: float(v) for k, v in records.items() if isinstance(v, (int, float))} \
+        if isinstance(records, dict) else {}
 
 
 def _execute_uncached(app, env, docnames):
