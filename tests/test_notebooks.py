@@ -7,6 +7,8 @@
 * the page shows at least two library objects it teaches, included from the package source;
 * every figure has a caption and alt text of its own (none repeated in the book, alt text not
   a copy of the caption), so a reader of the page or of a screen reader can tell them apart;
+* a temporary folder the page makes is removed on the page (test runners kill kernels, so
+  exit handlers do not run);
 * no placeholder text (``BENCHMARK_PARAGRAPH``, ``TODO``) in a notebook's prose or a book page;
 * the page shows the recipe: no chapter module (``rnncourse/chapters/*.py``) trains a model
   itself (``.fit(``, ``.compile(``, ``GradientTape``, ``.apply_gradients(``,
@@ -62,6 +64,18 @@ def test_no_literal_seed(path):
         if cell["cell_type"] == "code":
             found = re.findall(r"set_seed\(\s*\d+|seed\s*=\s*\d+", source(cell))
             assert not found, f"{path.name}: literal seed {found}; use config.set_seed() / seed(k)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_temporary_folders_are_removed_on_the_page(path):
+    # nbval stops its kernels by force (``shutdown_kernel(now=True)``), so no exit handler
+    # runs: a TemporaryDirectory the page does not clean up stays in /tmp after every test run
+    code = "\n".join(source(c) for c in cells(path) if c["cell_type"] == "code")
+    made = re.findall(r"^(\w+)\s*=\s*tempfile\.TemporaryDirectory\(", code, re.MULTILINE)
+    loose = re.findall(r"tempfile\.mkdtemp\((?![^)]*\bdir=)[^)]*\)", code)
+    assert not loose, f"{path.name}: mkdtemp outside a folder the page removes: {loose}"
+    kept = [name for name in made if f"{name}.cleanup()" not in code]
+    assert not kept, f"{path.name}: temporary folders never removed on the page: {kept}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
