@@ -13,12 +13,22 @@ in the notebook's folder, with the book's timeout and error rule.
 (``<build>/../execution-seconds.json``, kept when the cache is cleared), else
 :data:`TYPICAL_SECONDS`, else the order of the table of contents. A notebook that fails
 stops the build with its traceback.
+
+Why not jupyter-cache's own ``local-parallel`` executor (jupyter-cache 1.0.1,
+``executors/basic.py``)? It takes ``multiprocessing.Pool()``, one process per core with no
+way to set fewer, and hands out notebooks with ``pool.map`` in chunks (two notebooks per
+chunk for ten notebooks on two cores), so the two longest can land on one worker. A failing
+notebook only gets its traceback stored, and myst-nb then runs it again, alone, while
+reading. Nothing in it ends its worker processes when the build is killed (here
+:func:`_die_with_the_build` does).
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
 import re
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -41,9 +51,6 @@ def _execute(path, in_temp, timeout, allow_errors):
     """Run one notebook (in a worker process), in its folder or, like myst-nb with
     ``execution_in_temp``, in an empty temporary one. Returns (executed notebook, seconds,
     traceback or None)."""
-    import contextlib
-    import tempfile
-
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
